@@ -1,0 +1,181 @@
+"""Structured configs: the typed schema behind conf/*.yaml.
+
+Hydra checks every override against these dataclasses, so a typo (``train.lrr=0.1``) or a wrong type
+(``train.epochs=ten``) fails with the full key before any work starts. Ranges and choices that types cannot
+express are checked by :func:`insseg.config.validate.validate_config`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import OmegaConf
+
+
+@dataclass
+class PathsConfig:
+    root_dir: str = "."
+    data_dir: str = "${paths.root_dir}/data"
+    models_dir: str = "${paths.root_dir}/models"
+    log_dir: str = "${paths.root_dir}/outputs"
+    cache_dir: str = "${paths.root_dir}/outputs/cache"
+    # Filled from Hydra's run dir at start-up; every artefact of a run goes below it.
+    output_dir: str = "${hydra:runtime.output_dir}"
+
+
+@dataclass
+class SyntheticConfig:
+    """How ``data=synthetic`` generates its dataset when the root does not exist yet."""
+
+    num_images: int = 24
+    height: int = 160
+    width: int = 224
+    max_objects: int = 3
+    seed: int = 0
+
+
+@dataclass
+class DataConfig:
+    name: str = "synthetic"  # pennfudan | voc | synthetic
+    # Which reader: pennfudan (PNGImages/ + PedMasks/) or voc (VOC2012 layout).
+    layout: str = "pennfudan"
+    root: str = "${paths.data_dir}/synthetic"
+    # Missing root: download (pennfudan), generate (synthetic) or fail with instructions (voc).
+    download: bool = True
+    url: Optional[str] = None
+    sha256: Optional[str] = None
+    # PennFudanPed has no official split: a seeded permutation holds out ``num_test`` images.
+    num_test: int = 50
+    split_seed: int = 0
+    # VOC: ImageSets/Segmentation/<name>.txt
+    train_split: str = "train"
+    eval_split: str = "val"
+    # Caps for quick runs (experiment=smoke); null = all images.
+    max_train_images: Optional[int] = None
+    max_eval_images: Optional[int] = None
+    num_workers: int = 2
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+
+
+@dataclass
+class ModelConfig:
+    name: str = "maskrcnn"  # maskrcnn | refinemask
+    # DEFAULT: pretrained COCO weights from the torch cache; null: random init; or a path to a checkpoint.
+    weights: Optional[str] = "DEFAULT"
+    # Backbone ImageNet weights when model.weights is null: DEFAULT | null.
+    backbone_weights: Optional[str] = None
+    backbone: str = "resnet50"  # resnet50 | resnet18 (a small model for smoke runs)
+    trainable_backbone_layers: int = 3
+    min_size: int = 800
+    max_size: int = 1333
+    box_score_thresh: float = 0.05
+    box_nms_thresh: float = 0.5
+    detections_per_img: int = 100
+    rpn_pre_nms_top_n_test: int = 1000
+    rpn_post_nms_top_n_test: int = 1000
+
+
+@dataclass
+class DeviceConfig:
+    type: str = "auto"  # auto | cpu | cuda
+    # Mixed precision on CUDA (ignored on CPU).
+    amp: bool = True
+    amp_dtype: str = "float16"  # float16 | bfloat16
+    # CPU threads; null = all cores.
+    num_threads: Optional[int] = None
+    cudnn_benchmark: bool = False
+    # TF32 matmuls on Ampere+; keep off when checking numerical parity.
+    allow_tf32: bool = False
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 2
+    lr: float = 0.005
+    momentum: float = 0.9
+    weight_decay: float = 0.0005
+    # Linear warm-up over the first min(warmup_iters, len(loader) - 1) iterations of epoch 0.
+    warmup_iters: int = 1000
+    warmup_factor: float = 0.001
+    lr_step_size: int = 3
+    lr_gamma: float = 0.1
+    hflip_prob: float = 0.5
+    # null | path to a checkpoint | auto (newest last.pt of the same experiment).
+    resume: Optional[str] = None
+    eval_every: int = 1
+    print_freq: int = 10
+    num_overlays: int = 4
+    clip_grad_norm: Optional[float] = None
+
+
+@dataclass
+class EvalConfig:
+    # Matching metrics use predictions with score strictly above this; COCO AP uses every prediction.
+    score_threshold: float = 0.5
+    save_masks: bool = True
+    # Path to a predictions.json to evaluate without running a model.
+    predictions: Optional[str] = None
+    void_as_background: bool = False
+    class_aware_matching: bool = False
+    keep_unmapped: bool = False
+    # Reuse raw predictions across jobs of a sweep (keyed by weights, model config, dataset, split).
+    cache: bool = True
+    batch_size: int = 1
+    warmup_iters: int = 2
+    split: Optional[str] = None  # null = the dataset's evaluation split
+
+
+@dataclass
+class PredictConfig:
+    input: Optional[str] = None
+    score_threshold: float = 0.5
+    batch_size: int = 1
+    save_overlays: bool = True
+    save_masks: bool = True
+    warmup_iters: int = 1
+
+
+@dataclass
+class Config:
+    task_name: str = "train"
+    experiment_name: str = "${model.name}_${data.name}"
+    seed: int = 42
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    device: DeviceConfig = field(default_factory=DeviceConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    predict: PredictConfig = field(default_factory=PredictConfig)
+    # predict.py's `input=...` shorthand for predict.input.
+    input: Optional[str] = None
+    # Free-form notes from experiment configs (not read by code).
+    tags: Any = None
+
+
+_RUN_ID: str | None = None
+
+
+def run_id() -> str:
+    """One id per launch: torchrun's rendezvous id when set (all ranks agree), else the start time."""
+    global _RUN_ID
+    if _RUN_ID is None:
+        elastic = os.environ.get("TORCHELASTIC_RUN_ID", "")
+        _RUN_ID = elastic if elastic not in ("", "none") else time.strftime("%Y-%m-%d_%H-%M-%S")
+    return _RUN_ID
+
+
+def register_configs() -> None:
+    """Register the schema so conf/*.yaml can extend it (``defaults: [config_schema, ...]``)."""
+    if not OmegaConf.has_resolver("insseg_run_id"):
+        OmegaConf.register_new_resolver("insseg_run_id", run_id)
+    cs = ConfigStore.instance()
+    cs.store(name="config_schema", node=Config)
+    cs.store(group="data", name="schema", node=DataConfig)
+    cs.store(group="model", name="schema", node=ModelConfig)
+    cs.store(group="device", name="schema", node=DeviceConfig)

@@ -1,0 +1,93 @@
+"""Range and choice checks that the type system cannot express; errors name the full key."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from omegaconf import DictConfig, OmegaConf
+
+from insseg.errors import ConfigError
+
+CHOICES: dict[str, tuple[str, ...]] = {
+    "data.name": ("pennfudan", "voc", "synthetic"),
+    "data.layout": ("pennfudan", "voc"),
+    "model.name": ("maskrcnn", "refinemask"),
+    "model.backbone": ("resnet50", "resnet18"),
+    "device.type": ("auto", "cpu", "cuda"),
+    "device.amp_dtype": ("float16", "bfloat16"),
+}
+
+
+def _positive(v: Any) -> bool:
+    return v > 0
+
+
+def _non_negative(v: Any) -> bool:
+    return v >= 0
+
+
+def _unit(v: Any) -> bool:
+    return 0.0 <= v <= 1.0
+
+
+def _unit_open_right(v: Any) -> bool:
+    return 0.0 <= v < 1.0
+
+
+RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "seed": (_non_negative, ">= 0"),
+    "data.num_test": (_non_negative, ">= 0"),
+    "data.split_seed": (_non_negative, ">= 0"),
+    "data.max_train_images": (_positive, "> 0 (or null for all images)"),
+    "data.max_eval_images": (_positive, "> 0 (or null for all images)"),
+    "data.num_workers": (_non_negative, ">= 0"),
+    "data.synthetic.num_images": (_positive, "> 0"),
+    "data.synthetic.height": (lambda v: v >= 32, ">= 32"),
+    "data.synthetic.width": (lambda v: v >= 32, ">= 32"),
+    "data.synthetic.max_objects": (_non_negative, ">= 0"),
+    "model.trainable_backbone_layers": (lambda v: 0 <= v <= 5, "between 0 and 5"),
+    "model.min_size": (lambda v: v >= 32, ">= 32"),
+    "model.max_size": (lambda v: v >= 32, ">= 32"),
+    "model.box_score_thresh": (_unit_open_right, "in [0, 1)"),
+    "model.box_nms_thresh": (_unit, "in [0, 1]"),
+    "model.detections_per_img": (_positive, "> 0"),
+    "model.rpn_pre_nms_top_n_test": (_positive, "> 0"),
+    "model.rpn_post_nms_top_n_test": (_positive, "> 0"),
+    "device.num_threads": (_positive, "> 0 (or null for all cores)"),
+    "train.epochs": (_positive, "> 0"),
+    "train.batch_size": (_positive, "> 0"),
+    "train.lr": (_positive, "> 0"),
+    "train.momentum": (_unit_open_right, "in [0, 1)"),
+    "train.weight_decay": (_non_negative, ">= 0"),
+    "train.warmup_iters": (_non_negative, ">= 0"),
+    "train.warmup_factor": (lambda v: 0 < v <= 1, "in (0, 1]"),
+    "train.lr_step_size": (_positive, "> 0"),
+    "train.lr_gamma": (lambda v: 0 < v <= 1, "in (0, 1]"),
+    "train.hflip_prob": (_unit, "in [0, 1]"),
+    "train.eval_every": (_positive, "> 0"),
+    "train.print_freq": (_positive, "> 0"),
+    "train.num_overlays": (_non_negative, ">= 0"),
+    "train.clip_grad_norm": (_positive, "> 0 (or null)"),
+    "eval.score_threshold": (_unit_open_right, "in [0, 1)"),
+    "eval.batch_size": (_positive, "> 0"),
+    "eval.warmup_iters": (_non_negative, ">= 0"),
+    "predict.score_threshold": (_unit_open_right, "in [0, 1)"),
+    "predict.batch_size": (_positive, "> 0"),
+    "predict.warmup_iters": (_non_negative, ">= 0"),
+}
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """Raise :class:`ConfigError` naming the key for any out-of-range or unknown value."""
+    for key, choices in CHOICES.items():
+        value = OmegaConf.select(cfg, key, throw_on_missing=False)
+        if value is not None and value not in choices:
+            raise ConfigError(f"config key '{key}' is '{value}'; expected one of: {', '.join(choices)}")
+    for key, (ok, expected) in RANGES.items():
+        value = OmegaConf.select(cfg, key, throw_on_missing=False)
+        if value is not None and not ok(value):
+            raise ConfigError(f"config key '{key}' is {value}; it must be {expected}")
+    if cfg.model.min_size > cfg.model.max_size:
+        raise ConfigError(
+            f"config key 'model.min_size' ({cfg.model.min_size}) is larger than 'model.max_size' ({cfg.model.max_size})"
+        )

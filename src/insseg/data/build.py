@@ -1,0 +1,87 @@
+"""From a data config to readers and datasets: make sure the data exists, split it, apply transforms."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from insseg.data.dataset import InstanceSegmentationDataset
+from insseg.data.download import download_and_extract
+from insseg.data.readers import InstanceReader, PennFudanReader, VOCReader
+from insseg.data.synthetic import generate_pennfudan, generate_voc
+from insseg.data.transforms import RandomHorizontalFlip
+from insseg.errors import DatasetError
+
+PENNFUDAN_EXPECTED = ("PNGImages", "PedMasks")
+VOC_EXPECTED = ("JPEGImages", "SegmentationObject", "SegmentationClass", "ImageSets/Segmentation")
+
+
+def ensure_dataset(data_cfg: Any) -> Path:
+    """Return the dataset root, generating (synthetic) or downloading (pennfudan, voc) it when missing."""
+    root = Path(data_cfg.root)
+    if root.exists():
+        return root
+    if data_cfg.name == "synthetic":
+        return _generate_synthetic(data_cfg, root)
+    expected = PENNFUDAN_EXPECTED if data_cfg.layout == "pennfudan" else VOC_EXPECTED
+    if data_cfg.download and data_cfg.url:
+        print(f"dataset {data_cfg.name} not found at {root}; downloading {data_cfg.url}", flush=True)
+        return download_and_extract(data_cfg.url, root, expected, sha256=data_cfg.sha256)
+    where = data_cfg.url or "the dataset's website"
+    raise DatasetError(
+        f"dataset folder {root} does not exist. Get {data_cfg.name} from {where}, extract it so that {root} "
+        f"holds {', '.join(expected)}, or set data.root=<folder>"
+        + (" (or data.download=true to fetch it)" if data_cfg.url and not data_cfg.download else "")
+        + "."
+    )
+
+
+def _generate_synthetic(data_cfg: Any, root: Path) -> Path:
+    s = data_cfg.synthetic
+    generate = generate_pennfudan if data_cfg.layout == "pennfudan" else generate_voc
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{root.name}.", dir=root.parent) as tmp:
+        generate(Path(tmp) / "data", num_images=s.num_images, height=s.height, width=s.width,
+                 max_objects=s.max_objects, seed=s.seed)
+        if not root.exists():  # another process (a DDP rank) may have won the race
+            (Path(tmp) / "data").rename(root)
+    return root
+
+
+def build_reader(data_cfg: Any, split: str) -> tuple[InstanceReader, list[int]]:
+    """The reader for ``split`` ('train' or 'eval') and the indices of that split's images."""
+    root = ensure_dataset(data_cfg)
+    if data_cfg.layout == "voc":
+        reader: InstanceReader = VOCReader(root, data_cfg.train_split if split == "train" else data_cfg.eval_split)
+        indices = list(range(len(reader)))
+    else:
+        reader = PennFudanReader(root)
+        indices = pennfudan_split(len(reader), data_cfg.num_test, data_cfg.split_seed)[0 if split == "train" else 1]
+    limit = data_cfg.max_train_images if split == "train" else data_cfg.max_eval_images
+    if limit is not None:
+        indices = indices[:limit]
+    if not indices:
+        raise DatasetError(f"the {split} split of {root} is empty (check data.num_test and the split settings)")
+    reader.verify(indices)
+    return reader, indices
+
+
+def pennfudan_split(num_images: int, num_test: int, seed: int) -> tuple[list[int], list[int]]:
+    """Seeded, reproducible train/test split: the same seed gives the same held-out images everywhere."""
+    if num_test >= num_images:
+        raise DatasetError(
+            f"data.num_test={num_test} leaves no training images out of {num_images}; lower data.num_test"
+        )
+    perm = np.random.default_rng(seed).permutation(num_images).tolist()
+    return sorted(perm[num_test:]), sorted(perm[:num_test])
+
+
+def build_dataset(data_cfg: Any, split: str, hflip_prob: float = 0.0) -> InstanceSegmentationDataset:
+    reader, indices = build_reader(data_cfg, split)
+    transforms = RandomHorizontalFlip(hflip_prob) if split == "train" and hflip_prob > 0 else None
+    return InstanceSegmentationDataset(reader, indices, transforms)
+
+

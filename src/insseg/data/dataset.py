@@ -1,0 +1,75 @@
+"""torch Dataset over a reader: (image tensor, torchvision detection target) pairs."""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+from torchvision.ops import masks_to_boxes
+
+from insseg.data.annotations import InstanceAnnotation
+from insseg.data.readers import InstanceReader
+
+Transform = Callable[[torch.Tensor, dict], tuple[torch.Tensor, dict]]
+
+
+def target_from_annotation(ann: InstanceAnnotation, image_id: int) -> dict[str, torch.Tensor]:
+    """torchvision's target dict. Boxes are ``masks_to_boxes`` boxes, widened to at least 1 px so a
+    one-pixel-wide instance stays a valid training box."""
+    masks = torch.from_numpy(ann.masks()).to(torch.uint8)
+    if len(ann) > 0:
+        boxes = masks_to_boxes(masks)
+        boxes[:, 2] = torch.maximum(boxes[:, 2], boxes[:, 0] + 1)
+        boxes[:, 3] = torch.maximum(boxes[:, 3], boxes[:, 1] + 1)
+    else:
+        boxes = torch.zeros((0, 4), dtype=torch.float32)
+    return {
+        "boxes": boxes,
+        "labels": torch.as_tensor(ann.labels, dtype=torch.int64),
+        "masks": masks,
+        "image_id": image_id,
+        "area": masks.flatten(1).sum(1).to(torch.float32),
+        "iscrowd": torch.zeros((len(ann),), dtype=torch.int64),
+    }
+
+
+class InstanceSegmentationDataset(Dataset):
+    """Images ``indices`` of ``reader``; ``image_id`` is the position in the reader (stable across splits)."""
+
+    def __init__(self, reader: InstanceReader, indices: Sequence[int] | None = None, transforms: Transform | None = None):
+        self.reader = reader
+        self.indices = list(range(len(reader))) if indices is None else list(indices)
+        self.transforms = transforms
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.reader.class_names
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def file_name(self, i: int) -> str:
+        return self.reader.file_name(self.indices[i])
+
+    def annotation(self, i: int) -> InstanceAnnotation:
+        return self.reader.annotation(self.indices[i])
+
+    def load_image(self, i: int) -> np.ndarray:
+        return self.reader.load_image(self.indices[i])
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, dict]:
+        index = self.indices[i]
+        image = self.reader.load_image(index)
+        ann = self.reader.annotation(index, image_hw=image.shape[:2])
+        tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).to(torch.float32).div_(255.0)
+        target = target_from_annotation(ann, image_id=index)
+        if self.transforms is not None:
+            tensor, target = self.transforms(tensor, target)
+        return tensor, target
+
+
+def collate(batch: list) -> tuple:
+    """Detection batches are lists (images differ in size)."""
+    return tuple(zip(*batch))

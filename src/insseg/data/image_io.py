@@ -1,0 +1,47 @@
+"""Reading dataset images and label PNGs with errors that name the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from insseg.errors import DatasetError
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """uint8 [H, W, 3] RGB."""
+    try:
+        with Image.open(path) as im:
+            return np.array(im.convert("RGB"))
+    except (OSError, UnidentifiedImageError, ValueError) as e:
+        raise DatasetError(f"cannot read image {path}: {e}") from None
+
+
+def read_index_png(path: Path) -> np.ndarray:
+    """The raw indices of a label PNG (palette or grayscale), uint8 [H, W]; never converted to RGB."""
+    try:
+        with Image.open(path) as im:
+            if im.mode not in ("P", "L", "I", "I;16"):
+                raise DatasetError(
+                    f"mask {path} is a {im.mode} image; expected a palette or grayscale PNG of instance ids"
+                )
+            arr = np.asarray(im)
+    except DatasetError:
+        raise
+    except (OSError, UnidentifiedImageError, ValueError) as e:
+        raise DatasetError(f"cannot read mask {path}: {e}") from None
+    if arr.max(initial=0) > 255:
+        raise DatasetError(f"mask {path} has ids above 255; expected 8-bit instance ids")
+    return arr.astype(np.uint8)
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """(height, width) from the file header, without decoding pixels."""
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            return h, w
+    except (OSError, UnidentifiedImageError, ValueError) as e:
+        raise DatasetError(f"cannot read image {path}: {e}") from None
