@@ -73,6 +73,19 @@ class ImagePrediction:
         return self.masks
 
     @staticmethod
+    def from_model_output(output: dict[str, Any], mask_threshold: float = 0.5) -> "ImagePrediction":
+        """From a torchvision-style detection output (tensors, masks [N, 1, H, W] probabilities > threshold)."""
+        masks = output["masks"]
+        if masks.dim() == 4:
+            masks = masks[:, 0]
+        return ImagePrediction(
+            boxes=output["boxes"].detach().float().cpu().numpy().astype(np.float32),
+            scores=output["scores"].detach().float().cpu().numpy().astype(np.float32),
+            labels=output["labels"].detach().cpu().numpy().astype(np.int64),
+            masks=(masks > mask_threshold).cpu().numpy(),
+        )
+
+    @staticmethod
     def empty(height: int, width: int) -> "ImagePrediction":
         return ImagePrediction(
             boxes=np.zeros((0, 4), np.float32),

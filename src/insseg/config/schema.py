@@ -77,6 +77,10 @@ class ModelConfig:
     detections_per_img: int = 100
     rpn_pre_nms_top_n_test: int = 1000
     rpn_post_nms_top_n_test: int = 1000
+    rpn_pre_nms_top_n_train: int = 2000
+    rpn_post_nms_top_n_train: int = 2000
+    # RoIs sampled per image for the box head during training.
+    box_batch_size_per_image: int = 512
 
 
 @dataclass

@@ -52,6 +52,9 @@ def build_maskrcnn(model_cfg: Any, num_classes: int, pretrained_coco: bool) -> M
         box_detections_per_img=model_cfg.detections_per_img,
         rpn_pre_nms_top_n_test=model_cfg.rpn_pre_nms_top_n_test,
         rpn_post_nms_top_n_test=model_cfg.rpn_post_nms_top_n_test,
+        rpn_pre_nms_top_n_train=model_cfg.rpn_pre_nms_top_n_train,
+        rpn_post_nms_top_n_train=model_cfg.rpn_post_nms_top_n_train,
+        box_batch_size_per_image=model_cfg.box_batch_size_per_image,
     )
     if pretrained_coco:
         model.load_state_dict(load_torchvision_weights(COCO_WEIGHTS.url))

@@ -32,15 +32,15 @@ class AnchorGenerator:
         return len(self.ratios) * len(self.scales)
 
     def base_anchors(self, stride: int, dtype: torch.dtype = torch.float32, device=None) -> Tensor:
-        # mmdet builds ratios/scales as float32 tensors whatever the model dtype; keep that.
-        ratios = torch.tensor(self.ratios, dtype=torch.float32, device=device)
-        scales = torch.tensor(self.scales, dtype=torch.float32, device=device)
+        # computed in the working dtype from the start (float32 as in mmdet; float64 for double-precision checks)
+        ratios = torch.tensor(self.ratios, dtype=dtype, device=device)
+        scales = torch.tensor(self.scales, dtype=dtype, device=device)
         h_ratios = torch.sqrt(ratios)
         w_ratios = 1 / h_ratios
         ws = (stride * w_ratios[:, None] * scales[None, :]).view(-1)
         hs = (stride * h_ratios[:, None] * scales[None, :]).view(-1)
         base = torch.stack([-0.5 * ws, -0.5 * hs, 0.5 * ws, 0.5 * hs], dim=-1)
-        return base.to(dtype)
+        return base
 
     def grid_anchors(self, featmap_sizes: Sequence[tuple[int, int]], dtype: torch.dtype = torch.float32,
                      device=None) -> list[Tensor]:

@@ -74,6 +74,17 @@ class MultiBranchFusion(nn.Module):
         return self.merge_conv(total)
 
 
+def roi_align_like(x: Tensor, rois: Tensor, size: int, spatial_scale: float) -> Tensor:
+    """mmcv-style RoIAlign (sampling_ratio 0, aligned=True) computed in float32, or float64 for double inputs.
+
+    Half-precision box coordinates would move RoIs by up to a pixel, so half inputs are pooled in float32 (as
+    mmdet's ``force_fp32``); the result comes back in ``x``'s dtype.
+    """
+    dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+    out = roi_align(x.to(dtype), rois.to(dtype), (size, size), spatial_scale, 0, True)
+    return out.to(x.dtype)
+
+
 def select_class_logits(conv: nn.Conv2d, feats: Tensor, labels: Tensor) -> Tensor:
     """``conv(feats)[arange(n), labels][:, None]`` for a 1x1 conv, computing only the labelled channel.
 
@@ -124,13 +135,13 @@ class SFMStage(nn.Module):
         """Returns this stage's class logits ``[n,1,s,s]`` and the fused features ``[n,in_ch//2,2s,2s]``."""
         s = inst_feats.shape[-1]
         scale = 1.0 / SEMANTIC_STRIDE
-        # mmcv RoIAlign defaults: sampling_ratio 0 (adaptive), aligned=True.
-        sem_feats = roi_align(semantic_map, rois, (s, s), scale, 0, True)
+        # mmcv RoIAlign defaults (sampling_ratio 0, aligned=True), on the RoI's own image.
+        sem_feats = roi_align_like(semantic_map, rois, s, scale)
         sem_feats = F.relu(self.semantic_transform_out(sem_feats))
 
         logits = select_class_logits(self.instance_logits, inst_feats, labels)
         inst_mask = logits.sigmoid()  # mask_use_sigmoid=True
-        sem_mask = roi_align(semantic_prob, rois, (s, s), scale, 0, True)
+        sem_mask = roi_align_like(semantic_prob, rois, s, scale)
         # The official code also resizes both masks to the instance size with align_corners=True; at equal
         # sizes that is the identity, so it is left out.
 

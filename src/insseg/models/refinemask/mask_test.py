@@ -51,7 +51,9 @@ def build_mask_rois(det_bboxes_list: Sequence[Tensor], scale_factors: Sequence[T
     """RoIs ``[n,5]`` (batch index + resized xyxy) and the resized boxes ``[n,4]`` for all images."""
     rois, boxes = [], []
     for i, (b, sf) in enumerate(zip(det_bboxes_list, scale_factors)):
-        resized = b[:, :4].to(torch.float32) * sf  # float32, as the official rescale=True path
+        # float32 boxes times the float32 scale factor, as the official rescale=True path (float64 boxes stay
+        # float64 by type promotion, as there).
+        resized = b[:, :4] * sf
         boxes.append(resized)
         rois.append(torch.cat([resized.new_full((resized.shape[0], 1), float(i)), resized], dim=1))
     return torch.cat(rois, 0), torch.cat(boxes, 0)
@@ -108,17 +110,20 @@ def refine_mask_test_batch(head: RefineMaskHead, feats: Sequence[Tensor], det_bb
     counts = [int(b.shape[0]) for b in det_bboxes_list]
     n = rois.shape[0]
 
-    refined = p2.new_zeros((n, 1, 112, 112), dtype=torch.float32)
+    refined_chunks: list[Tensor] = []
     stage_chunks: list[list[Tensor]] = []
     ctx = head.forward_semantic(p2) if n else None
     for start in range(0, n, ROI_CHUNK):
         sl = slice(start, start + ROI_CHUNK)
         roi_feats = extract_roi_feats(feats, rois[sl])
         preds = head.forward_instance(roi_feats, ctx, rois[sl], labels[sl])
-        refined[sl] = merge_stage_preds(preds).float()
+        refined_chunks.append(merge_stage_preds(preds))
         if return_logits:
             stage_chunks.append(preds)
 
+    refined = torch.cat(refined_chunks, 0) if n else p2.new_zeros((0, 1, 112, 112))
+    if refined.dtype not in (torch.float32, torch.float64):
+        refined = refined.float()  # AMP: threshold and paste in float32
     masks: list[Tensor] = []
     probs = refined.sigmoid()
     offset = 0

@@ -24,23 +24,23 @@ def paste_window(prob: Tensor, box: Tensor, img_h: int, img_w: int) -> tuple[Ten
 
     Args:
         prob: ``[h, w]`` mask probabilities (already sigmoid-ed).
-        box: ``[4]`` float32 xyxy box in the output image's coordinates.
+        box: ``[4]`` xyxy box in the output image's coordinates (float32 as in mmdet; float64 is kept).
         img_h, img_w: output image size.
 
     Returns:
-        ``(values, rows, cols)``: ``values`` ``[len(rows), len(cols)]`` float32 for ``image[rows, cols]``.
+        ``(values, rows, cols)``: ``values`` ``[len(rows), len(cols)]`` for ``image[rows, cols]``.
     """
-    box = box.to(torch.float32)
+    dtype = torch.float64 if box.dtype == torch.float64 else torch.float32
+    box = box.to(dtype)
     x0_int = int(torch.clamp(box[0].floor() - 1, min=0))
     y0_int = int(torch.clamp(box[1].floor() - 1, min=0))
     x1_int = int(torch.clamp(box[2].ceil() + 1, max=img_w))
     y1_int = int(torch.clamp(box[3].ceil() + 1, max=img_h))
-    rows, cols = slice(y0_int, max(y1_int, y0_int)), slice(x0_int, max(x1_int, x0_int))
     if y1_int <= y0_int or x1_int <= x0_int:
-        return prob.new_zeros((0, 0), dtype=torch.float32), slice(0, 0), slice(0, 0)
+        return prob.new_zeros((0, 0), dtype=dtype), slice(0, 0), slice(0, 0)
     dev = prob.device
-    img_y = torch.arange(y0_int, y1_int, device=dev, dtype=torch.float32) + 0.5
-    img_x = torch.arange(x0_int, x1_int, device=dev, dtype=torch.float32) + 0.5
+    img_y = torch.arange(y0_int, y1_int, device=dev, dtype=torch.float32).to(dtype) + 0.5
+    img_x = torch.arange(x0_int, x1_int, device=dev, dtype=torch.float32).to(dtype) + 0.5
     img_y = (img_y - box[1]) / (box[3] - box[1]) * 2 - 1
     img_x = (img_x - box[0]) / (box[2] - box[0]) * 2 - 1
     # Degenerate (zero-size) boxes: mmdet maps infinite coordinates to the mask centre (0). A pixel centre
@@ -50,9 +50,9 @@ def paste_window(prob: Tensor, box: Tensor, img_h: int, img_w: int) -> tuple[Ten
     gx = img_x[None, :].expand(img_y.numel(), img_x.numel())
     gy = img_y[:, None].expand(img_y.numel(), img_x.numel())
     grid = torch.stack([gx, gy], dim=2)[None]
-    values = F.grid_sample(prob.to(torch.float32)[None, None], grid, mode="bilinear", padding_mode="zeros",
+    values = F.grid_sample(prob.to(dtype)[None, None], grid, mode="bilinear", padding_mode="zeros",
                            align_corners=False)
-    return values[0, 0], rows, cols
+    return values[0, 0], slice(y0_int, y1_int), slice(x0_int, x1_int)
 
 
 def paste_masks(probs: Tensor, boxes: Tensor, img_h: int, img_w: int, threshold: float = 0.5) -> Tensor:

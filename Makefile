@@ -1,0 +1,36 @@
+# One-command entry points. `make quickstart` and `make test` set everything up first.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+
+.PHONY: setup quickstart test test-all bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet $(TORCH_PINS)
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+# Train a small model on the generated synthetic set, evaluate its checkpoint, predict on a few images.
+quickstart: setup
+	$(PY) train.py experiment=smoke
+	$(PY) evaluate.py experiment=smoke model.weights=$$(ls -t outputs/train/smoke_maskrcnn_synthetic/*/checkpoints/best.pt | head -1)
+	$(PY) predict.py experiment=smoke model.weights=$$(ls -t outputs/train/smoke_maskrcnn_synthetic/*/checkpoints/best.pt | head -1) input=data/synthetic_pennfudan/PNGImages
+
+# The default suite (slow tests excluded; see pyproject.toml).
+test: setup
+	$(PY) -m pytest
+
+# Everything, slow tests included.
+test-all: setup
+	$(PY) -m pytest -m ""
+
+bench: setup
+	$(PY) -m insseg.bench all
+
+clean:
+	rm -rf outputs/* multirun .pytest_cache

@@ -1,0 +1,27 @@
+"""Evaluate a model (or a predictions file) on a dataset's evaluation split.
+
+    python evaluate.py model=maskrcnn data=pennfudan [model.weights=<ckpt>] [eval.score_threshold=0.5]
+    python evaluate.py -m eval.score_threshold=0.3,0.4,0.5,0.6,0.7     # one model run, cached; sweep_summary.*
+
+Writes predictions.json, metrics.json, metrics.xlsx and masks/ into the run dir (docs/evaluation.md).
+"""
+
+import hydra
+from omegaconf import DictConfig
+
+from insseg.cli import run_entry
+from insseg.config import register_configs
+from insseg.evaluation.evaluate import evaluate
+
+register_configs()
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
+def main(cfg: DictConfig) -> float | None:
+    metrics = run_entry(evaluate, cfg)
+    # The return value is what a Hydra sweeper optimises.
+    return metrics.get("segm_AP") if metrics else None
+
+
+if __name__ == "__main__":
+    main()

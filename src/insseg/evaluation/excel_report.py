@@ -1,0 +1,189 @@
+"""metrics.xlsx: the per-object table of the original RefineMask-on-VOC harness, plus images, summary, config.
+
+Rows are streamed into a write-only workbook as images are evaluated, so the report costs no memory per image;
+the file is written atomically at the end.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Mapping
+
+from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.styles import Font
+
+from insseg.evaluation.matching import ImageMatch
+from insseg.evaluation.timing import ImageTiming, per_object_ms
+from insseg.utils.atomic import atomic_path
+
+# Exactly the original harness's columns, in its order.
+OBJECT_COLUMNS = (
+    "image name",
+    "num objects",
+    "object index",
+    "iou",
+    "mean iou",
+    "f1-score",
+    "mean f1-score",
+    "mean inference time for each object",
+    "bg iou",
+    "mean iou with bg",
+    "bg f1-score",
+    "mean f1-score with bg",
+)
+IMAGE_COLUMNS = (
+    "image name",
+    "height",
+    "width",
+    "num objects",
+    "num predictions",
+    "matched",
+    "true positives",
+    "mean iou",
+    "mean f1-score",
+    "bg iou",
+    "bg f1-score",
+    "mean iou with bg",
+    "mean f1-score with bg",
+    "preprocess ms",
+    "model ms",
+    "postprocess ms",
+    "total ms",
+    "ms per object",
+)
+SHEETS = ("objects", "images", "summary", "config")
+
+
+def _cell_value(v: Any) -> Any:
+    if isinstance(v, float) and (math.isnan(v) or math.isinf(v)):
+        return None
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    return str(v)
+
+
+def flatten(d: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """Nested mappings as ``a.b.c`` keys, lists as their string form."""
+    out: list[tuple[str, Any]] = []
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.extend(flatten(v, key + "."))
+        else:
+            out.append((key, v))
+    return out
+
+
+class ExcelReport:
+    """``add_image`` per image (in evaluation order), then ``write`` once."""
+
+    def __init__(self) -> None:
+        self.wb = Workbook(write_only=True)
+        self.sheets = {name: self.wb.create_sheet(name) for name in SHEETS}
+        self._header("objects", OBJECT_COLUMNS)
+        self._header("images", IMAGE_COLUMNS)
+        self.num_object_rows = 0
+
+    def _header(self, sheet: str, columns: tuple[str, ...]) -> None:
+        ws = self.sheets[sheet]
+        ws.freeze_panes = "A2"
+        row = []
+        for c in columns:
+            cell = WriteOnlyCell(ws, value=c)
+            cell.font = Font(bold=True)
+            row.append(cell)
+        ws.append(row)
+
+    def add_image(self, match: ImageMatch, height: int, width: int, timing: ImageTiming | None = None) -> None:
+        """One row per ground-truth object in ``objects``; one row in ``images``. Times in seconds per object
+        (``mean inference time for each object``) and milliseconds in ``images``."""
+        n = match.num_objects
+        per_obj = per_object_ms(timing, n)
+        per_obj_s = None if per_obj is None else per_obj / 1000
+        for k in range(n):
+            self.sheets["objects"].append(
+                [
+                    match.file_name,
+                    n,
+                    k + 1,
+                    float(match.iou[k]),
+                    match.mean_iou,
+                    float(match.f1[k]),
+                    match.mean_f1,
+                    per_obj_s,
+                    match.bg_iou,
+                    match.mean_iou_with_bg,
+                    match.bg_f1,
+                    match.mean_f1_with_bg,
+                ]
+            )
+        self.num_object_rows += n
+        t = timing.to_dict() if timing is not None else {}
+        ms = [None if timing is None else 1000 * t[s] for s in ("preprocess", "model", "postprocess")]
+        self.sheets["images"].append(
+            [
+                match.file_name,
+                height,
+                width,
+                n,
+                match.num_predictions,
+                match.num_matched,
+                match.true_positives,
+                match.mean_iou,
+                match.mean_f1,
+                match.bg_iou,
+                match.bg_f1,
+                match.mean_iou_with_bg,
+                match.mean_f1_with_bg,
+                *ms,
+                None if timing is None else 1000 * timing.total,
+                per_obj,
+            ]
+        )
+
+    def write(
+        self,
+        path: str | Path,
+        metrics: Mapping[str, Any],
+        config: Mapping[str, Any],
+        coco_tables: Mapping[str, str] | None = None,
+        per_class_ap: Mapping[str, Mapping[str, float]] | None = None,
+        notes: Mapping[str, Any] | None = None,
+    ) -> None:
+        summary = self.sheets["summary"]
+        summary.append(["metric", "value"])
+        for key, value in metrics.items():
+            summary.append([key, _cell_value(value)])
+        for key, value in (notes or {}).items():
+            summary.append([key, _cell_value(value)])
+        if per_class_ap:
+            types = list(per_class_ap)
+            summary.append([])
+            summary.append(["class"] + [f"{t} AP" for t in types])
+            for name in per_class_ap[types[0]]:
+                summary.append([name] + [_cell_value(per_class_ap[t].get(name)) for t in types])
+        for iou_type, table in (coco_tables or {}).items():
+            summary.append([])
+            summary.append([f"pycocotools {iou_type}"])
+            for line in table.splitlines():
+                summary.append([line.strip()])
+        cfg = self.sheets["config"]
+        cfg.append(["key", "value"])
+        for key, value in flatten(config):
+            cfg.append([key, _cell_value(value)])
+        try:
+            with atomic_path(path) as tmp:
+                self.wb.save(tmp)
+        except BaseException:
+            self.discard()
+            raise
+
+    def discard(self) -> None:
+        """Release the streamed sheets' temporary files without writing a report (after an error)."""
+        for ws in self.wb.worksheets:
+            try:
+                ws.close()
+            except Exception:
+                pass

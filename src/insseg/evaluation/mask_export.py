@@ -1,0 +1,51 @@
+"""masks/: the matched predictions as PNGs, named as the original harness named them.
+
+- ``{image}_object{i}_iou{iou:.4f}_f1score{f1:.4f}.png``: the prediction matched to ground-truth object i
+  (1-based, in instance-id order), 0/255;
+- ``{image}_predict.png``: a palette instance-id map of the predictions above the threshold: a matched
+  prediction takes its object's index (so it lines up with the ground truth's order), unmatched ones follow
+  (N + 1, ...); higher scores are painted last, so they win where predictions overlap.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from insseg.data.voc_palette import voc_palette
+from insseg.evaluation.matching import ImageMatch
+
+
+def export_masks(out_dir: str | Path, image_name: str, match: ImageMatch, pred_masks: np.ndarray, scores: np.ndarray) -> list[Path]:
+    """Write the PNGs of one image into ``out_dir``; returns the paths written."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = Path(image_name).stem
+    written = []
+    for k in range(match.num_objects):
+        j = int(match.matched[k])
+        if j < 0:
+            continue
+        path = out_dir / f"{stem}_object{k + 1}_iou{match.iou[k]:.4f}_f1score{match.f1[k]:.4f}.png"
+        Image.fromarray(pred_masks[j].astype(np.uint8) * 255).save(path)
+        written.append(path)
+    h, w = pred_masks.shape[1:] if pred_masks.ndim == 3 else (0, 0)
+    ids = np.zeros(len(scores), np.int64)
+    next_id = match.num_objects + 1
+    for j in range(len(scores)):
+        if match.pred_matched[j] >= 0:
+            ids[j] = match.pred_matched[j] + 1
+        else:
+            ids[j] = next_id
+            next_id += 1
+    canvas = np.zeros((h, w), np.uint8)
+    for j in np.argsort(scores, kind="stable"):
+        canvas[pred_masks[j]] = min(int(ids[j]), 254)
+    im = Image.fromarray(canvas, mode="P")
+    im.putpalette(voc_palette())
+    path = out_dir / f"{stem}_predict.png"
+    im.save(path)
+    written.append(path)
+    return written

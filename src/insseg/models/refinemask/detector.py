@@ -1,0 +1,295 @@
+"""RefineMask R50-FPN (the official ``r50-refinemask-2x`` detector) in plain PyTorch + torchvision.ops.
+
+``RefineMaskDetector`` behaves like torchvision's ``MaskRCNN``:
+
+* eval: ``model(images)`` with ``images`` a list of ``[3, H, W]`` float RGB tensors in [0, 1] returns one dict
+  per image with ``boxes`` ``[N, 4]`` float32 xyxy in original pixels, ``labels`` int64 ``[N]`` (1-based; label
+  ``k`` is ``class_names[k - 1]``), ``scores`` ``[N]`` and ``masks`` ``[N, 1, H, W]`` float32 holding 0/1
+  (mmdet's ``>= 0.5`` paste; thresholding at ``> 0.5`` downstream changes nothing);
+* train: ``model(images, targets)`` with torchvision targets (``boxes`` xyxy, ``labels`` 1-based,
+  ``masks`` uint8 ``[N, H, W]``) returns a dict of scalar losses.
+
+Inference follows the official pipeline step by step (see ``docs/refinemask.md``). Several images are run
+together in groups of equal padded size, so every image gets exactly the result it would get alone (zero
+padding beyond an image's own multiple of 32 would otherwise change the features near its border).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+from insseg.errors import CheckpointError, ConfigError
+
+from .backbone import ResNet50
+from .bbox_head import Shared2FCBBoxHead
+from .checkpoint import CLASS_SPECIFIC_PREFIXES, load_official_checkpoint, missing_checkpoint_message
+from .fpn import FPN
+from .mask_head import RefineMaskHead
+from .mask_loss import refine_mask_loss
+from .mask_test import refine_mask_test_batch
+from .preprocess import Batch, preprocess_exact, preprocess_fast, rescale_size
+from .rpn import RPNHead
+from .sampling import MaxIoUAssigner, RandomSampler
+
+COCO_CLASSES: tuple[str, ...] = (
+    'person', 'bicycle', 'car', 'motorcycle', 'airplane', 'bus', 'train', 'truck', 'boat',
+    'traffic light', 'fire hydrant', 'stop sign', 'parking meter', 'bench', 'bird', 'cat',
+    'dog', 'horse', 'sheep', 'cow', 'elephant', 'bear', 'zebra', 'giraffe', 'backpack',
+    'umbrella', 'handbag', 'tie', 'suitcase', 'frisbee', 'skis', 'snowboard', 'sports ball',
+    'kite', 'baseball bat', 'baseball glove', 'skateboard', 'surfboard', 'tennis racket',
+    'bottle', 'wine glass', 'cup', 'fork', 'knife', 'spoon', 'bowl', 'banana', 'apple',
+    'sandwich', 'orange', 'broccoli', 'carrot', 'hot dog', 'pizza', 'donut', 'cake', 'chair',
+    'couch', 'potted plant', 'bed', 'dining table', 'toilet', 'tv', 'laptop', 'mouse', 'remote',
+    'keyboard', 'cell phone', 'microwave', 'oven', 'toaster', 'sink', 'refrigerator', 'book',
+    'clock', 'vase', 'scissors', 'teddy bear', 'hair drier', 'toothbrush')
+
+FPN_STRIDES = (4, 8, 16, 32, 64)
+
+
+@contextlib.contextmanager
+def _no_tf32() -> Iterator[None]:
+    """Full-precision float32 matmuls/convolutions on CUDA for the duration (restores the flags)."""
+    old = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
+
+
+class RoIHead(nn.Module):
+    """Container giving the heads their checkpoint names (``roi_head.bbox_head``, ``roi_head.mask_head``)."""
+
+    def __init__(self, num_classes: int) -> None:
+        super().__init__()
+        self.bbox_head = Shared2FCBBoxHead(num_classes)
+        self.mask_head = RefineMaskHead(num_classes)
+        # training: mmdet's rcnn assigner/sampler of the config
+        self.assigner = MaxIoUAssigner(pos_iou_thr=0.5, neg_iou_thr=0.5, min_pos_iou=0.5)
+        self.sampler = RandomSampler(num=512, pos_fraction=0.25, add_gt_as_proposals=True)
+
+
+class RefineMaskDetector(nn.Module):
+    def __init__(self, num_classes: int = 80, class_names: Sequence[str] | None = None, score_thresh: float = 0.05,
+                 detections_per_img: int = 100, amp: bool = False, nms_thresh: float = 0.5,
+                 mask_thresh: float = 0.5) -> None:
+        super().__init__()
+        if num_classes < 1:
+            raise ConfigError(f"num_classes must be >= 1, got {num_classes}")
+        if class_names is None:
+            class_names = COCO_CLASSES if num_classes == 80 else [f"class_{i + 1}" for i in range(num_classes)]
+        if len(class_names) != num_classes:
+            raise ConfigError(f"{len(class_names)} class names given for num_classes={num_classes}")
+        self.num_classes = num_classes
+        self.class_names: list[str] = [str(c) for c in class_names]
+        self.score_thresh = float(score_thresh)
+        self.detections_per_img = int(detections_per_img)
+        self.nms_thresh = float(nms_thresh)
+        self.mask_thresh = float(mask_thresh)
+        self.amp = bool(amp)
+        self.backbone = ResNet50()
+        self.neck = FPN()
+        self.rpn_head = RPNHead()
+        self.roi_head = RoIHead(num_classes)
+
+    # ------------------------------------------------------------------ common
+    @property
+    def _param(self) -> Tensor:
+        return next(self.parameters())
+
+    def _autocast(self, device: torch.device):
+        if self.amp and device.type == "cuda":
+            return torch.autocast(device_type="cuda", dtype=torch.float16)
+        if device.type == "cuda":
+            return _no_tf32()
+        return contextlib.nullcontext()
+
+    def extract_feats(self, x: Tensor) -> list[Tensor]:
+        """P2..P6 ``[B, 256, h, w]`` of a preprocessed batch."""
+        return self.neck(self.backbone(x))
+
+    def forward(self, images: Sequence[Tensor], targets: Sequence[dict[str, Tensor]] | None = None):
+        if self.training:
+            if targets is None:
+                raise ValueError("targets are required in training mode")
+            return self.forward_train(images, targets)
+        return self.predict(images)
+
+    # ------------------------------------------------------------------ inference
+    @torch.no_grad()
+    def predict(self, images: Sequence[Tensor]) -> list[dict[str, Tensor]]:
+        """Detections for a list of images (eval mode semantics whatever the module's mode)."""
+        images = list(images)
+        for im in images:
+            if not isinstance(im, Tensor) or im.dim() != 3 or im.shape[0] != 3:
+                raise ValueError(f"expected images as [3, H, W] tensors, got {getattr(im, 'shape', type(im))}")
+        results: list[dict[str, Tensor] | None] = [None] * len(images)
+        # group by padded size: each image then sees exactly the input it would see alone
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, im in enumerate(images):
+            nh, nw = rescale_size(int(im.shape[-2]), int(im.shape[-1]))
+            groups.setdefault((-(-nh // 32) * 32, -(-nw // 32) * 32), []).append(i)
+        param = self._param
+        for idxs in groups.values():
+            batch = preprocess_exact([images[i] for i in idxs], device=param.device, dtype=param.dtype)
+            for i, r in zip(idxs, self.run_batch(batch)):
+                results[i] = r
+        return results  # type: ignore[return-value]
+
+    @torch.no_grad()
+    def run_batch(self, batch: Batch, debug: dict[str, Any] | None = None,
+                  with_masks: bool = True) -> list[dict[str, Tensor]]:
+        """Inference on a preprocessed batch; ``debug`` (a dict) receives the intermediate results.
+        ``with_masks=False`` skips the mask branch (no ``masks`` key)."""
+        x = batch.tensor
+        metas = batch.metas
+        with self._autocast(x.device):
+            feats = self.extract_feats(x)
+            cls_scores, bbox_preds = self.rpn_head(feats)
+            anchors = self.rpn_head.anchors_for(feats)
+            proposals = self.rpn_head.get_proposals(cls_scores, bbox_preds, metas, anchors)
+            rois = torch.cat([torch.cat([p["boxes"].new_full((p["boxes"].shape[0], 1), float(i)), p["boxes"]], 1)
+                              for i, p in enumerate(proposals)])
+            cls_score, bbox_pred = self.roi_head.bbox_head.forward_rois(feats, rois)
+            dets = []
+            start = 0
+            for i, meta in enumerate(metas):
+                n = proposals[i]["boxes"].shape[0]
+                sl = slice(start, start + n)
+                start += n
+                dets.append(self.roi_head.bbox_head.get_detections(
+                    rois[sl], cls_score[sl], bbox_pred[sl], meta, score_thr=self.score_thresh,
+                    nms_thr=self.nms_thresh, max_per_img=self.detections_per_img))
+            if debug is not None:
+                debug.update(img_tensor=x, feats=feats, proposals=proposals, dets=dets)
+            masks: list[Tensor | None] = [None] * len(metas)
+            if with_masks:
+                mask_out = refine_mask_test_batch(
+                    self.roi_head.mask_head, feats[:4], [d[0] for d in dets], [d[2] for d in dets], metas,
+                    mask_thr=self.mask_thresh, return_logits=debug is not None)
+                masks = mask_out[0] if debug is not None else mask_out
+                if debug is not None:
+                    debug["mask_debug"] = mask_out[1]
+        out = []
+        for (boxes, scores, labels), m in zip(dets, masks):
+            r = {"boxes": boxes.to(torch.float32), "labels": labels.to(torch.int64) + 1,
+                 "scores": scores.to(torch.float32)}
+            if m is not None:
+                r["masks"] = m.to(torch.float32).unsqueeze(1)
+            out.append(r)
+        return out
+
+    # ------------------------------------------------------------------ training
+    def forward_train(self, images: Sequence[Tensor], targets: Sequence[dict[str, Tensor]]) -> dict[str, Tensor]:
+        """mmdet-style training losses (RPN, box head, RefineMask head) for a batch."""
+        images = list(images)
+        if len(images) != len(targets):
+            raise ValueError(f"{len(images)} images but {len(targets)} targets")
+        param = self._param
+        batch = preprocess_fast([im.to(param.device) for im in images], dtype=param.dtype)
+        gt_boxes, gt_labels, gt_masks = [], [], []
+        for t, meta in zip(targets, batch.metas):
+            sf = torch.as_tensor(meta["scale_factor"], device=param.device)
+            h, w = meta["img_shape"][:2]
+            b = t["boxes"].to(param.device, torch.float32).reshape(-1, 4) * sf
+            b[:, 0::2] = b[:, 0::2].clamp(0, w)
+            b[:, 1::2] = b[:, 1::2].clamp(0, h)
+            gt_boxes.append(b)
+            lab = t["labels"].to(param.device, torch.int64) - 1
+            if lab.numel() and (lab.min() < 0 or lab.max() >= self.num_classes):
+                raise ValueError(f"target labels must be in 1..{self.num_classes}, got {t['labels'].tolist()}")
+            gt_labels.append(lab)
+            m = t["masks"].to(param.device)
+            if m.shape[0]:
+                # mmdet rescales masks with nearest-neighbour interpolation to the resized image
+                m = F.interpolate(m[:, None].float(), size=(h, w), mode="nearest")[:, 0] >= 0.5
+            else:
+                m = torch.zeros((0, h, w), dtype=torch.bool, device=param.device)
+            gt_masks.append(m)
+
+        with self._train_autocast(param.device):
+            feats = self.extract_feats(batch.tensor)
+            cls_scores, bbox_preds = self.rpn_head(feats)
+            anchors = self.rpn_head.anchors_for(feats)
+            losses = self.rpn_head.loss(cls_scores, bbox_preds, anchors, gt_boxes)
+            proposals = self.rpn_head.get_proposals(cls_scores, bbox_preds, batch.metas, anchors, training=True)
+
+            rois_l, labels_l, targets_l, pos_l = [], [], [], []
+            pos_rois_l, pos_labels_l, pos_gt_l = [], [], []
+            head = self.roi_head
+            for i in range(len(images)):
+                boxes = proposals[i]["boxes"].float()
+                gt = gt_boxes[i]
+                if head.sampler.add_gt_as_proposals and gt.numel():
+                    boxes = torch.cat([gt, boxes])
+                assigned = head.assigner.assign(boxes, gt)
+                pos, neg = head.sampler.sample(assigned)
+                pos_gt = assigned.gt_inds[pos] - 1
+                sampled = torch.cat([boxes[pos], boxes[neg]])
+                labels = torch.full((sampled.shape[0],), self.num_classes, dtype=torch.long, device=boxes.device)
+                labels[: pos.numel()] = gt_labels[i][pos_gt]
+                tgt = sampled.new_zeros(sampled.shape)
+                if pos.numel():
+                    tgt[: pos.numel()] = head.bbox_head.bbox_coder.encode(boxes[pos], gt[pos_gt])
+                is_pos = torch.zeros_like(labels, dtype=torch.bool)
+                is_pos[: pos.numel()] = True
+                idx_col = sampled.new_full((sampled.shape[0], 1), float(i))
+                rois_l.append(torch.cat([idx_col, sampled], 1))
+                labels_l.append(labels)
+                targets_l.append(tgt)
+                pos_l.append(is_pos)
+                pos_rois_l.append(torch.cat([idx_col[: pos.numel()], boxes[pos]], 1))
+                pos_labels_l.append(gt_labels[i][pos_gt])
+                pos_gt_l.append(pos_gt)
+            rois = torch.cat(rois_l)
+            cls_score, bbox_pred = head.bbox_head.forward_rois(feats, rois)
+            losses.update(head.bbox_head.loss(cls_score, bbox_pred, torch.cat(labels_l), torch.cat(targets_l),
+                                              torch.cat(pos_l)))
+            losses.update(refine_mask_loss(head.mask_head, feats[:4], torch.cat(pos_rois_l), torch.cat(pos_labels_l),
+                                           torch.cat(pos_gt_l), gt_masks))
+        return {k: v.float() for k, v in losses.items()}
+
+    def _train_autocast(self, device: torch.device):
+        if self.amp and device.type == "cuda":
+            return torch.autocast(device_type="cuda", dtype=torch.float16)
+        return contextlib.nullcontext()
+
+
+def build_refinemask(num_classes: int = 80, weights: str | None = None, class_names: list[str] | None = None,
+                     backbone_weights: str | None = None, score_thresh: float = 0.05, detections_per_img: int = 100,
+                     amp: bool = False) -> RefineMaskDetector:
+    """RefineMask R50-FPN, optionally with the official checkpoint (``weights``) or ImageNet backbone weights.
+
+    * ``weights`` (the official ``r50-coco-2x.pth``): loaded strictly; with ``num_classes=80`` the class names
+      come from the checkpoint's ``meta['CLASSES']``. With another ``num_classes`` (fine-tuning) the
+      class-specific layers are re-initialised and everything else is loaded.
+    * ``backbone_weights``: a torchvision ImageNet ResNet-50 state dict, used when ``weights`` is not given.
+    * ``class_names``: overrides the names (must have ``num_classes`` entries).
+    """
+    if weights and not Path(weights).is_file():
+        raise CheckpointError(missing_checkpoint_message(weights))  # fail fast, before building the network
+    if class_names is not None and len(class_names) != num_classes:
+        raise ConfigError(f"{len(class_names)} class names given for num_classes={num_classes}")
+    model = RefineMaskDetector(num_classes=num_classes, class_names=class_names, score_thresh=score_thresh,
+                               detections_per_img=detections_per_img, amp=amp)
+    if weights:
+        load_official_checkpoint(model, weights)
+        if class_names is not None:
+            model.class_names = list(class_names)
+    elif backbone_weights:
+        model.backbone.load_torchvision_weights(backbone_weights)
+    model.eval()
+    return model
+
+
+__all__ = ["RefineMaskDetector", "build_refinemask", "load_official_checkpoint", "COCO_CLASSES",
+           "CLASS_SPECIFIC_PREFIXES"]

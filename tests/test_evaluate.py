@@ -1,0 +1,235 @@
+"""evaluate(cfg) end to end on generated data: a model run, saved predictions files, the cache and a real sweep."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from openpyxl import load_workbook
+from PIL import Image
+from torchvision.ops import masks_to_boxes
+
+from insseg.config import compose_config
+from insseg.data import build_dataset
+from insseg.errors import InssegError
+from insseg.evaluation.evaluate import HEADLINE, evaluate
+from insseg.evaluation.excel_report import OBJECT_COLUMNS
+from insseg.models.maskrcnn import COCO_CATEGORIES
+from insseg.predictions import ImagePrediction, PredictionsWriter
+
+REPO = Path(__file__).resolve().parents[1]
+# A small, fast model: random weights, tiny input size, few detections (the mask head dominates CPU time).
+FAST = [
+    "experiment=smoke", "model.weights=null", "device=cpu", "model.min_size=96", "model.max_size=128",
+    "model.detections_per_img=5", "data.synthetic.num_images=10", "data.num_test=4", "data.synthetic.height=64",
+    "data.synthetic.width=80",
+]
+
+
+def config(tmp: Path, *overrides: str, out: str = "out"):
+    base = [f"paths.data_dir={tmp / 'data'}", f"paths.cache_dir={tmp / 'cache'}", f"paths.log_dir={tmp / 'logs'}"]
+    return compose_config("evaluate", [*FAST, *base, *overrides], output_dir=tmp / out)
+
+
+@pytest.fixture(scope="module")
+def model_run(tmp_path_factory):
+    """One model run (no cache) shared by the tests that read its outputs."""
+    tmp = tmp_path_factory.mktemp("evaluate")
+    cfg = config(tmp, "eval.cache=false", "eval.score_threshold=0.05", "eval.warmup_iters=1")
+    return tmp, cfg, evaluate(cfg)
+
+
+def test_model_run_writes_every_artefact(model_run):
+    tmp, cfg, metrics = model_run
+    out = Path(cfg.paths.output_dir)
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved == metrics
+    assert list(saved)[: len(HEADLINE)] == list(HEADLINE)
+    assert saved["num_images"] == 4 and saved["prediction_cache_hit"] is False
+    for key in ("segm_AP", "bbox_AP", "mean_iou", "instance_f1"):
+        assert 0.0 <= saved[key] <= 1.0
+    assert saved["time_model_ms_per_image"] > 0 and saved["time_total_ms_per_image"] >= saved["time_model_ms_per_image"]
+
+    preds = json.loads((out / "predictions.json").read_text())
+    assert set(preds) == {"images", "annotations", "categories"}
+    assert [c["name"] for c in preds["categories"]] == ["person"]
+    assert {im["file_name"] for im in preds["images"]} == {f"SynthPed{i:05d}.png" for i in range(10)} & {
+        im["file_name"] for im in preds["images"]
+    } and len(preds["images"]) == 4
+    ann = preds["annotations"][0]
+    assert set(ann) == {"image_id", "category_id", "score", "bbox", "segmentation"}
+    assert isinstance(ann["segmentation"]["counts"], str) and len(ann["bbox"]) == 4
+    # Every detection of the model's floor (0.05), not only those above the evaluation threshold.
+    assert min(a["score"] for a in preds["annotations"]) >= cfg.model.box_score_thresh
+    assert saved["num_predictions"] == sum(a["score"] > 0.05 for a in preds["annotations"])
+
+    wb = load_workbook(out / "metrics.xlsx")
+    assert wb.sheetnames == ["objects", "images", "summary", "config"]
+    rows = list(wb["objects"].iter_rows(values_only=True))
+    assert list(rows[0]) == list(OBJECT_COLUMNS) and len(rows) == 1 + saved["num_objects"]
+    assert all(r[7] is not None and r[7] > 0 for r in rows[1:])  # timing per object
+
+    masks = sorted(p.name for p in (out / "masks").iterdir())
+    assert sum(n.endswith("_predict.png") for n in masks) == 4
+    pattern = re.compile(r"^SynthPed\d{5}_object\d+_iou\d\.\d{4}_f1score\d\.\d{4}\.png$")
+    assert all(pattern.match(n) for n in masks if not n.endswith("_predict.png"))
+
+
+def test_saved_predictions_file_reproduces_the_run(model_run):
+    tmp, cfg, metrics = model_run
+    pred_file = Path(cfg.paths.output_dir) / "predictions.json"
+    again = evaluate(
+        config(tmp, f"eval.predictions={pred_file}", "eval.score_threshold=0.05", "eval.save_masks=false", out="again")
+    )
+    for key in HEADLINE:
+        assert again[key] == metrics[key], key
+    assert not (tmp / "again" / "masks").exists()
+    assert json.loads((tmp / "again" / "predictions.json").read_text()) == json.loads(pred_file.read_text())
+
+
+def ground_truth_predictions(cfg, class_names: list[str] | None = None, name_of=None) -> dict:
+    """A predictions file holding the ground truth itself (masks, tight boxes, score 1)."""
+    dataset = build_dataset(cfg.data, "eval")
+    names = list(class_names or dataset.class_names)
+    writer = PredictionsWriter(names)
+    for i in range(len(dataset)):
+        ann = dataset.annotation(i)
+        masks = ann.masks()
+        boxes = masks_to_boxes(torch.from_numpy(masks)).numpy() if len(ann) else np.zeros((0, 4), np.float32)
+        labels = ann.labels if name_of is None else np.array([name_of(dataset.class_names[k - 1]) for k in ann.labels])
+        writer.add(
+            dataset.file_name(i), ann.height, ann.width,
+            ImagePrediction(boxes, np.ones(len(ann), np.float32), labels.astype(np.int64), masks=masks),
+        )
+    return writer.to_dict()
+
+
+@pytest.mark.parametrize("layout", ["pennfudan", "voc"])
+def test_perfect_predictions_score_one(tmp_path, layout):
+    cfg = config(tmp_path, f"data.layout={layout}")
+    path = tmp_path / "perfect.json"
+    path.write_text(json.dumps(ground_truth_predictions(cfg)))
+    m = evaluate(config(tmp_path, f"data.layout={layout}", f"eval.predictions={path}"))
+    for key in ("segm_AP", "segm_AP50", "bbox_AP", "mean_iou", "mean_f1", "mean_iou_with_bg", "mean_f1_with_bg",
+                "instance_precision", "instance_recall", "instance_f1"):
+        assert m[key] == 1.0, key
+    assert m["num_objects"] > 0 and m["num_predictions"] == m["num_objects"]
+    # The exported mask of each object is its ground truth, 0/255.
+    out = tmp_path / "out" / "masks"
+    one = next(p for p in sorted(out.iterdir()) if "_object1_" in p.name)
+    assert "_iou1.0000_f1score1.0000" in one.name
+    assert set(np.unique(np.asarray(Image.open(one)))) <= {0, 255}
+
+
+def test_coco_named_model_is_bridged_to_voc(tmp_path):
+    cfg = config(tmp_path, "data.layout=voc")
+    coco_names = COCO_CATEGORIES[1:]
+    voc_to_coco = {"aeroplane": "airplane", "motorbike": "motorcycle", "sofa": "couch", "diningtable": "dining table",
+                   "pottedplant": "potted plant", "tvmonitor": "tv"}
+    data = ground_truth_predictions(cfg, coco_names, lambda n: coco_names.index(voc_to_coco.get(n, n)) + 1)
+    # A confident giraffe covering every image: VOC has no giraffe.
+    giraffe = coco_names.index("giraffe") + 1
+    for im in data["images"]:
+        full = ImagePrediction(np.array([[0, 0, im["width"], im["height"]]], np.float32), np.array([0.99], np.float32),
+                               np.array([giraffe]), masks=np.ones((1, im["height"], im["width"]), bool))
+        w = PredictionsWriter(coco_names)
+        w.add(im["file_name"], im["height"], im["width"], full)
+        data["annotations"].append({**w.annotations[0], "image_id": im["id"]})
+    path = tmp_path / "coco.json"
+    path.write_text(json.dumps(data))
+    dropped = evaluate(config(tmp_path, "data.layout=voc", f"eval.predictions={path}", "eval.save_masks=false"))
+    assert dropped["segm_AP"] == 1.0 and dropped["mean_iou"] == 1.0 and dropped["instance_precision"] == 1.0
+    kept = evaluate(config(tmp_path, "data.layout=voc", f"eval.predictions={path}", "eval.save_masks=false",
+                           "eval.keep_unmapped=true"))
+    assert kept["segm_AP"] == 1.0  # COCO AP is class-aware: an unmapped class meets no ground truth
+    assert kept["num_predictions"] == dropped["num_predictions"] + dropped["num_images"]
+    assert kept["instance_precision"] < 1.0
+
+
+def test_unknown_file_names_are_an_error_listing_them(tmp_path):
+    cfg = config(tmp_path)
+    data = ground_truth_predictions(cfg)
+    data["images"].append({"id": 99, "file_name": "not_here.png", "height": 64, "width": 80})
+    data["images"].append({"id": 98, "file_name": "nor_this.png", "height": 64, "width": 80})
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(InssegError, match=r"2 image\(s\).*nor_this\.png, not_here\.png"):
+        evaluate(config(tmp_path, f"eval.predictions={path}"))
+
+
+def test_cache_hit_gives_identical_metrics(tmp_path):
+    first = evaluate(config(tmp_path, "eval.warmup_iters=0", "eval.save_masks=false", out="first"))
+    second = evaluate(config(tmp_path, "eval.warmup_iters=0", "eval.save_masks=false", out="second"))
+    assert first["prediction_cache_hit"] is False and second["prediction_cache_hit"] is True
+    assert {k: v for k, v in first.items() if k != "prediction_cache_hit"} == {
+        k: v for k, v in second.items() if k != "prediction_cache_hit"
+    }
+    assert len(list((tmp_path / "cache" / "predictions").glob("*.json.gz"))) == 1
+    # Another model config is another entry.
+    third = evaluate(config(tmp_path, "eval.warmup_iters=0", "eval.save_masks=false", "model.detections_per_img=3",
+                            out="third"))
+    assert third["prediction_cache_hit"] is False
+    assert len(list((tmp_path / "cache" / "predictions").glob("*.json.gz"))) == 2
+
+
+def _sweep(tmp_path: Path, *extra: str) -> Path:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    cmd = [
+        sys.executable, "evaluate.py", "-m", *FAST, "eval.warmup_iters=0", "eval.save_masks=false",
+        f"paths.data_dir={tmp_path / 'data'}", f"paths.cache_dir={tmp_path / 'cache'}",
+        f"paths.log_dir={tmp_path / 'logs'}", *extra,
+    ]
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summaries = list((tmp_path / "logs").rglob("sweep_summary.csv"))
+    assert len(summaries) == 1, proc.stderr[-3000:]
+    return summaries[0].parent
+
+
+def _check_summary(sweep_dir: Path, n_jobs: int) -> list[dict]:
+    wb = load_workbook(sweep_dir / "sweep_summary.xlsx")
+    rows = list(wb.active.iter_rows(values_only=True))
+    header = list(rows[0])
+    table = [dict(zip(header, r)) for r in rows[1:]]
+    with open(sweep_dir / "sweep_summary.csv", newline="") as f:
+        csv_rows = list(csv.DictReader(f))
+    assert len(table) == len(csv_rows) == n_jobs
+    for row, csv_row in zip(table, csv_rows):
+        metrics = json.loads((sweep_dir / str(row["job"]) / "metrics.json").read_text())
+        assert row["status"] == "ok"
+        for key, value in metrics.items():
+            assert row[key] == value, key
+            if isinstance(value, float):
+                assert float(csv_row[key]) == value, key
+        assert row["experiment"] == "smoke" and row["model.weights"] is None
+    assert (sweep_dir / "sweep_summary.png").stat().st_size > 1000
+    return table
+
+
+def test_threshold_sweep_runs_the_model_once_and_summarises(tmp_path):
+    sweep_dir = _sweep(tmp_path, "eval.score_threshold=0.3,0.6")
+    table = _check_summary(sweep_dir, 2)
+    assert [r["eval.score_threshold"] for r in table] == [0.3, 0.6]
+    assert [r["score_threshold"] for r in table] == [0.3, 0.6]
+    assert [r["prediction_cache_hit"] for r in table] == [False, True]
+    assert len(list((tmp_path / "cache" / "predictions").glob("*.json.gz"))) == 1
+    # Both jobs scored the same predictions: AP does not depend on the threshold.
+    assert table[0]["segm_AP"] == table[1]["segm_AP"]
+    assert table[0]["num_predictions"] >= table[1]["num_predictions"]
+
+
+@pytest.mark.slow
+def test_parallel_joblib_sweep_shares_one_cache_entry(tmp_path):
+    sweep_dir = _sweep(tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+                       "eval.score_threshold=0.2,0.4,0.6")
+    table = _check_summary(sweep_dir, 3)
+    assert sum(not r["prediction_cache_hit"] for r in table) == 1
+    assert len(list((tmp_path / "cache" / "predictions").glob("*.json.gz"))) == 1

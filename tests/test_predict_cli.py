@@ -1,0 +1,147 @@
+"""predict(cfg) and the real `python predict.py`: folder and glob inputs, per-image outputs, predictions.json
+(read back by pycocotools), failures.txt and the exit status."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from pycocotools import mask as mask_utils
+from pycocotools.coco import COCO
+
+from insseg.config import compose_config
+from insseg.errors import ConfigError
+from insseg.inference.predict_run import output_stems, predict, relative_names
+
+REPO = Path(__file__).resolve().parents[1]
+# Random weights (nothing to download), small inputs, at most 5 detections per image.
+SMALL = [
+    "experiment=smoke",
+    "model.weights=null",
+    "device=cpu",
+    "model.min_size=64",
+    "model.max_size=96",
+    "model.detections_per_img=5",
+    "model.rpn_pre_nms_top_n_test=50",
+    "model.rpn_post_nms_top_n_test=20",
+    "seed=0",
+    # Random heads score around 0.5: a low threshold makes sure the checks below see instances.
+    "predict.score_threshold=0.1",
+]
+
+
+def write_inputs(folder: Path) -> None:
+    """a.png and a.jpg share a stem; gray.png is grayscale; bad.jpg is text; notes.txt is not an image."""
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rng.integers(0, 256, (60, 80, 3), dtype=np.uint8)).save(folder / "a.png")
+    Image.fromarray(rng.integers(0, 256, (72, 56, 3), dtype=np.uint8)).save(folder / "a.jpg")
+    Image.fromarray(rng.integers(0, 256, (40, 90), dtype=np.uint8)).save(folder / "gray.png")
+    (folder / "bad.jpg").write_text("this is not a JPEG")
+    (folder / "notes.txt").write_text("ignored: no image suffix")
+
+
+def check_run(out: Path, sizes: dict[str, tuple[int, int]], stems: dict[str, str], threshold: float) -> dict:
+    """Every readable input has its overlay, its masks match predictions.json, and pycocotools reads it."""
+    data = json.loads((out / "predictions.json").read_text())
+    assert set(data) == {"images", "annotations", "categories"}
+    assert [c["name"] for c in data["categories"]] == ["person"]
+    assert {im["file_name"]: (im["height"], im["width"]) for im in data["images"]} == sizes
+    # The images and categories tables make the ground-truth side; the annotations load as results.
+    coco = COCO()
+    coco.dataset = {"images": data["images"], "categories": data["categories"], "annotations": []}
+    coco.createIndex()
+    results = coco.loadRes(copy.deepcopy(data["annotations"])) if data["annotations"] else None
+    for im in data["images"]:
+        stem = stems[im["file_name"]]
+        h, w = sizes[im["file_name"]]
+        assert Image.open(out / "overlays" / f"{stem}.png").size == (w, h)
+        anns = [a for a in data["annotations"] if a["image_id"] == im["id"]]
+        assert [a["score"] for a in anns] == sorted((a["score"] for a in anns), reverse=True)
+        assert all(a["score"] > threshold for a in anns)
+        pattern = re.compile(re.escape(Path(stem).name) + r"_\d+\.png")
+        written = [p for p in (out / "masks" / Path(stem).parent).glob("*.png") if pattern.fullmatch(p.name)]
+        assert len(written) == len(anns)
+        for k, ann in enumerate(anns):
+            x, y, bw, bh = ann["bbox"]
+            assert 0 <= x <= x + bw <= w + 1e-3 and 0 <= y <= y + bh <= h + 1e-3
+            png = np.asarray(Image.open(out / "masks" / f"{stem}_{k}.png"))
+            assert png.shape == (h, w) and set(np.unique(png).tolist()) <= {0, 255}
+            rle = dict(ann["segmentation"], counts=ann["segmentation"]["counts"].encode())
+            assert np.array_equal(mask_utils.decode(rle).astype(bool), png == 255)
+    if results is not None:
+        assert len(results.getAnnIds()) == len(data["annotations"])
+        assert all(a["area"] >= 0 for a in results.loadAnns(results.getAnnIds()))
+    return data
+
+
+def test_folder_input_in_process(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    write_inputs(tmp_path / "in")
+    cfg = compose_config("predict", SMALL + [f"input={tmp_path / 'in'}"], output_dir=tmp_path / "out")
+    result = predict(cfg)
+    out = tmp_path / "out"
+    assert result["num_images"] == 3 and result["num_failed"] == 1
+    assert result["num_instances"] > 0
+    # Shared stems use the full file name; the others keep their stem.
+    assert result["outputs"] == {"a.jpg": "a.jpg", "a.png": "a.png", "bad.jpg": "bad", "gray.png": "gray"}
+    data = check_run(out, {"a.jpg": (72, 56), "a.png": (60, 80), "gray.png": (40, 90)}, result["outputs"], 0.1)
+    assert len(data["annotations"]) == result["num_instances"]
+    lines = (out / "failures.txt").read_text().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{tmp_path / 'in' / 'bad.jpg'}\t")
+    printed = capsys.readouterr()
+    assert "notes.txt" in printed.out  # the skipped non-image is mentioned, not silently dropped
+    closing = printed.out.strip().splitlines()[-1]
+    assert closing.startswith("done: 3 image(s)") and "1 unreadable" in closing
+    for stage in ("load", "model", "postprocess", "write", "images/s", "warm-up"):
+        assert stage in closing
+    timing = result["timing"]
+    assert timing["warmup"]["batches"] == 1 and timing["steady"]["images"] == 2
+
+
+def test_missing_input_fails_before_building_a_model(tmp_path: Path) -> None:
+    cfg = compose_config("predict", SMALL, output_dir=tmp_path / "out")
+    with pytest.raises(ConfigError, match="no input given"):
+        predict(cfg)
+    cfg = compose_config("predict", SMALL + [f"input={tmp_path}/*.png"], output_dir=tmp_path / "out")
+    with pytest.raises(ConfigError, match="matches no files"):
+        predict(cfg)
+
+
+def test_output_names() -> None:
+    root = Path("/data")
+    paths = [Path("/data/x/a.png"), Path("/data/y/a.png"), Path("/data/b.PNG"), Path("/data/B.jpg"), Path("/elsewhere/c.png")]
+    names = relative_names(paths, root)
+    assert names == ["x/a.png", "y/a.png", "b.PNG", "B.jpg", "c.png"]
+    # Same stem in different sub-folders is no clash; b.PNG and B.jpg clash case-insensitively.
+    assert output_stems(names) == ["x/a", "y/a", "b.PNG", "B.jpg", "c"]
+    # A clash left after using full names is numbered.
+    assert output_stems(["a.jpg", "a.png", "a.jpg.png"]) == ["a.jpg", "a.png", "a.jpg~2"]
+
+
+def test_real_cli_with_glob_and_failure(tmp_path: Path) -> None:
+    """`python predict.py` on a recursive glob: sub-folders mirrored, the unreadable file listed, exit 1."""
+    rng = np.random.default_rng(1)
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    Image.fromarray(rng.integers(0, 256, (50, 64, 3), dtype=np.uint8)).save(tmp_path / "in" / "top.png")
+    Image.fromarray(rng.integers(0, 256, (48, 48, 4), dtype=np.uint8)).save(tmp_path / "in" / "sub" / "rgba.png")
+    (tmp_path / "in" / "sub" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    Image.fromarray(rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(tmp_path / "in" / "skipped.jpg")
+    run_dir = tmp_path / "run"
+    cmd = [sys.executable, "predict.py", *SMALL, f"input={tmp_path / 'in'}/**/*.png", f"hydra.run.dir={run_dir}"]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "broken.png" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.stdout.strip().splitlines()[-1].startswith("done: 2 image(s)")
+    stems = {"top.png": "top", "sub/rgba.png": "sub/rgba"}
+    check_run(run_dir, {"top.png": (50, 64), "sub/rgba.png": (48, 48)}, stems, 0.1)
+    assert (run_dir / "overlays" / "sub" / "rgba.png").is_file()
+    assert not (run_dir / "overlays" / "skipped.png").exists()
+    assert "sub/broken.png" in (run_dir / "failures.txt").read_text()
+    assert (run_dir / ".hydra" / "config.yaml").is_file()
