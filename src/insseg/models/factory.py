@@ -18,7 +18,13 @@ from torch import nn
 
 from insseg.errors import CheckpointError, ConfigError
 from insseg.models.checkpoint_io import is_insseg_checkpoint, is_mmdet_checkpoint, read_weights_file
-from insseg.models.maskrcnn import COCO_CATEGORIES, build_maskrcnn, load_torchvision_state_dict, replace_predictors
+from insseg.models.maskrcnn import (
+    COCO_CATEGORIES,
+    build_maskrcnn,
+    has_frozen_bn,
+    load_torchvision_state_dict,
+    replace_predictors,
+)
 
 
 def build_model(model_cfg: Any, dataset_classes: Sequence[str] | None = None, fit_to_dataset: bool = False) -> nn.Module:
@@ -56,7 +62,7 @@ def _build_maskrcnn(model_cfg: Any, state_dict: dict | None, dataset_classes: Se
             raise CheckpointError(
                 f"{model_cfg.weights} is an mmdetection checkpoint; use it with model=refinemask, not model=maskrcnn"
             )
-        model = build_maskrcnn(model_cfg, len(COCO_CATEGORIES), pretrained_coco=False)
+        model = build_maskrcnn(model_cfg, len(COCO_CATEGORIES), pretrained_coco=False, frozen_bn=has_frozen_bn(state_dict))
         load_torchvision_state_dict(model, state_dict, str(model_cfg.weights))
         names = coco_names
         if fit:
@@ -113,12 +119,14 @@ def _from_insseg_checkpoint(
         )
     arch_cfg = OmegaConf.create(OmegaConf.to_container(model_cfg, resolve=True))
     with open_dict(arch_cfg):
-        for key in ("backbone",):
-            if key in checkpoint.get("model_cfg", {}):
-                arch_cfg[key] = checkpoint["model_cfg"][key]
+        if "backbone" in checkpoint.get("model_cfg", {}):
+            arch_cfg.backbone = checkpoint["model_cfg"]["backbone"]
         arch_cfg.weights = None
         arch_cfg.backbone_weights = None
-    model = build_model(arch_cfg, names, fit_to_dataset=True)
+    if model_cfg.name == "maskrcnn":
+        model = build_maskrcnn(arch_cfg, len(names) + 1, pretrained_coco=False, frozen_bn=has_frozen_bn(checkpoint["model"]))
+    else:
+        model = build_model(arch_cfg, names, fit_to_dataset=True)
     load_torchvision_state_dict(model, checkpoint["model"], path)
     model.class_names = names
     return model

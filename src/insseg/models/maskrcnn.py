@@ -21,11 +21,13 @@ COCO_WEIGHTS = MaskRCNN_ResNet50_FPN_Weights.COCO_V1
 COCO_CATEGORIES: list[str] = list(COCO_WEIGHTS.meta["categories"])
 
 
-def build_maskrcnn(model_cfg: Any, num_classes: int, pretrained_coco: bool) -> MaskRCNN:
+def build_maskrcnn(model_cfg: Any, num_classes: int, pretrained_coco: bool, frozen_bn: bool | None = None) -> MaskRCNN:
     """Mask R-CNN with ``num_classes`` outputs (background included).
 
     With ``pretrained_coco`` the COCO weights are loaded first (91 classes) and, when ``num_classes`` differs,
-    the box and mask predictors are replaced by new ones, as in the tutorial.
+    the box and mask predictors are replaced by new ones, as in the tutorial. ``frozen_bn`` forces the
+    backbone's normalisation layers (to match a state dict about to be loaded); by default pretrained
+    backbones get frozen BatchNorm, random ones trainable BatchNorm.
     """
     backbone_name = model_cfg.backbone
     if pretrained_coco and backbone_name != "resnet50":
@@ -33,7 +35,7 @@ def build_maskrcnn(model_cfg: Any, num_classes: int, pretrained_coco: bool) -> M
             f"model.weights=DEFAULT needs model.backbone=resnet50 (COCO weights exist only for it), got '{backbone_name}'"
         )
     imagenet = model_cfg.backbone_weights == "DEFAULT" and not pretrained_coco
-    pretrained = pretrained_coco or imagenet
+    pretrained = (pretrained_coco or imagenet) if frozen_bn is None else frozen_bn
     # Pretrained backbones keep frozen BatchNorm and their first stages frozen; random ones train everything.
     norm_layer = FrozenBatchNorm2d if pretrained else nn.BatchNorm2d
     trainable = model_cfg.trainable_backbone_layers if pretrained else 5
@@ -71,16 +73,25 @@ def replace_predictors(model: MaskRCNN, num_classes: int) -> None:
     model.roi_heads.mask_predictor = MaskRCNNPredictor(in_channels, 256, num_classes)
 
 
+def has_frozen_bn(state_dict: dict[str, torch.Tensor]) -> bool:
+    """Frozen BatchNorm (pretrained backbones) stores no ``num_batches_tracked`` buffers."""
+    return not any(k.startswith("backbone.body") and k.endswith("num_batches_tracked") for k in state_dict)
+
+
 def load_torchvision_state_dict(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> None:
-    """Strict load with an error that lists what did not fit."""
-    result = model.load_state_dict(state_dict, strict=False)
+    """Strict load with an error that lists what did not fit (instead of torch's wall of shapes)."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
     shape_errors = [
-        f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(model.state_dict()[k].shape)}"
+        f"{k}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}"
         for k, v in state_dict.items()
-        if k in model.state_dict() and model.state_dict()[k].shape != v.shape
+        if k in own and own[k].shape != v.shape
     ]
-    if result.missing_keys or result.unexpected_keys or shape_errors:
+    if missing or unexpected or shape_errors:
         raise CheckpointError(
-            f"weights in {source} do not fit this model: missing keys {result.missing_keys[:8]}, unexpected keys "
-            f"{result.unexpected_keys[:8]}, shape mismatches {shape_errors[:4]}. Check model.backbone and model.name."
+            f"weights in {source} do not fit this model ({len(missing)} missing keys, {len(unexpected)} unexpected, "
+            f"{len(shape_errors)} of another shape): missing {missing[:5]}, unexpected {unexpected[:5]}, shapes "
+            f"{shape_errors[:3]}. Check model.name and model.backbone."
         )
+    model.load_state_dict(state_dict)

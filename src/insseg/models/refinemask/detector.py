@@ -96,6 +96,8 @@ class RefineMaskDetector(nn.Module):
         self.nms_thresh = float(nms_thresh)
         self.mask_thresh = float(mask_thresh)
         self.amp = bool(amp)
+        # mmdet's img_scale (test and train): longer side <= 1333, shorter side <= 800
+        self.img_scale: tuple[int, int] = (1333, 800)
         self.backbone = ResNet50()
         self.neck = FPN()
         self.rpn_head = RPNHead()
@@ -136,11 +138,12 @@ class RefineMaskDetector(nn.Module):
         # group by padded size: each image then sees exactly the input it would see alone
         groups: dict[tuple[int, int], list[int]] = {}
         for i, im in enumerate(images):
-            nh, nw = rescale_size(int(im.shape[-2]), int(im.shape[-1]))
+            nh, nw = rescale_size(int(im.shape[-2]), int(im.shape[-1]), self.img_scale)
             groups.setdefault((-(-nh // 32) * 32, -(-nw // 32) * 32), []).append(i)
         param = self._param
         for idxs in groups.values():
-            batch = preprocess_exact([images[i] for i in idxs], device=param.device, dtype=param.dtype)
+            batch = preprocess_exact([images[i] for i in idxs], device=param.device, dtype=param.dtype,
+                                     scale=self.img_scale)
             for i, r in zip(idxs, self.run_batch(batch)):
                 results[i] = r
         return results  # type: ignore[return-value]
@@ -195,7 +198,7 @@ class RefineMaskDetector(nn.Module):
         if len(images) != len(targets):
             raise ValueError(f"{len(images)} images but {len(targets)} targets")
         param = self._param
-        batch = preprocess_fast([im.to(param.device) for im in images], dtype=param.dtype)
+        batch = preprocess_fast([im.to(param.device) for im in images], dtype=param.dtype, scale=self.img_scale)
         gt_boxes, gt_labels, gt_masks = [], [], []
         for t, meta in zip(targets, batch.metas):
             sf = torch.as_tensor(meta["scale_factor"], device=param.device)

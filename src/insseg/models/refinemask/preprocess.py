@@ -95,16 +95,17 @@ class Batch:
 
 
 def preprocess_exact(images: list[Tensor], device: torch.device | str | None = None,
-                     dtype: torch.dtype = torch.float32, resized: list[np.ndarray | None] | None = None) -> Batch:
+                     dtype: torch.dtype = torch.float32, resized: list[np.ndarray | None] | None = None,
+                     scale: tuple[int, int] = IMG_SCALE) -> Batch:
     """The official test pipeline for each image, then a zero-padded batch.
 
     ``resized`` optionally gives, per image, the already-resized uint8 RGB image (e.g. the golden's), which
-    then replaces steps 1-2; the meta still comes from the original size.
+    then replaces steps 1-2; the meta still comes from the original size. ``scale`` is mmdet's ``img_scale``.
     """
     tensors, metas = [], []
     for i, image in enumerate(images):
         h, w = int(image.shape[-2]), int(image.shape[-1])
-        new_h, new_w = rescale_size(h, w)
+        new_h, new_w = rescale_size(h, w, scale)
         given = None if resized is None else resized[i]
         if given is not None:
             if given.shape[:2] != (new_h, new_w):
@@ -117,7 +118,8 @@ def preprocess_exact(images: list[Tensor], device: torch.device | str | None = N
     return _collate(tensors, metas, device, dtype)
 
 
-def preprocess_fast(images: list[Tensor], dtype: torch.dtype = torch.float32) -> Batch:
+def preprocess_fast(images: list[Tensor], dtype: torch.dtype = torch.float32,
+                    scale: tuple[int, int] = IMG_SCALE) -> Batch:
     """Training variant on the images' own device: float bilinear resize (no uint8 round trip, no OpenCV).
 
     Same sizes, scale factors and normalisation as the exact path; pixel values differ by about one grey
@@ -128,7 +130,7 @@ def preprocess_fast(images: list[Tensor], dtype: torch.dtype = torch.float32) ->
     std = torch.tensor(STD, device=images[0].device).view(3, 1, 1)
     for image in images:
         h, w = int(image.shape[-2]), int(image.shape[-1])
-        new_h, new_w = rescale_size(h, w)
+        new_h, new_w = rescale_size(h, w, scale)
         x = image.float() * 255.0
         if (new_h, new_w) != (h, w):
             x = F.interpolate(x[None], size=(new_h, new_w), mode="bilinear", align_corners=False)[0]
