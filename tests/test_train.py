@@ -75,12 +75,14 @@ def test_resume_continues_with_full_state(trained_run, tmp_path: Path) -> None:
     assert all(c > max(first_counts) for c in step_counts), "optimizer state (momentum buffers) carried over"
 
 
-def test_resume_auto_finds_newest_checkpoint_of_the_experiment(trained_run, tmp_path: Path, capsys) -> None:
+def test_resume_auto_finds_newest_checkpoint_of_the_experiment(trained_run, tmp_path: Path, caplog) -> None:
     run_dir, _, overrides = trained_run
     log_dir = run_dir.parents[2]
     new_run = log_dir / "train" / "smoke_maskrcnn_pennfudan" / "second"
+    caplog.set_level("INFO", logger="insseg")
     train(compose_config("train", overrides + ["train.resume=auto"], output_dir=new_run))
-    assert "nothing to train" in capsys.readouterr().out, "epoch 0 of 1 was already done by the first run"
+    assert "resuming" in caplog.text and str(run_dir) in caplog.text
+    assert "nothing to train" in caplog.text, "epoch 0 of 1 was already done by the first run"
     assert (new_run / "metrics.json").is_file()
 
 

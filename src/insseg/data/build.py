@@ -14,6 +14,7 @@ from insseg.data.readers import InstanceReader, PennFudanReader, VOCReader
 from insseg.data.synthetic import generate_pennfudan, generate_voc
 from insseg.data.transforms import RandomHorizontalFlip
 from insseg.errors import DatasetError
+from insseg.utils.logging import log
 
 PENNFUDAN_EXPECTED = ("PNGImages", "PedMasks")
 VOC_EXPECTED = ("JPEGImages", "SegmentationObject", "SegmentationClass", "ImageSets/Segmentation")
@@ -28,7 +29,7 @@ def ensure_dataset(data_cfg: Any) -> Path:
         return _generate_synthetic(data_cfg, root)
     expected = PENNFUDAN_EXPECTED if data_cfg.layout == "pennfudan" else VOC_EXPECTED
     if data_cfg.download and data_cfg.url:
-        print(f"dataset {data_cfg.name} not found at {root}; downloading {data_cfg.url}", flush=True)
+        log.info(f"dataset {data_cfg.name} not found at {root}; downloading {data_cfg.url}")
         return download_and_extract(data_cfg.url, root, expected, sha256=data_cfg.sha256)
     where = data_cfg.url or "the dataset's website"
     raise DatasetError(

@@ -4,12 +4,13 @@ references print them). Plain lines rather than a redrawn bar, so logs of batch 
 from __future__ import annotations
 
 import datetime
-import sys
 import time
 from collections import defaultdict, deque
 from typing import Iterable, Iterator, TypeVar
 
 import torch
+
+from insseg.utils.logging import log
 
 T = TypeVar("T")
 
@@ -40,10 +41,9 @@ class SmoothedValue:
 
 
 class MetricLogger:
-    def __init__(self, enabled: bool = True, stream=sys.stdout) -> None:
+    def __init__(self, enabled: bool = True) -> None:
         self.meters: dict[str, SmoothedValue] = defaultdict(SmoothedValue)
         self.enabled = enabled
-        self.stream = stream
 
     def update(self, **values: float) -> None:
         for k, v in values.items():
@@ -64,14 +64,11 @@ class MetricLogger:
                 mem = ""
                 if torch.cuda.is_available() and torch.cuda.is_initialized():
                     mem = f"  max mem: {torch.cuda.max_memory_allocated() / 2**20:.0f}MB"
-                print(
+                log.info(
                     f"{header} [{i:{width}d}/{total}]  eta: {eta}  {meters}  "
-                    f"time: {iter_time.median:.3f}  data: {data_time.median:.3f}{mem}",
-                    file=self.stream,
-                    flush=True,
+                    f"time: {iter_time.median:.3f}  data: {data_time.median:.3f}{mem}"
                 )
             end = time.perf_counter()
         if self.enabled:
             elapsed = datetime.timedelta(seconds=int(time.perf_counter() - start))
-            print(f"{header} total time: {elapsed} ({(time.perf_counter() - start) / max(total, 1):.3f} s/it)",
-                  file=self.stream, flush=True)
+            log.info(f"{header} total time: {elapsed} ({(time.perf_counter() - start) / max(total, 1):.3f} s/it)")

@@ -20,6 +20,7 @@ from insseg.engine.validation import evaluate_coco
 from insseg.errors import InssegError
 from insseg.models import build_model
 from insseg.utils.atomic import atomic_write_json, atomic_write_text
+from insseg.utils.logging import ensure_console_logging, log
 from insseg.utils.device import amp_enabled, autocast, configure_runtime, resolve_device
 from insseg.utils.seed import seed_everything
 
@@ -33,6 +34,7 @@ class TrainingDiverged(InssegError):
 def train(cfg: DictConfig) -> dict[str, float]:
     """Train ``cfg.model`` on ``cfg.data``; write checkpoints, TensorBoard events and metrics.json to
     ``cfg.paths.output_dir``. Returns the final metrics."""
+    ensure_console_logging()
     device = resolve_device(cfg.device)
     dist_info = init_distributed(device)
     try:
@@ -74,7 +76,7 @@ def _train(cfg: DictConfig, device: torch.device, dist_info: DistInfo) -> dict[s
         scaler.load_state_dict(ckpt["scaler"])
         start_epoch, best_metric, metrics = ckpt["epoch"] + 1, ckpt["best_metric"], dict(ckpt.get("metrics", {}))
         if main:
-            print(f"resumed from {resume_path} at epoch {start_epoch}", flush=True)
+            log.info(f"resumed from {resume_path} at epoch {start_epoch}")
 
     train_model: torch.nn.Module = model
     if dist_info.enabled:
@@ -122,7 +124,7 @@ def _train(cfg: DictConfig, device: torch.device, dist_info: DistInfo) -> dict[s
     finally:
         tb.close()
     if main and start_epoch >= cfg.train.epochs:
-        print(f"nothing to train: the checkpoint already finished {cfg.train.epochs} epochs", flush=True)
+        log.info(f"nothing to train: the checkpoint already finished {cfg.train.epochs} epochs")
         atomic_write_json(out_dir / "metrics.json", _json_safe({**metrics, "best_segm_AP": best_metric}))
     return broadcast_object(metrics, dist_info)
 
@@ -183,7 +185,9 @@ def _resolve_resume(cfg: DictConfig, out_dir: Path, dist_info: DistInfo) -> Path
         if dist_info.is_main:
             found = find_latest_checkpoint(Path(cfg.paths.log_dir) / cfg.task_name / cfg.experiment_name, exclude=out_dir)
             if found is None:
-                print(f"train.resume=auto: no earlier checkpoint of experiment '{cfg.experiment_name}'; starting fresh", flush=True)
+                log.info(f"train.resume=auto: no earlier checkpoint of experiment '{cfg.experiment_name}'; starting fresh")
+            else:
+                log.info(f"train.resume=auto: resuming {found}")
         return broadcast_object(found, dist_info)
     return Path(resume)
 
@@ -194,7 +198,7 @@ def _json_safe(values: dict[str, float]) -> dict[str, float | None]:
 
 
 def _print_metrics(epoch: int, metrics: dict[str, float]) -> None:
-    print(f"Epoch [{epoch}] " + "  ".join(f"{k}: {metrics[k]:.4f}" for k in METRIC_KEYS if k in metrics), flush=True)
+    log.info(f"Epoch [{epoch}] " + "  ".join(f"{k}: {metrics[k]:.4f}" for k in METRIC_KEYS if k in metrics))
 
 
 def _save_config_outside_hydra(cfg: DictConfig, out_dir: Path) -> None:

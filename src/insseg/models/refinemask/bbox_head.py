@@ -70,6 +70,7 @@ class Shared2FCBBoxHead(nn.Module):
         boxes = boxes.view(n, -1, 4)
         fg = scores[:, :-1]
         valid = fg > score_thr
+        valid &= torch.isfinite(boxes).all(dim=-1)  # a diverged model must not crash the mask paste
         sel_boxes = boxes[valid]               # RoI-major, class-minor like masked_select
         sel_scores = fg[valid]
         sel_labels = torch.nonzero(valid, as_tuple=False)[:, 1]
