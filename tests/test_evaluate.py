@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,8 @@ from insseg.data import build_dataset
 from insseg.errors import InssegError
 from insseg.evaluation.evaluate import HEADLINE, evaluate
 from insseg.evaluation.excel_report import OBJECT_COLUMNS
+from insseg.evaluation.prediction_cache import weights_identity
+from insseg.evaluation.timing import ImageTiming, SectionTimer, TimingStats
 from insseg.models.maskrcnn import COCO_CATEGORIES
 from insseg.predictions import ImagePrediction, PredictionsWriter
 
@@ -50,9 +53,9 @@ def config(tmp: Path, *overrides: str, out: str = "out"):
 
 @pytest.fixture(scope="module")
 def model_run(tmp_path_factory):
-    """One model run (no cache) shared by the tests that read its outputs."""
+    """One model run (no cache; batches of 3 over 4 images) shared by the tests that read its outputs."""
     tmp = tmp_path_factory.mktemp("evaluate")
-    cfg = config(tmp, "eval.cache=false", "eval.score_threshold=0.05", "eval.warmup_iters=1")
+    cfg = config(tmp, "eval.cache=false", "eval.score_threshold=0.05", "eval.warmup_iters=1", "eval.batch_size=3")
     return tmp, cfg, evaluate(cfg)
 
 
@@ -70,9 +73,8 @@ def test_model_run_writes_every_artefact(model_run):
     preds = json.loads((out / "predictions.json").read_text())
     assert set(preds) == {"images", "annotations", "categories"}
     assert [c["name"] for c in preds["categories"]] == ["person"]
-    assert {im["file_name"] for im in preds["images"]} == {f"SynthPed{i:05d}.png" for i in range(10)} & {
-        im["file_name"] for im in preds["images"]
-    } and len(preds["images"]) == 4
+    assert len(preds["images"]) == 4
+    assert all(re.fullmatch(r"SynthPed\d{5}\.png", im["file_name"]) for im in preds["images"])
     ann = preds["annotations"][0]
     assert set(ann) == {"image_id", "category_id", "score", "bbox", "segmentation"}
     assert isinstance(ann["segmentation"]["counts"], str) and len(ann["bbox"]) == 4
@@ -104,9 +106,9 @@ def test_saved_predictions_file_reproduces_the_run(model_run):
     assert json.loads((tmp / "again" / "predictions.json").read_text()) == json.loads(pred_file.read_text())
 
 
-def ground_truth_predictions(cfg, class_names: list[str] | None = None, name_of=None) -> dict:
+def ground_truth_predictions(cfg, class_names: list[str] | None = None, name_of=None, split: str = "eval") -> dict:
     """A predictions file holding the ground truth itself (masks, tight boxes, score 1)."""
-    dataset = build_dataset(cfg.data, "eval")
+    dataset = build_dataset(cfg.data, split)
     names = list(class_names or dataset.class_names)
     writer = PredictionsWriter(names)
     for i in range(len(dataset)):
@@ -131,6 +133,9 @@ def test_perfect_predictions_score_one(tmp_path, layout):
                 "instance_precision", "instance_recall", "instance_f1"):
         assert m[key] == 1.0, key
     assert m["num_objects"] > 0 and m["num_predictions"] == m["num_objects"]
+    images = list(load_workbook(tmp_path / "out" / "metrics.xlsx")["images"].iter_rows(values_only=True))
+    if layout == "voc":  # the generated val split holds an image without objects
+        assert any(r[3] == 0 for r in images[1:])
     # The exported mask of each object is its ground truth, 0/255.
     out = tmp_path / "out" / "masks"
     one = next(p for p in sorted(out.iterdir()) if "_object1_" in p.name)
@@ -161,6 +166,18 @@ def test_coco_named_model_is_bridged_to_voc(tmp_path):
     assert kept["segm_AP"] == 1.0  # COCO AP is class-aware: an unmapped class meets no ground truth
     assert kept["num_predictions"] == dropped["num_predictions"] + dropped["num_images"]
     assert kept["instance_precision"] < 1.0
+
+
+def test_eval_split_selects_other_images(tmp_path):
+    cfg = config(tmp_path)
+    path = tmp_path / "train.json"
+    path.write_text(json.dumps(ground_truth_predictions(cfg, split="train")))
+    m = evaluate(config(tmp_path, f"eval.predictions={path}", "eval.split=train", "eval.save_masks=false"))
+    assert m["num_images"] == 6 and m["segm_AP"] == 1.0
+    with pytest.raises(InssegError, match="does not hold"):  # train images are not in the held-out split
+        evaluate(config(tmp_path, f"eval.predictions={path}", "eval.save_masks=false"))
+    with pytest.raises(InssegError, match="eval.split"):
+        evaluate(config(tmp_path, "eval.split=validation"))
 
 
 def test_unknown_file_names_are_an_error_listing_them(tmp_path):
@@ -244,3 +261,31 @@ def test_parallel_joblib_sweep_shares_one_cache_entry(tmp_path):
     table = _check_summary(sweep_dir, 3)
     assert sum(not r["prediction_cache_hit"] for r in table) == 1
     assert len(list((tmp_path / "cache" / "predictions").glob("*.json.gz"))) == 1
+
+
+def test_section_timer_and_stats():
+    timer = SectionTimer(torch.device("cpu"))
+    timer.reset()
+    with timer.section("model"):
+        time.sleep(0.02)
+    per_image = timer.split(2)  # a batch of two images shares the time
+    assert 0.009 < per_image.model < 0.5 and per_image.preprocess == 0.0
+    stats = TimingStats()
+    stats.add(per_image, 2)
+    stats.add(ImageTiming(0.01, 0.02, 0.03), 0)
+    stats.add(None, 5)  # not timed: ignored
+    s = stats.summary()
+    total = per_image.total + 0.06
+    assert s["time_total_ms_per_image"] == pytest.approx(1000 * total / 2)
+    assert s["time_total_ms_per_object"] == pytest.approx(1000 * total / 2)
+    assert s["time_postprocess_ms_per_image"] == pytest.approx(15.0)
+
+
+def test_cache_key_follows_the_weights_file(tmp_path):
+    weights = tmp_path / "w.pt"
+    weights.write_bytes(b"x" * 10)
+    first = weights_identity(str(weights), "maskrcnn")
+    os.utime(weights, ns=(1_000_000_000, 1_000_000_000))
+    assert weights_identity(str(weights), "maskrcnn") != first
+    assert weights_identity(str(tmp_path / "none.pt"), "maskrcnn")["missing"] is True
+    assert weights_identity(None, "maskrcnn") == {"weights": None}

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
@@ -50,11 +51,13 @@ def write_inputs(folder: Path) -> None:
     (folder / "notes.txt").write_text("ignored: no image suffix")
 
 
-def check_run(out: Path, sizes: dict[str, tuple[int, int]], stems: dict[str, str], threshold: float) -> dict:
+def check_run(
+    out: Path, sizes: dict[str, tuple[int, int]], stems: dict[str, str], threshold: float, classes: tuple = ("person",)
+) -> dict:
     """Every readable input has its overlay, its masks match predictions.json, and pycocotools reads it."""
     data = json.loads((out / "predictions.json").read_text())
     assert set(data) == {"images", "annotations", "categories"}
-    assert [c["name"] for c in data["categories"]] == ["person"]
+    assert [c["name"] for c in data["categories"]] == list(classes)
     assert {im["file_name"]: (im["height"], im["width"]) for im in data["images"]} == sizes
     # The images and categories tables make the ground-truth side; the annotations load as results.
     coco = COCO()
@@ -84,11 +87,12 @@ def check_run(out: Path, sizes: dict[str, tuple[int, int]], stems: dict[str, str
     return data
 
 
-def test_folder_input_in_process(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_folder_input_in_process(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     write_inputs(tmp_path / "in")
     cfg = compose_config("predict", SMALL + [f"input={tmp_path / 'in'}"], output_dir=tmp_path / "out")
+    caplog.set_level("INFO", logger="insseg")
     result = predict(cfg)
-    printed = capsys.readouterr()
+    messages = list(caplog.messages)
     out = tmp_path / "out"
     assert result["num_images"] == 3 and result["num_failed"] == 1
     assert result["num_instances"] > 0
@@ -98,8 +102,9 @@ def test_folder_input_in_process(tmp_path: Path, capsys: pytest.CaptureFixture) 
     assert len(data["annotations"]) == result["num_instances"]
     lines = (out / "failures.txt").read_text().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"{tmp_path / 'in' / 'bad.jpg'}\t")
-    assert "notes.txt" in printed.out  # the skipped non-image is mentioned, not silently dropped
-    closing = printed.out.strip().splitlines()[-1]
+    assert any("notes.txt" in m for m in messages)  # the skipped non-image is mentioned, not silently dropped
+    assert any("bad.jpg" in m and "not an image" in m for m in messages)
+    closing = messages[-1]
     assert closing.startswith("done: 3 image(s)") and "1 unreadable" in closing
     for stage in ("load", "model", "postprocess", "write", "images/s", "warm-up"):
         assert stage in closing
@@ -139,11 +144,58 @@ def test_real_cli_with_glob_and_failure(tmp_path: Path) -> None:
     cmd = [sys.executable, "predict.py", *SMALL, f"input={tmp_path / 'in'}/**/*.png", f"hydra.run.dir={run_dir}"]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert "broken.png" in proc.stderr and "Traceback" not in proc.stderr
-    assert proc.stdout.strip().splitlines()[-1].startswith("done: 2 image(s)")
+    assert "broken.png" in proc.stdout + proc.stderr and "Traceback" not in proc.stderr
+    assert "done: 2 image(s)" in proc.stdout.strip().splitlines()[-1]
+    assert "done: 2 image(s)" in (run_dir / "predict.log").read_text()  # Hydra's run log keeps the summary
     stems = {"top.png": "top", "sub/rgba.png": "sub/rgba"}
     check_run(run_dir, {"top.png": (50, 64), "sub/rgba.png": (48, 48)}, stems, 0.1)
     assert (run_dir / "overlays" / "sub" / "rgba.png").is_file()
     assert not (run_dir / "overlays" / "skipped.png").exists()
     assert "sub/broken.png" in (run_dir / "failures.txt").read_text()
     assert (run_dir / ".hydra" / "config.yaml").is_file()
+
+
+class _FussyStub(torch.nn.Module):
+    """One 'thing' per image; runs out of memory on any batch holding an image taller than 50 px."""
+
+    class_names = ["thing"]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[int] = []
+        self.anchor = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, images: list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
+        self.calls.append(len(images))
+        if any(im.shape[-2] > 50 for im in images):
+            raise MemoryError
+        outs = []
+        for im in images:
+            h, w = im.shape[-2:]
+            masks = torch.zeros(1, 1, h, w)
+            masks[..., : h // 2, : w // 2] = 1.0
+            outs.append(
+                {"boxes": torch.tensor([[0.0, 0.0, w / 2, h / 2]]), "labels": torch.tensor([1]),
+                 "scores": torch.tensor([0.8]), "masks": masks}
+            )
+        return outs
+
+
+def test_out_of_memory_retries_alone_then_lists_the_image(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from insseg.inference import predict_run
+
+    (tmp_path / "in").mkdir()
+    for name, h in [("a.png", 30), ("b.png", 80), ("c.png", 40)]:
+        Image.fromarray(np.full((h, 40, 3), 100, np.uint8)).save(tmp_path / "in" / name)
+    stub = _FussyStub()
+    monkeypatch.setattr(
+        predict_run.Segmenter, "from_config",
+        classmethod(lambda cls, cfg, **kw: cls(stub, device="cpu", score_threshold=0.5, batch_size=3)),
+    )
+    cfg = compose_config("predict", SMALL + [f"input={tmp_path / 'in'}", "predict.warmup_iters=0"],
+                         output_dir=tmp_path / "out")
+    result = predict_run.predict(cfg)
+    assert stub.calls == [3, 1, 1, 1]  # the batch, then each image alone
+    assert result["num_images"] == 2 and result["num_failed"] == 1 and result["num_instances"] == 2
+    assert "b.png" in result["failures"][0][0] and "out of memory" in result["failures"][0][1]
+    check_run(tmp_path / "out", {"a.png": (30, 40), "c.png": (40, 40)}, {"a.png": "a", "c.png": "c"}, 0.5, ("thing",))

@@ -177,7 +177,7 @@ def run_id() -> str:
 def register_configs() -> None:
     """Register the schema so conf/*.yaml can extend it (``defaults: [config_schema, ...]``)."""
     if not OmegaConf.has_resolver("insseg_run_id"):
-        OmegaConf.register_new_resolver("insseg_run_id", run_id)
+        OmegaConf.register_new_resolver("insseg_run_id", run_id, use_cache=True)
     cs = ConfigStore.instance()
     cs.store(name="config_schema", node=Config)
     cs.store(group="data", name="schema", node=DataConfig)

@@ -21,6 +21,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from insseg.data.annotations import InstanceAnnotation
+from insseg.errors import InssegError
 from insseg.predictions import ImagePrediction, encode_masks, xyxy_to_xywh
 
 IOU_TYPES = ("segm", "bbox")
@@ -106,9 +107,9 @@ class CocoEvaluator:
                 boxes = xyxy_to_xywh(pred.boxes)
                 for k, (rle, box, score) in enumerate(zip(rles, boxes.tolist(), pred.scores.tolist())):
                     if list(rle["size"]) != [h, w]:
-                        raise ValueError(
-                            f"prediction mask of {annotation.file_name} is {rle['size'][1]}x{rle['size'][0]}, "
-                            f"image is {w}x{h}"
+                        raise InssegError(
+                            f"a predicted mask of {annotation.file_name} is {rle['size'][1]}x{rle['size'][0]} but "
+                            f"the image is {w}x{h}; masks must be at the image's original size"
                         )
                     self.dt.append(
                         {

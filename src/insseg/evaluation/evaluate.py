@@ -9,8 +9,8 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from insseg.evaluation.timing import TimingStats
 from insseg.predictions import PredictionsWriter
 from insseg.utils.atomic import atomic_write_json
 from insseg.utils.device import configure_runtime, resolve_device
+from insseg.utils.logging import ensure_console_logging, log
 from insseg.utils.seed import seed_everything
 
 # The keys of metrics.json that the issue names, in this order; more follow.
@@ -41,10 +42,6 @@ HEADLINE = (
     "instance_precision", "instance_recall", "instance_f1", "num_images", "num_objects", "num_predictions",
 )
 PENNFUDAN_SPLITS = {"train": "train", "test": "eval", "val": "eval", "eval": "eval"}
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def eval_dataset(cfg: DictConfig) -> tuple[InstanceSegmentationDataset, str]:
@@ -69,7 +66,7 @@ def eval_dataset(cfg: DictConfig) -> tuple[InstanceSegmentationDataset, str]:
 def _predictions(cfg: DictConfig, dataset: InstanceSegmentationDataset, split: str) -> tuple[PredictionSet, str]:
     """The predictions and where they came from: 'file', 'cache' or 'model'."""
     if cfg.eval.predictions:
-        log(f"evaluating predictions file {cfg.eval.predictions}")
+        log.info(f"evaluating predictions file {cfg.eval.predictions}")
         return from_file(cfg.eval.predictions, dataset), "file"
     device = resolve_device(cfg.device)
     configure_runtime(cfg.device, device)
@@ -77,32 +74,23 @@ def _predictions(cfg: DictConfig, dataset: InstanceSegmentationDataset, split: s
     if cfg.eval.cache:
         names = [dataset.file_name(i) for i in range(len(dataset))]
         cache = PredictionCache(cfg.paths.cache_dir, cache_key_info(cfg, split, names, dataset.class_names, device))
-    lock = cache.lock() if cache is not None else _null()
-    with lock:
+    with cache.lock() if cache is not None else contextlib.nullcontext():
         if cache is not None:
             cached = cache.load()
             if cached is not None:
-                log(f"prediction cache hit: {cache.path}")
+                log.info(f"prediction cache hit: {cache.path}")
                 return cached, "cache"
         from insseg.models.factory import build_model
 
         seed_everything(cfg.seed)
         model = build_model(cfg.model, dataset_classes=dataset.class_names, fit_to_dataset=False)
-        log(f"running {cfg.model.name} on {len(dataset)} images ({device}, batch {cfg.eval.batch_size})")
+        log.info(f"running {cfg.model.name} on {len(dataset)} images ({device}, batch {cfg.eval.batch_size})")
         fresh = run_model(model, dataset, device, cfg.device, cfg.eval.batch_size, cfg.eval.warmup_iters)
         del model
         if cache is not None:
             cache.save(fresh)
-            log(f"prediction cache written: {cache.path}")
+            log.info(f"prediction cache written: {cache.path}")
     return round_trip(fresh), "model"
-
-
-class _null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
 
 
 class Scorer:
@@ -114,7 +102,7 @@ class Scorer:
         self.bridge = bridge_classes(model_classes, dataset_classes, keep_unmapped=self.e.keep_unmapped)
         if not self.bridge.is_identity:
             unmapped = self.bridge.unmapped
-            log(
+            log.info(
                 f"model classes bridged to the dataset's by name; {len(unmapped)} without a counterpart "
                 f"({'kept' if self.e.keep_unmapped else 'dropped'}): {', '.join(unmapped[:12])}"
                 f"{' ...' if len(unmapped) > 12 else ''}"
@@ -159,6 +147,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
     Returns the metrics as written to metrics.json (undefined COCO values are None there and here).
     """
+    ensure_console_logging()
     start = time.perf_counter()
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -195,7 +184,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         per_class_ap=scorer.coco.per_class_ap(),
         notes=notes,
     )
-    log(_summary_line(metrics, out_dir, time.perf_counter() - start))
+    log.info(_summary_line(metrics, out_dir, time.perf_counter() - start))
     return metrics
 
 

@@ -36,8 +36,9 @@ def overlap_counts(gt: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.nda
     """Intersections [N, M] and areas [N], [M] of bool masks gt [N, ...] and pred [M, ...].
 
     One vectorised step: the masks are packed to bits and every pair is AND-ed and popcounted by
-    broadcasting (exact integers; on a 500x375 image with 5 objects and 20 predictions this takes ~6 ms,
-    against ~11 ms for a per-pair loop and ~60 ms for a float matrix product, whose cost is the conversion).
+    broadcasting, in exact integers. Measured on a 500x375 image with 5 objects (2-core CPU): 20 predictions
+    ~2 ms, 100 predictions ~15 ms, against ~2 ms / ~22 ms for a per-pair loop of numpy ANDs and ~14 ms /
+    ~43 ms for a float32 matrix product of the flattened masks (dominated by the conversion to float).
     """
     n, m = gt.shape[0], pred.shape[0]
     pixels = int(np.prod(gt.shape[1:]))

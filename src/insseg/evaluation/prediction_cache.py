@@ -14,7 +14,6 @@ import contextlib
 import gzip
 import hashlib
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -28,6 +27,7 @@ from insseg.evaluation.timing import ImageTiming
 from insseg.predictions import ImagePrediction, PredictionsWriter
 from insseg.utils.atomic import atomic_path
 from insseg.utils.device import amp_enabled
+from insseg.utils.logging import log
 
 CACHE_VERSION = 1
 
@@ -103,7 +103,7 @@ class PredictionCache:
             try:
                 fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                print(f"waiting for another job to fill prediction cache entry {self.key} ...", file=sys.stderr, flush=True)
+                log.info(f"waiting for another job to fill prediction cache entry {self.key} ...")
                 fcntl.flock(f, fcntl.LOCK_EX)
             try:
                 yield
@@ -118,7 +118,7 @@ class PredictionCache:
             with gzip.open(self.path, "rt", encoding="utf-8") as f:
                 data = json.load(f)
         except (OSError, ValueError, EOFError) as e:
-            print(f"warning: ignoring unreadable prediction cache entry {self.path}: {e}", file=sys.stderr, flush=True)
+            log.warning(f"ignoring unreadable prediction cache entry {self.path}: {e}")
             return None
         if data.get("insseg_cache", {}).get("info") != json.loads(json.dumps(self.info, default=str)):
             return None

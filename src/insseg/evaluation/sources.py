@@ -7,20 +7,21 @@ image's timing when a model produced them.
 
 from __future__ import annotations
 
-import sys
+import datetime
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from insseg.data.dataset import InstanceSegmentationDataset
 from insseg.errors import InssegError
 from insseg.evaluation.timing import ImageTiming, SectionTimer
 from insseg.predictions import ImagePrediction, load_predictions
 from insseg.utils.device import autocast
+from insseg.utils.logging import log
 
 
 @dataclass
@@ -42,11 +43,34 @@ class PredictionSet:
     indices: list[int] = field(default_factory=list)
 
 
-def progress(total: int, desc: str) -> tqdm:
-    """A progress bar with rate and ETA; sparse updates when stderr is not a terminal (logs, CI)."""
-    tty = sys.stderr.isatty()
-    return tqdm(total=total, desc=desc, unit="img", file=sys.stderr, mininterval=0.5 if tty else 15.0,
-                dynamic_ncols=True, leave=True)
+class Progress:
+    """Plain progress lines through the insseg logger (so Hydra's run log keeps them): count, rate, ETA;
+    the first item, then at most one line every ``every_s`` seconds, then the total."""
+
+    def __init__(self, total: int, desc: str, every_s: float = 10.0) -> None:
+        self.total, self.desc, self.every_s = total, desc, every_s
+        self.done = 0
+        self.start = self.last = time.perf_counter()
+
+    def update(self, n: int = 1) -> None:
+        self.done += n
+        now = time.perf_counter()
+        if self.done == n or now - self.last >= self.every_s:
+            self.last = now
+            rate = self.done / max(now - self.start, 1e-9)
+            eta = datetime.timedelta(seconds=int((self.total - self.done) / rate)) if rate > 0 else "?"
+            log.info(f"{self.desc} [{self.done}/{self.total}]  {rate:.2f} img/s  eta: {eta}")
+
+    def close(self) -> None:
+        elapsed = time.perf_counter() - self.start
+        log.info(
+            f"{self.desc} done: {self.done} images in {datetime.timedelta(seconds=int(elapsed))} "
+            f"({elapsed / max(self.done, 1):.3f} s/img)"
+        )
+
+
+def progress(total: int, desc: str) -> Progress:
+    return Progress(total, desc)
 
 
 def to_prediction(output: dict[str, torch.Tensor]) -> ImagePrediction:
@@ -142,10 +166,8 @@ def from_file(path: str | Path, dataset: InstanceSegmentationDataset) -> Predict
         result.indices.append(i)
     missing = len(dataset) - len(result.records)
     if missing:
-        print(
-            f"warning: predictions file {path} covers {len(result.records)} of the {len(dataset)} images of the "
-            f"evaluation split; the other {missing} are left out",
-            file=sys.stderr,
-            flush=True,
+        log.warning(
+            f"predictions file {path} covers {len(result.records)} of the {len(dataset)} images of the "
+            f"evaluation split; the other {missing} are left out"
         )
     return result

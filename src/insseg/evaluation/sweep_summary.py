@@ -15,7 +15,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import sys
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -25,6 +24,7 @@ from omegaconf import DictConfig
 from hydra.experimental.callback import Callback
 
 from insseg.utils.atomic import atomic_path, atomic_write_text
+from insseg.utils.logging import log
 
 PLOT_METRICS = (
     "segm_AP", "bbox_AP", "mean_iou", "mean_f1", "mean_iou_with_bg",
@@ -178,11 +178,9 @@ def write_sweep_summary(sweep_dir: str | Path) -> list[dict[str, Any]]:
     except Exception as e:  # the table matters more than the picture
         atomic_write_text(sweep_dir / "sweep_summary.png.error.txt", f"{type(e).__name__}: {e}\n")
     failed = [str(r["job"]) for r in rows if r["status"] != "ok"]
-    print(
+    log.info(
         f"sweep summary of {len(rows)} job(s) in {sweep_dir}/sweep_summary.{{csv,xlsx,png}}"
-        + (f"; failed: {', '.join(failed)}" if failed else ""),
-        file=sys.stderr,
-        flush=True,
+        + (f"; failed: {', '.join(failed)}" if failed else "")
     )
     return rows
 

@@ -12,11 +12,10 @@ A batch's time is split evenly over its images. Per object = the image's total o
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from typing import Iterator
-
-import contextlib
 
 import torch
 

@@ -3,7 +3,8 @@
     overlays/<stem>.png      the image with each kept instance's mask, box, class name and score
     masks/<stem>_<k>.png     one 0/255 PNG per kept instance, k = 0, 1, ... by descending score
     predictions.json         the kept instances (score > threshold) in evaluate.py's layout
-    failures.txt             only when some inputs could not be read: "<path>\\t<reason>" per line
+    failures.txt             only when some inputs could not be read (or did not fit in memory even alone):
+                             "<path>\\t<reason>" per line
 
 Output names: ``<stem>`` is the input's path relative to the input folder (or a glob's fixed part) without
 its suffix, so ``input='photos/**/*.jpg'`` mirrors ``photos/``'s sub-folders. When inputs share a stem
@@ -29,6 +30,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Iterator, Sequence
 
 import numpy as np
+import torch
 from PIL import Image
 from tqdm import tqdm
 
@@ -38,6 +40,7 @@ from insseg.inference.segmenter import Segmentation, Segmenter
 from insseg.io.images import IMAGE_EXTENSIONS, expand_inputs, input_root, load_image_rgb
 from insseg.predictions import PredictionsWriter
 from insseg.utils.atomic import atomic_write_text
+from insseg.utils.logging import ensure_console_logging, log
 from insseg.utils.seed import seed_everything
 
 STAGES = ("load", "model", "postprocess", "write")
@@ -128,6 +131,7 @@ def _folder_note(input: str) -> str | None:
 
 def predict(cfg: Any) -> dict[str, Any]:
     """Segment every image of ``cfg.predict.input``; see the module docstring for what is written."""
+    ensure_console_logging()
     pcfg = cfg.predict
     paths = expand_inputs(pcfg.input)
     names = relative_names(paths, input_root(pcfg.input))
@@ -136,20 +140,19 @@ def predict(cfg: Any) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
     note = _folder_note(pcfg.input)
     if note:
-        print(note, flush=True)
+        log.info(note)
     renamed = [(n, s) for n, s in zip(names, stems) if PurePosixPath(n).with_suffix("").as_posix() != s]
     if renamed:
-        shown = ", ".join(f"{n} -> {s}" for n, s in renamed[:4]) + (", ..." if len(renamed) > 4 else "")
-        print(f"note: {len(renamed)} input(s) share a stem with another; their outputs use: {shown}", flush=True)
+        shown = ", ".join(f"{n} -> overlays/{s}.png" for n, s in renamed[:4]) + (", ..." if len(renamed) > 4 else "")
+        log.info(f"note: {len(renamed)} input(s) share a stem with another, so their outputs use the full file name: {shown}")
 
     t0 = time.perf_counter()
     seed_everything(cfg.seed)  # a model.weights=null dry run gives the same random model every time
     segmenter = Segmenter.from_config(cfg)
     build_s = time.perf_counter() - t0
-    print(
+    log.info(
         f"predict: {len(paths)} image(s) with {cfg.model.name} on {segmenter.device}"
-        f"{' (AMP)' if segmenter.amp else ''}, batch {segmenter.batch_size}, score > {segmenter.score_threshold}",
-        flush=True,
+        f"{' (AMP)' if segmenter.amp else ''}, batch {segmenter.batch_size}, score > {segmenter.score_threshold}"
     )
 
     writer = PredictionsWriter(segmenter.class_names)
@@ -166,23 +169,18 @@ def predict(cfg: Any) -> dict[str, Any]:
         timing = warm if warm.batches < pcfg.warmup_iters else steady
         timing.seconds["load"] += pending_load
         pending_load = 0.0
-        arrays = [a for _, a in batch]
-        t = time.perf_counter()
-        outputs = segmenter.forward(arrays)
+        done = _segment(segmenter, batch, timing, failures, paths)  # adds model and postprocess time
         t1 = time.perf_counter()
-        results = segmenter.postprocess(outputs, [a.shape[:2] for a in arrays])
-        del outputs
-        for (i, arr), res in zip(batch, results):
+        for i, arr, res in done:
             writer.add(names[i], arr.shape[0], arr.shape[1], res.to_prediction())
         t2 = time.perf_counter()
-        for (i, arr), res in zip(batch, results):
+        for i, arr, res in done:
             _write_outputs(out_dir, stems[i], arr, res, pcfg.save_overlays, pcfg.save_masks)
             num_instances += len(res)
         t3 = time.perf_counter()
-        timing.seconds["model"] += t1 - t
         timing.seconds["postprocess"] += t2 - t1
         timing.seconds["write"] += t3 - t2
-        timing.images += len(batch)
+        timing.images += len(done)
         timing.batches += 1
         if timing is warm and warm.batches == pcfg.warmup_iters:
             warm_end = t3
@@ -195,7 +193,7 @@ def predict(cfg: Any) -> dict[str, Any]:
                 batch.append((i, future.result()))
             except ImageLoadError as e:
                 failures.append((str(paths[i]), e.reason))
-                bar.write(f"warning: skipped {paths[i]}: {e.reason}", file=sys.stderr)
+                log.warning(f"skipped {paths[i]}: {e.reason}")
                 bar.update(1)
             finally:
                 pending_load += time.perf_counter() - t
@@ -232,8 +230,40 @@ def predict(cfg: Any) -> dict[str, Any]:
         "outputs": dict(zip(names, stems)),
         "timing": {"build_s": round(build_s, 4), "warmup": warm.summary(), "steady": steady.summary()},
     }
-    print(_closing_line(result, warm, steady, segmenter.score_threshold, failures_file), flush=True)
+    log.info(_closing_line(result, warm, steady, segmenter.score_threshold, failures_file))
     return result
+
+
+def _segment(
+    segmenter: Segmenter,
+    batch: list[tuple[int, np.ndarray]],
+    timing: _Timing,
+    failures: list[tuple[str, str]],
+    paths: Sequence[Path],
+) -> list[tuple[int, np.ndarray, Segmentation]]:
+    """Model and postprocess for a batch. Out of memory: the images are retried one by one, and an image that
+    does not fit alone becomes a failure instead of ending the run."""
+    arrays = [a for _, a in batch]
+    t = time.perf_counter()
+    try:
+        outputs = segmenter.forward(arrays)
+        t1 = time.perf_counter()
+        results = segmenter.postprocess(outputs, [a.shape[:2] for a in arrays])
+        timing.seconds["model"] += t1 - t
+        timing.seconds["postprocess"] += time.perf_counter() - t1
+        return [(i, a, r) for (i, a), r in zip(batch, results)]
+    except (torch.cuda.OutOfMemoryError, MemoryError):
+        timing.seconds["model"] += time.perf_counter() - t
+        if segmenter.device.type == "cuda":
+            torch.cuda.empty_cache()
+    if len(batch) > 1:
+        return [r for item in batch for r in _segment(segmenter, [item], timing, failures, paths)]
+    (i, arr), = batch
+    h, w = arr.shape[:2]
+    reason = f"out of memory while segmenting this {w}x{h} image on {segmenter.device}"
+    failures.append((str(paths[i]), reason))
+    log.warning(f"skipped {paths[i]}: {reason}")
+    return []
 
 
 def _write_outputs(out_dir: Path, stem: str, image: np.ndarray, res: Segmentation, overlays: bool, masks: bool) -> None:

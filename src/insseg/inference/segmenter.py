@@ -76,22 +76,25 @@ def _as_device(device: str | torch.device) -> torch.device:
 
 @contextlib.contextmanager
 def score_floor(model: nn.Module, threshold: float) -> Iterator[None]:
-    """Let a torchvision detector drop boxes with score <= ``threshold`` itself, before NMS and mask pasting.
+    """Let the detector drop boxes with score <= ``threshold`` itself, before NMS and mask computation.
 
-    The kept detections are exactly those a filter after the model would keep (the detector's own test is
+    The kept detections are exactly those a filter after the model would keep (the detectors' own test is
     also strictly greater, and NMS only lets higher scores suppress lower ones), but far fewer masks are
-    computed and pasted at full image size. Models without ``roi_heads.score_thresh`` are left alone.
+    computed and pasted at full image size. Works on torchvision's ``roi_heads.score_thresh`` and
+    RefineMask's ``score_thresh``; other models are left alone.
     """
-    heads = getattr(model, "roi_heads", None)
-    old = getattr(heads, "score_thresh", None)
-    if not isinstance(old, (int, float)) or old >= threshold:
+    owner = getattr(model, "roi_heads", None)
+    if not isinstance(getattr(owner, "score_thresh", None), (int, float)):
+        owner = model
+    old = getattr(owner, "score_thresh", None)
+    if not isinstance(old, (int, float)) or isinstance(old, bool) or old >= threshold:
         yield
         return
-    heads.score_thresh = threshold
+    owner.score_thresh = threshold
     try:
         yield
     finally:
-        heads.score_thresh = old
+        owner.score_thresh = old
 
 
 class Segmenter:
@@ -99,7 +102,7 @@ class Segmenter:
 
     device: ``'auto'`` (CUDA when present), ``'cpu'``, ``'cuda'``, ``'cuda:1'`` or a :class:`torch.device`.
     amp: mixed precision on CUDA (ignored on CPU). batch_size: images per forward pass in
-    :meth:`predict_batch` (default 4 on CUDA, 1 on CPU, where batching brings nothing). num_threads: CPU
+    :meth:`predict_batch` (default 4 on CUDA, 1 on CPU, where batching rarely helps). num_threads: CPU
     threads for torch (default: every core this process may use; note that this is process-wide).
     """
 
