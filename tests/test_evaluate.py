@@ -76,7 +76,7 @@ def test_model_run_writes_every_artefact(model_run):
     assert len(preds["images"]) == 4
     assert all(re.fullmatch(r"SynthPed\d{5}\.png", im["file_name"]) for im in preds["images"])
     ann = preds["annotations"][0]
-    assert set(ann) == {"image_id", "category_id", "score", "bbox", "segmentation"}
+    assert set(ann) == {"id", "image_id", "category_id", "score", "bbox", "segmentation"}
     assert isinstance(ann["segmentation"]["counts"], str) and len(ann["bbox"]) == 4
     # Every detection of the model's floor (0.05), not only those above the evaluation threshold.
     assert min(a["score"] for a in preds["annotations"]) >= cfg.model.box_score_thresh

@@ -123,7 +123,7 @@ def test_missing_input_fails_before_building_a_model(tmp_path: Path) -> None:
 
 def test_output_names() -> None:
     root = Path("/data")
-    paths = [Path("/data/x/a.png"), Path("/data/y/a.png"), Path("/data/b.PNG"), Path("/data/B.jpg"), Path("/elsewhere/c.png")]
+    paths = [Path(p) for p in ["/data/x/a.png", "/data/y/a.png", "/data/b.PNG", "/data/B.jpg", "/elsewhere/c.png"]]
     names = relative_names(paths, root)
     assert names == ["x/a.png", "y/a.png", "b.PNG", "B.jpg", "c.png"]
     # Same stem in different sub-folders is no clash; b.PNG and B.jpg clash case-insensitively.

@@ -51,9 +51,8 @@ class StubDetector(nn.Module):
                 masks[i, 0, : i + 1, :] = 0.9  # instance i covers the top i+1 rows
                 masks[i, 0, -1, :] = 0.5  # exactly 0.5 is not foreground
             boxes = torch.tensor([[i, i, w - 1, h - 1] for i in range(n)], dtype=torch.float32)
-            outs.append(
-                {"boxes": boxes, "labels": torch.tensor(self.LABELS), "scores": torch.tensor(self.SCORES), "masks": masks}
-            )
+            labels, scores = torch.tensor(self.LABELS), torch.tensor(self.SCORES)
+            outs.append({"boxes": boxes, "labels": labels, "scores": scores, "masks": masks})
         return outs
 
 

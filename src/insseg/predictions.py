@@ -130,6 +130,7 @@ class PredictionsWriter:
         for box, score, label, rle in zip(xyxy_to_xywh(pred.boxes), pred.scores, pred.labels, rles):
             self.annotations.append(
                 {
+                    "id": len(self.annotations) + 1,
                     "image_id": image_id,
                     "category_id": int(label),
                     "score": round(float(score), 6),

@@ -138,7 +138,8 @@ class EvalConfig:
 class PredictConfig:
     input: Optional[str] = None
     score_threshold: float = 0.5
-    batch_size: int = 1
+    # null: 4 on CUDA, 1 on CPU.
+    batch_size: Optional[int] = None
     save_overlays: bool = True
     save_masks: bool = True
     warmup_iters: int = 1

@@ -144,7 +144,10 @@ def predict(cfg: Any) -> dict[str, Any]:
     renamed = [(n, s) for n, s in zip(names, stems) if PurePosixPath(n).with_suffix("").as_posix() != s]
     if renamed:
         shown = ", ".join(f"{n} -> overlays/{s}.png" for n, s in renamed[:4]) + (", ..." if len(renamed) > 4 else "")
-        log.info(f"note: {len(renamed)} input(s) share a stem with another, so their outputs use the full file name: {shown}")
+        log.info(
+            f"note: {len(renamed)} input(s) share a stem with another, so their outputs use the full file name: "
+            + shown
+        )
 
     t0 = time.perf_counter()
     seed_everything(cfg.seed)  # a model.weights=null dry run gives the same random model every time
@@ -186,7 +189,10 @@ def predict(cfg: Any) -> dict[str, Any]:
             warm_end = t3
         batch.clear()
 
-    with tqdm(total=len(paths), unit="img", desc="predict", file=sys.stderr, dynamic_ncols=True) as bar:
+    # rate_noinv: always images per second (tqdm's default flips to s/img below 1 image/s).
+    bar_format = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_noinv_fmt}{postfix}]"
+    bar = tqdm(total=len(paths), unit="img", desc="predict", file=sys.stderr, dynamic_ncols=True, bar_format=bar_format)
+    with bar:
         for i, future in _prefetch(paths, depth=segmenter.batch_size + 1):
             t = time.perf_counter()
             try:

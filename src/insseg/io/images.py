@@ -154,7 +154,9 @@ def expand_inputs(input: str | os.PathLike | None) -> list[Path]:
     :data:`IMAGE_EXTENSIONS` are skipped; not recursive); or every file a glob matches (sorted; ``**``
     recurses). Raises :class:`~insseg.errors.ConfigError` when nothing matches."""
     if input is None or str(input).strip() == "":
-        raise ConfigError("no input given: pass input=<image file | folder | glob>, e.g. input=photos/ or input='photos/*.jpg'")
+        raise ConfigError(
+            "no input given: pass input=<image file | folder | glob>, e.g. input=photos/ or input='photos/*.jpg'"
+        )
     text = os.path.expanduser(str(input))
     path = Path(text)
     if path.is_file():
