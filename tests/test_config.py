@@ -57,3 +57,10 @@ def test_unknown_group_option_is_rejected() -> None:
 def test_out_of_range_values_name_the_key(override: str, key: str) -> None:
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         compose_config("train", [override])
+
+
+def test_refinemask_evaluates_on_voc_unless_told_otherwise() -> None:
+    assert compose_config("evaluate", ["model=refinemask"]).data.name == "voc"
+    assert compose_config("evaluate", ["model=refinemask", "data=pennfudan"]).data.name == "pennfudan"
+    assert compose_config("evaluate", ["data=pennfudan", "model=refinemask"]).data.name == "pennfudan"
+    assert compose_config("evaluate", []).data.name == "synthetic"

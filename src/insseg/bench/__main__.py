@@ -18,11 +18,13 @@ from insseg.bench import BENCHMARKS
 from insseg.bench.report import BenchResult, command_line, format_table, load_average, machine_info, now_iso, write_json
 
 
-def run_one(name: str, quick: bool, out_dir: Path) -> BenchResult:
-    module = importlib.import_module(BENCHMARKS[name][0])
+def run_one(name: str, quick: bool, out_dir: Path, dry_run: bool = False) -> BenchResult:
+    module_name, device = BENCHMARKS[name]
+    module = importlib.import_module(module_name)
     load_before = load_average()
     start = time.perf_counter()
-    result: BenchResult = module.run(quick=quick, out_dir=out_dir)
+    kwargs = {"dry_run": True} if dry_run and device == "cuda" else {}
+    result: BenchResult = module.run(quick=quick, out_dir=out_dir, **kwargs)
     seconds = time.perf_counter() - start
     print(format_table(result), flush=True)
     load_after = load_average()
@@ -31,12 +33,13 @@ def run_one(name: str, quick: bool, out_dir: Path) -> BenchResult:
         "date": now_iso(),
         "command": command_line(),
         "quick": quick,
+        "cpu_dry_run": bool(kwargs),
         "duration_s": round(seconds, 2),
         "load_average_before": load_before,
         "load_average_after": load_after,
         "machine": machine_info(),
     }
-    write_json(result, out_dir / f"{name}.json", extra)
+    write_json(result, out_dir / f"{name}{'.dry_run' if kwargs else ''}.json", extra)
     return result
 
 
@@ -45,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("names", nargs="+", metavar="name", help=f"all, or any of: {', '.join(BENCHMARKS)}")
     parser.add_argument("--quick", action="store_true", help="much smaller inputs and fewer repeats (a smoke run)")
     parser.add_argument("--out", type=Path, default=Path("bench_results"), help="folder for the JSON results")
+    parser.add_argument("--cpu-dry-run", action="store_true",
+                        help="run the GPU benchmarks' code on the CPU with tiny inputs, to check that it works "
+                             "without a GPU (their figures then mean nothing)")
     args = parser.parse_args(argv)
     names = list(BENCHMARKS) if "all" in args.names else args.names
     unknown = [n for n in names if n not in BENCHMARKS]
@@ -59,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     verdicts: dict[str, str] = {}
     for name in names:
         try:
-            verdicts[name] = run_one(name, args.quick, args.out).verdict
+            verdicts[name] = run_one(name, args.quick, args.out, args.cpu_dry_run).verdict
         except Exception:  # report, then go on with the others
             traceback.print_exc()
             print(f"== {name}: FAILED (see the traceback above) ==\n", flush=True)

@@ -100,3 +100,22 @@ def cuda_skip_reason() -> str | None:
     if not torch.cuda.is_available():
         return "no CUDA device"
     return None
+
+
+def image_arrays(out_dir: Path, num_images: int, seed: int = 3) -> list:
+    """``num_images`` generated VOC-size (500x375) images as uint8 [H, W, 3] RGB arrays in memory."""
+    from insseg.io.images import load_image_rgb
+
+    root = generated(out_dir, "voc", num_images, 375, 500, 6, seed=seed)
+    return [load_image_rgb(p) for p in sorted((root / "JPEGImages").glob("*.jpg"))]
+
+
+def maskrcnn_weights() -> tuple[str | None, str]:
+    """torchvision's COCO weights when they are in the torch cache (no download), else random weights.
+    Returns the ``model.weights`` value and a description."""
+    from insseg.models.maskrcnn import COCO_WEIGHTS
+    from insseg.models.weights_cache import hub_checkpoint_path
+
+    if hub_checkpoint_path(COCO_WEIGHTS.url).is_file():
+        return "DEFAULT", "torchvision COCO weights"
+    return None, "random weights (the COCO weights are not in the torch cache)"

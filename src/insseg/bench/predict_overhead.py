@@ -4,9 +4,11 @@ in fp32, nothing else) with the same model and weights on the same images.
 The project path is ``insseg.inference.predict_run.predict(cfg)``, the function behind predict.py, run in this
 process: decoding, forward pass, thresholding, mask binarisation, RLE encoding, overlay and mask PNGs and
 predictions.json. Its own clock gives the split (load / model / postprocess / write); its first image is a
-warm-up and is left out, as the baseline's is. The model is Mask R-CNN R50-FPN at 800/1333 (predict.py's
-default; the smoke model in ``--quick``) with random weights whose class logits are shifted so every image has
-exactly 10 detections above 0.5, the load a trained model puts on postprocessing and writing.
+warm-up and is left out, as the baseline's is. The model is Mask R-CNN R50-FPN (predict.py's default; the
+smoke model in ``--quick``) with random weights whose class logits are shifted so every image has
+exactly 10 detections above 0.5, the load a trained model puts on postprocessing and writing. On 2 CPU cores
+the full run uses 512/683 instead of 800/1333 to stay within minutes (a smaller forward pass makes the
+overhead's share larger, so this is the harder case).
 """
 
 from __future__ import annotations
@@ -61,8 +63,8 @@ def run(quick: bool = False, out_dir: Path = Path("bench_results")) -> BenchResu
         num_images, repeats, arch = 3, 1, ["experiment=smoke"]
         model_desc = "smoke: resnet18-FPN, min_size 192"
     else:
-        num_images, repeats, arch = 4, 2, []
-        model_desc = "Mask R-CNN R50-FPN, min_size 800 / max_size 1333"
+        num_images, repeats, arch = 4, 2, ["model.min_size=512", "model.max_size=683"]
+        model_desc = "Mask R-CNN R50-FPN, min_size 512 / max_size 683"
     root = generated(out_dir, "voc", num_images, 375, 500, 6, seed=1)
     images = root / "JPEGImages"
     paths = sorted(images.glob("*.jpg"))
@@ -96,14 +98,17 @@ def run(quick: bool = False, out_dir: Path = Path("bench_results")) -> BenchResu
         raw=runs,
     )
     result.add("images/s", rate(p), rate(b), "img/s", rate(p) / rate(b), Target(">=", 0.95))
+    share = median([100 * (1 - x["model_s"] / x["wall_s"]) for x in p])
+    result.add("share of predict.py's time outside the forward pass", share, None, "%", share, Target("<=", 5, "%"),
+               note="load + postprocess + write + other over wall time, within the same run (insensitive to how "
+                    "fast the forward pass happened to run)")
     result.add("model (forward)", ms(p, "model"), ms(b, "model"), "ms/img")
     result.add("load (decode; project: wait for prefetch)", ms(p, "load"), ms(b, "load"), "ms/img")
     result.add("postprocess (threshold, binarise, RLE)", ms(p, "postprocess"), None, "ms/img")
     result.add("write (overlay + mask PNGs)", ms(p, "write"), None, "ms/img")
     result.add("other (loop, progress bar)", ms(p, "other"), None, "ms/img")
-    overhead = 1 - ms(p, "model") / (1000 / rate(p))
     result.notes.append(
-        f"everything but the forward pass costs {100 * overhead:.1f}% of predict.py's time per image; "
-        f"{median([x['instances'] for x in p]):.0f} instances written per run"
+        f"{median([x['instances'] for x in p]):.0f} instances written per run; the forward pass is the same code on "
+        "both sides, so a difference in its time is noise (machine load) or the project's inference_mode"
     )
     return result

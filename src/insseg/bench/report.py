@@ -151,7 +151,7 @@ def format_table(result: BenchResult) -> str:
             r.metric,
             _fmt(r.project, r.unit),
             _fmt(r.baseline, r.unit),
-            "-" if r.ratio is None else f"{r.ratio:.3g}x",
+            "-" if r.ratio is None else f"{r.ratio:.3g}{r.target.unit if r.target else 'x'}",
             str(r.target) if r.target else "-",
             verdict,
         ))
@@ -160,7 +160,7 @@ def format_table(result: BenchResult) -> str:
         lines.append("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
     for r in result.rows:
         if r.note:
-            lines.append(f"  * {r.metric}: {r.note}")
+            lines.append(f"  * {r.metric.strip()}: {r.note}")
     lines.extend(f"note: {n}" for n in result.notes)
     return "\n".join(lines)
 

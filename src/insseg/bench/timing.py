@@ -64,6 +64,7 @@ class ProcessRun:
     peak_rss_bytes: int | None
     returncode: int
     log: Path
+    cpu_seconds: float | None = None  # user + system time of the child and its waited-for children
 
     def tail(self, lines: int = 30) -> str:
         try:
@@ -75,8 +76,8 @@ class ProcessRun:
 def run_process(
     cmd: Sequence[str], log: Path, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 900
 ) -> ProcessRun:
-    """Run ``cmd`` with its output in ``log``; wall seconds and peak RSS (the kernel's ru_maxrss of this very
-    child and the children it waited for, from ``wait4``; psutil sampling where there is no ``wait4``)."""
+    """Run ``cmd`` with its output in ``log``; wall seconds, CPU seconds and peak RSS (the kernel's accounting
+    of this very child and the children it waited for, from ``wait4``; psutil sampling where there is none)."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "w") as out:
         start = time.perf_counter()
@@ -90,12 +91,13 @@ def run_process(
                 proc.returncode = os.waitstatus_to_exitcode(status)
                 scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
                 peak: int | None = int(usage.ru_maxrss) * scale
+                cpu: float | None = usage.ru_utime + usage.ru_stime
             else:  # pragma: no cover - Windows
-                peak = _poll_peak_rss(proc)
+                peak, cpu = _poll_peak_rss(proc), None
                 seconds = time.perf_counter() - start
         finally:
             killer.cancel()
-    return ProcessRun(seconds, peak, int(proc.returncode), log)
+    return ProcessRun(seconds, peak, int(proc.returncode), log, cpu)
 
 
 def _poll_peak_rss(proc: subprocess.Popen) -> int | None:  # pragma: no cover - Windows

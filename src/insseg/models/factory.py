@@ -98,6 +98,8 @@ def _build_refinemask(model_cfg: Any, checkpoint: dict | None, dataset_classes: 
         score_thresh=model_cfg.box_score_thresh,
         detections_per_img=model_cfg.detections_per_img,
     )
+    # mmdet's test scale (long, short) follows the model config, so smoke runs work at small sizes too.
+    model.img_scale = (model_cfg.max_size, model_cfg.min_size)
     model.class_names = names
     return model
 

@@ -47,15 +47,17 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
         raise CheckpointError(missing_checkpoint_message(path))
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        # mmcv checkpoints may carry objects outside torch's safe list in 'meta'; the file was named by the user.
-        warnings.warn(f"{path}: loading with weights_only=False (the file holds non-tensor objects)", stacklevel=2)
+    except pickle.UnpicklingError as e:
+        if "Unsupported global" not in str(e):
+            raise CheckpointError(f"cannot read checkpoint {path}: {e}") from None
+        # A genuine checkpoint whose 'meta' holds objects outside torch's safe list; the user named the file.
+        warnings.warn(f"{path}: 'meta' holds non-tensor objects; loading with weights_only=False", stacklevel=2)
         try:
             ckpt = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as e:  # noqa: BLE001
-            raise CheckpointError(f"cannot read checkpoint {path}: {e}") from None
+        except Exception as e2:  # noqa: BLE001
+            raise CheckpointError(f"cannot read checkpoint {path}: {e2}") from None
     except Exception as e:  # noqa: BLE001 - truncated/corrupt files, wrong format
-        raise CheckpointError(f"cannot read checkpoint {path}: {e}. {missing_checkpoint_message(path)}") from None
+        raise CheckpointError(f"cannot read checkpoint {path}: {e}") from None
     if isinstance(ckpt, Mapping) and "state_dict" in ckpt:
         sd, meta = ckpt["state_dict"], dict(ckpt.get("meta") or {})
     elif isinstance(ckpt, Mapping) and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
