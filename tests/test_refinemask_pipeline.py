@@ -1,0 +1,50 @@
+"""RefineMask through train.py's and evaluate.py's code paths: fine-tuning, our checkpoints, VOC evaluation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from insseg.config import compose_config
+from insseg.engine.trainer import train
+from insseg.evaluation.evaluate import evaluate
+from insseg.models import build_model
+
+from conftest import smoke_overrides
+from refinemask_fixtures import checkpoint_path
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return checkpoint_path(tmp_path_factory)
+
+
+def test_finetune_from_official_checkpoint_then_reload(tmp_path: Path, pennfudan_root: Path, ckpt: Path) -> None:
+    overrides = smoke_overrides(tmp_path, pennfudan_root) + [
+        "model=refinemask", f"model.weights={ckpt}", "data.max_train_images=2", "data.max_eval_images=1",
+    ]
+    metrics = train(compose_config("train", overrides, output_dir=tmp_path / "run"))
+    assert "segm_AP" in metrics
+    saved = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
+    assert saved["model_name"] == "refinemask" and saved["class_names"] == ["person"]
+    # The fine-tuned head has one class; the backbone came from the official checkpoint and was fine-tuned.
+    assert saved["model"]["roi_head.bbox_head.fc_cls.weight"].shape[0] == 2
+    model = build_model(compose_config("evaluate", ["model=refinemask",
+                                                    f"model.weights={tmp_path / 'run' / 'checkpoints' / 'last.pt'}"]).model)
+    assert model.class_names == ["person"]
+    assert all(torch.equal(v, saved["model"][k]) for k, v in model.state_dict().items())
+
+
+def test_evaluate_refinemask_on_voc_bridges_coco_names(tmp_path: Path, voc_root: Path, ckpt: Path) -> None:
+    overrides = smoke_overrides(tmp_path, voc_root, layout="voc") + [
+        "model=refinemask", f"model.weights={ckpt}", "eval.score_threshold=0.3", "data.max_eval_images=2",
+    ]
+    metrics = evaluate(compose_config("evaluate", overrides, output_dir=tmp_path / "eval"))
+    predictions = json.loads((tmp_path / "eval" / "predictions.json").read_text())
+    names = {c["name"] for c in predictions["categories"]}
+    assert "airplane" in names and "person" in names and len(names) == 80, "the model's own COCO classes"
+    assert metrics["num_images"] == 2 and metrics["num_predictions"] >= 0
+    assert 0.0 <= metrics["mean_iou"] <= 1.0
