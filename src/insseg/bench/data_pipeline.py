@@ -64,7 +64,7 @@ def model_rate(cfg, train_set, steps: int) -> float:
 
 
 def run(quick: bool = False, out_dir: Path = Path("bench_results")) -> BenchResult:
-    batches, steps, repeats = (10, 2, 1) if quick else (40, 3, 2)
+    batches, steps, repeats = (10, 2, 1) if quick else (40, 4, 1)
     root = generated(out_dir, "voc", 48, 375, 500, 6, seed=2)
     work = out_dir / "_work" / "data_pipeline"
     cfg = config("train", ["experiment=smoke", "device=cpu", "data=voc", f"data.root={root}",

@@ -44,7 +44,7 @@ def _job_metrics(log_dir: Path) -> list[dict]:
 
 
 def run(quick: bool = False, out_dir: Path = Path("bench_results")) -> BenchResult:
-    num_eval, repeats = (4, 1) if quick else (12, 2)
+    num_eval, repeats = (4, 1) if quick else (12, 1)
     data_root = generated(out_dir, "pennfudan", num_eval + 4, 160, 224, 3)
     work = out_dir / "_work" / "sweep"
     shutil.rmtree(work, ignore_errors=True)
