@@ -8,6 +8,7 @@ turned into failures, since they depend on the machine and its load.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import sys
 import time
@@ -40,6 +41,8 @@ def run_one(name: str, quick: bool, out_dir: Path, dry_run: bool = False) -> Ben
         "machine": machine_info(),
     }
     write_json(result, out_dir / f"{name}{'.dry_run' if kwargs else ''}.json", extra)
+    with contextlib.suppress(OSError):
+        (out_dir / "_work").rmdir()  # scratch space of the benchmarks, when they left it empty
     return result
 
 
@@ -65,7 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     verdicts: dict[str, str] = {}
     for name in names:
         try:
-            verdicts[name] = run_one(name, args.quick, args.out, args.cpu_dry_run).verdict
+            verdict = run_one(name, args.quick, args.out.resolve(), args.cpu_dry_run).verdict
+            dry = args.cpu_dry_run and BENCHMARKS[name][1] == "cuda"
+            verdicts[name] = "ran (CPU dry run)" if dry else verdict
         except Exception:  # report, then go on with the others
             traceback.print_exc()
             print(f"== {name}: FAILED (see the traceback above) ==\n", flush=True)

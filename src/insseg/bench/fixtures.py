@@ -25,7 +25,7 @@ REPO_ROOT = CONF_DIR.parent
 def generated(out_dir: Path, layout: str, num_images: int, height: int, width: int, max_objects: int, seed: int = 0) -> Path:
     """A generated dataset in the real on-disk layout, made once and reused by later runs."""
     name = f"{layout}_{width}x{height}_n{num_images}_o{max_objects}_s{seed}"
-    root = out_dir / "_data" / name
+    root = Path(out_dir).resolve() / "_data" / name  # absolute: subprocesses run in other folders
     if (root / ".complete").is_file():
         return root
     if root.exists():

@@ -74,8 +74,9 @@ def make_case(seed: int, void_band: bool = True) -> Case:
 
 
 def baseline_matrices(gt: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The original harness's way: one numpy IoU per (object, prediction) pair, in a Python loop. F1 comes
-    free from the same two counts (|g| + |p| = intersection + union), so the baseline does no extra work."""
+    """The original harness's way: per (object, prediction) pair, in a Python loop,
+    ``np.sum(np.logical_and(g, p)) / np.sum(np.logical_or(g, p))``. F1 comes free from the same two counts
+    (|g| + |p| = intersection + union), so the baseline does no work beyond the IoU loop."""
     iou = np.zeros((len(gt), len(pred)))
     f1 = np.zeros((len(gt), len(pred)))
     for i in range(len(gt)):

@@ -63,7 +63,7 @@ def run(quick: bool = False, out_dir: Path = Path("bench_results")) -> BenchResu
         num_images, repeats, arch = 3, 1, ["experiment=smoke"]
         model_desc = "smoke: resnet18-FPN, min_size 192"
     else:
-        num_images, repeats, arch = 3, 2, ["model.min_size=512", "model.max_size=683"]
+        num_images, repeats, arch = 4, 2, ["model.min_size=512", "model.max_size=683"]
         model_desc = "Mask R-CNN R50-FPN, min_size 512 / max_size 683"
     root = generated(out_dir, "voc", num_images, 375, 500, 6, seed=1)
     images = root / "JPEGImages"
