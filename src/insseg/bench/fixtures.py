@@ -102,6 +102,19 @@ def cuda_skip_reason() -> str | None:
     return None
 
 
+def run_on_cuda(name: str, title: str, measure, quick: bool, out_dir: Path, dry_run: bool, dry_run_overrides: list[str]):
+    """A GPU benchmark's entry: on CUDA measure; with ``dry_run`` exercise the code on the CPU with tiny inputs;
+    otherwise a skipped result that says where to run it."""
+    from insseg.bench.report import BenchResult
+
+    if dry_run:
+        return measure(torch.device("cpu"), True, out_dir, dry_run_overrides, dry_run=True)
+    reason = cuda_skip_reason()
+    if reason:
+        return BenchResult(name, title, skipped=f"{reason}; run `python -m insseg.bench {name}` on a CUDA machine")
+    return measure(torch.device("cuda"), quick, out_dir)
+
+
 def image_arrays(out_dir: Path, num_images: int, seed: int = 3) -> list:
     """``num_images`` generated VOC-size (500x375) images as uint8 [H, W, 3] RGB arrays in memory."""
     from insseg.io.images import load_image_rgb

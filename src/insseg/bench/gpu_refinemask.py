@@ -20,7 +20,7 @@ from typing import Iterator
 
 import torch
 
-from insseg.bench.fixtures import config, cuda_skip_reason, force_detections, image_arrays, maskrcnn_weights
+from insseg.bench.fixtures import config, run_on_cuda, force_detections, image_arrays, maskrcnn_weights
 from insseg.bench.report import BenchResult, Target
 from insseg.bench.timing import median, repeat
 from insseg.inference import Segmenter
@@ -121,10 +121,4 @@ def measure(device: torch.device, quick: bool, out_dir: Path, overrides: list[st
 
 
 def run(quick: bool = False, out_dir: Path = Path("bench_results"), dry_run: bool = False) -> BenchResult:
-    if dry_run:
-        return measure(torch.device("cpu"), True, out_dir, DRY_RUN_OVERRIDES, dry_run=True)
-    reason = cuda_skip_reason()
-    if reason:
-        return BenchResult("gpu_refinemask", "RefineMask vs Mask R-CNN inference images/s (CUDA)",
-                           skipped=f"{reason}; run `python -m insseg.bench gpu_refinemask` on a CUDA machine")
-    return measure(torch.device("cuda"), quick, out_dir)
+    return run_on_cuda("gpu_refinemask", "RefineMask vs Mask R-CNN inference images/s (CUDA)", measure, quick, out_dir, dry_run, DRY_RUN_OVERRIDES)

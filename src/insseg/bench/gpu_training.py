@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, RandomSampler
 
-from insseg.bench.fixtures import config, cuda_skip_reason, generated, maskrcnn_weights
+from insseg.bench.fixtures import config, run_on_cuda, generated, maskrcnn_weights
 from insseg.bench.report import BenchResult, Target
 from insseg.bench.timing import sync
 from insseg.data import build_dataset, collate
@@ -162,11 +162,5 @@ def measure(device: torch.device, quick: bool, out_dir: Path, overrides: list[st
 
 
 def run(quick: bool = False, out_dir: Path = Path("bench_results"), dry_run: bool = False) -> BenchResult:
-    if dry_run:
-        return measure(torch.device("cpu"), True, out_dir, DRY_RUN_OVERRIDES, dry_run=True)
-    reason = cuda_skip_reason()
-    if reason:
-        return BenchResult("gpu_training", "Mask R-CNN R50-FPN training, AMP vs fp32 (CUDA)",
-                           skipped=f"{reason}; run `python -m insseg.bench gpu_training` on a CUDA machine")
-    return measure(torch.device("cuda"), quick, out_dir)
+    return run_on_cuda("gpu_training", "Mask R-CNN R50-FPN training, AMP vs fp32 (CUDA)", measure, quick, out_dir, dry_run, DRY_RUN_OVERRIDES)
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
 from insseg.data import build_dataset, collate
-from insseg.engine.checkpoint import find_latest_checkpoint, load_training_state, save_checkpoint, unwrap
+from insseg.engine.checkpoint import find_latest_checkpoint, load_training_state, save_checkpoint
 from insseg.engine.distributed import DistInfo, barrier, broadcast_object, cleanup, init_distributed
 from insseg.engine.progress import MetricLogger
 from insseg.engine.tensorboard import TensorBoardLogger
