@@ -86,3 +86,21 @@ def test_default_weights_offline_fail_fast_with_instructions(tmp_path: Path, mon
 def test_default_weights_need_the_resnet50_backbone() -> None:
     with pytest.raises(ConfigError, match="model.backbone=resnet50"):
         build_model(_model_cfg("model.weights=DEFAULT"), ["person"], fit_to_dataset=True)
+
+
+def test_missing_refinemask_checkpoint_says_where_to_get_it(tmp_path: Path) -> None:
+    cfg = compose_config("evaluate", ["model=refinemask", f"paths.models_dir={tmp_path}"]).model
+    with pytest.raises(CheckpointError, match=r"r50-coco-2x\.pth.*drive\.google\.com") as info:
+        build_model(cfg)
+    assert "models" in str(info.value)
+
+
+def test_training_checks_weights_before_preparing_data(tmp_path: Path) -> None:
+    """A missing weights file fails before a dataset is downloaded or generated."""
+    from insseg.engine.trainer import train
+
+    cfg = compose_config("train", ["experiment=smoke", f"model.weights={tmp_path / 'absent.pt'}",
+                                   f"paths.data_dir={tmp_path / 'data'}"], output_dir=tmp_path / "run")
+    with pytest.raises(CheckpointError, match="absent.pt"):
+        train(cfg)
+    assert not (tmp_path / "data").exists()

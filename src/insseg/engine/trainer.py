@@ -17,7 +17,7 @@ from insseg.engine.progress import MetricLogger
 from insseg.engine.tensorboard import TensorBoardLogger
 from insseg.engine.validation import evaluate_coco
 from insseg.errors import InssegError
-from insseg.models import build_model
+from insseg.models import build_model, check_weights_available
 from insseg.utils.atomic import atomic_write_json, atomic_write_text
 from insseg.utils.logging import ensure_console_logging, log
 from insseg.utils.device import amp_enabled, autocast, configure_runtime, resolve_device
@@ -51,6 +51,8 @@ def _train(cfg: DictConfig, device: torch.device, dist_info: DistInfo) -> dict[s
         out_dir.mkdir(parents=True, exist_ok=True)
         _save_config_outside_hydra(cfg, out_dir)
 
+    if main:
+        check_weights_available(cfg.model)
     # Rank 0 prepares (downloads or generates) the data first; the others then read it.
     if main:
         train_set = build_dataset(cfg.data, "train", hflip_prob=cfg.train.hflip_prob)

@@ -21,6 +21,7 @@ from insseg.data import build_dataset
 from insseg.data.annotations import InstanceAnnotation
 from insseg.data.dataset import InstanceSegmentationDataset
 from insseg.errors import ConfigError, InssegError
+from insseg.models.factory import check_weights_available
 from insseg.evaluation.class_mapping import bridge_classes
 from insseg.evaluation.coco import CocoEvaluator
 from insseg.evaluation.excel_report import ExcelReport
@@ -151,6 +152,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     start = time.perf_counter()
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if not cfg.eval.predictions:
+        check_weights_available(cfg.model)  # before any dataset download
     dataset, split = eval_dataset(cfg)
     preds, source = _predictions(cfg, dataset, split)
     scorer = Scorer(cfg, list(dataset.class_names), preds.class_names, out_dir)

@@ -11,6 +11,7 @@ a dict of losses.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Sequence
 
 from omegaconf import OmegaConf, open_dict
@@ -27,6 +28,26 @@ from insseg.models.maskrcnn import (
 )
 
 
+def check_weights_available(model_cfg: Any) -> None:
+    """Fail before any long work (a dataset download, an epoch) when the weights cannot be had."""
+    weights = model_cfg.weights
+    if weights is None:
+        return
+    if weights == "DEFAULT":
+        if model_cfg.name == "maskrcnn" and model_cfg.backbone == "resnet50":
+            from insseg.models.maskrcnn import COCO_WEIGHTS
+            from insseg.models.weights_cache import ensure_cached
+
+            ensure_cached(COCO_WEIGHTS.url)
+        return
+    if not Path(weights).is_file():
+        if model_cfg.name == "refinemask":
+            from insseg.models.refinemask.checkpoint import missing_checkpoint_message
+
+            raise CheckpointError(missing_checkpoint_message(weights))
+        read_weights_file(weights)  # raises with the path and what to do
+
+
 def build_model(model_cfg: Any, dataset_classes: Sequence[str] | None = None, fit_to_dataset: bool = False) -> nn.Module:
     """Build the model of ``model_cfg`` with its weights loaded.
 
@@ -39,6 +60,7 @@ def build_model(model_cfg: Any, dataset_classes: Sequence[str] | None = None, fi
     weights = model_cfg.weights
     checkpoint = None
     if weights not in (None, "DEFAULT"):
+        check_weights_available(model_cfg)
         checkpoint = read_weights_file(weights)
         if is_insseg_checkpoint(checkpoint):
             return _from_insseg_checkpoint(model_cfg, checkpoint, weights, dataset_classes, fit_to_dataset)
