@@ -24,6 +24,19 @@ def voc_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return generate_voc(tmp_path_factory.mktemp("data") / "VOC2012", num_images=9, height=96, width=128)
 
 
+# A small, fast model for inference tests: random weights (nothing to download), 64-96 px, at most 5 detections.
+SMALL_MODEL = [
+    "experiment=smoke",
+    "model.weights=null",
+    "device=cpu",
+    "model.min_size=64",
+    "model.max_size=96",
+    "model.detections_per_img=5",
+    "model.rpn_pre_nms_top_n_test=50",
+    "model.rpn_post_nms_top_n_test=20",
+]
+
+
 def smoke_overrides(tmp_path: Path, data_root: Path | None = None, layout: str = "pennfudan") -> list[str]:
     """Overrides for a fast CPU run with every output below ``tmp_path``."""
     overrides = [

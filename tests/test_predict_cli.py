@@ -21,19 +21,13 @@ from insseg.config import compose_config
 from insseg.errors import ConfigError
 from insseg.inference.predict_run import output_stems, predict, relative_names
 
+from conftest import SMALL_MODEL
+
 REPO = Path(__file__).resolve().parents[1]
 # pycocotools calls np.array(copy=False) on its own objects under numpy 2; not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
-# Random weights (nothing to download), small inputs, at most 5 detections per image.
 SMALL = [
-    "experiment=smoke",
-    "model.weights=null",
-    "device=cpu",
-    "model.min_size=64",
-    "model.max_size=96",
-    "model.detections_per_img=5",
-    "model.rpn_pre_nms_top_n_test=50",
-    "model.rpn_post_nms_top_n_test=20",
+    *SMALL_MODEL,
     "seed=0",
     # Random heads score around 0.5: a low threshold makes sure the checks below see instances.
     "predict.score_threshold=0.1",

@@ -16,17 +16,9 @@ from insseg.errors import ConfigError
 from insseg.inference import Segmentation, Segmenter
 from insseg.inference.segmenter import score_floor
 
-# A small, fast model: random weights (nothing to download), 64-96 px inputs, at most 5 detections.
-SMALL = [
-    "experiment=smoke",
-    "model.weights=null",
-    "device=cpu",
-    "model.min_size=64",
-    "model.max_size=96",
-    "model.detections_per_img=5",
-    "model.rpn_pre_nms_top_n_test=50",
-    "model.rpn_post_nms_top_n_test=20",
-]
+from conftest import SMALL_MODEL
+
+SMALL = SMALL_MODEL  # the shared small-model overrides (conftest.py)
 
 
 class StubDetector(nn.Module):
