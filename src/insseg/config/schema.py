@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import OmegaConf
+from omegaconf import MISSING, OmegaConf
 
 
 @dataclass
@@ -63,8 +63,18 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    name: str = "maskrcnn"  # maskrcnn | refinemask
+    """What every model config has; each ``model=`` option extends it with only the keys its builder reads."""
+
+    name: str = MISSING
     # DEFAULT: pretrained COCO weights from the torch cache; null: random init; or a path to a checkpoint.
+    weights: Optional[str] = None
+
+
+@dataclass
+class MaskRCNNConfig(ModelConfig):
+    """torchvision Mask R-CNN ResNet-FPN (``model=maskrcnn``)."""
+
+    name: str = "maskrcnn"
     weights: Optional[str] = "DEFAULT"
     # Backbone ImageNet weights when model.weights is null: DEFAULT | null.
     backbone_weights: Optional[str] = None
@@ -81,6 +91,21 @@ class ModelConfig:
     rpn_post_nms_top_n_train: int = 2000
     # RoIs sampled per image for the box head during training.
     box_batch_size_per_image: int = 512
+
+
+@dataclass
+class RefineMaskConfig(ModelConfig):
+    """RefineMask R50-FPN in plain PyTorch (``model=refinemask``), loading the official mmdet checkpoints."""
+
+    name: str = "refinemask"
+    weights: Optional[str] = "${paths.models_dir}/r50-coco-2x.pth"
+    # ImageNet weights for the ResNet when model.weights is null: DEFAULT | null.
+    backbone_weights: Optional[str] = None
+    # mmdet's test scale (long side max_size, short side min_size).
+    min_size: int = 800
+    max_size: int = 1333
+    box_score_thresh: float = 0.05
+    detections_per_img: int = 100
 
 
 @dataclass
@@ -152,7 +177,7 @@ class Config:
     seed: int = 42
     paths: PathsConfig = field(default_factory=PathsConfig)
     data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
+    model: Any = MISSING
     device: DeviceConfig = field(default_factory=DeviceConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
@@ -182,5 +207,6 @@ def register_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(name="config_schema", node=Config)
     cs.store(group="data", name="schema", node=DataConfig)
-    cs.store(group="model", name="schema", node=ModelConfig)
+    cs.store(group="model", name="maskrcnn_schema", node=MaskRCNNConfig)
+    cs.store(group="model", name="refinemask_schema", node=RefineMaskConfig)
     cs.store(group="device", name="schema", node=DeviceConfig)
