@@ -1,19 +1,27 @@
-"""The predictions file shared by evaluate.py and predict.py, and the per-image prediction record.
+"""The one prediction record and the one reader/writer of predictions.json.
 
-Layout (COCO results plus the image and category tables, so the file stands alone)::
+Every path produces :class:`ImagePrediction` records: the inference loop (evaluate.py, training-time
+evaluation, predict.py, the Segmenter API), the prediction cache and ``eval.predictions=<file>`` all hand the
+evaluators the same thing. Scores and boxes are float32 and are written with the shortest text that reads back
+to the same float32, so a record read from a file equals the record that was written: a fresh run, a cache hit
+and a later ``eval.predictions=`` run score the same numbers without any write-then-parse round trip.
 
-    {"images": [{"id", "file_name", "height", "width"}],
-     "annotations": [{"image_id", "category_id", "score", "bbox": [x, y, w, h],
+File layout (COCO results plus the image and category tables, so the file stands alone)::
+
+    {"info": {"score_threshold": 0.05, ...},
+     "images": [{"id", "file_name", "height", "width"}],
+     "annotations": [{"id", "image_id", "category_id", "score", "bbox": [x, y, w, h],
                       "segmentation": {"size": [h, w], "counts": str}}],
      "categories": [{"id", "name"}]}
 
-Category ids are the model's class ids (1-based, 0 is background); names bridge models and datasets.
+Category ids are the model's labels (1-based, 0 is background) unless ``category_ids`` says otherwise (a
+COCO-format dataset's own ids); names bridge models and datasets.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -25,74 +33,89 @@ from insseg.utils.atomic import atomic_write_json
 
 
 @dataclass
-class ImagePrediction:
-    """Detections for one image at its original size.
+class ImageTiming:
+    """Seconds spent on one image: decoding (data), the forward pass (model), binarise/encode (postprocess)."""
 
-    boxes: float32 [N, 4] xyxy pixels; scores: float32 [N]; labels: int64 [N] model class ids (1-based);
-    masks: bool [N, H, W], or None when only RLEs are kept (``rles``).
+    data: float = 0.0
+    model: float = 0.0
+    postprocess: float = 0.0
+
+    @property
+    def total(self) -> float:
+        return self.data + self.model + self.postprocess
+
+    def to_dict(self) -> dict[str, float]:
+        return {"data": self.data, "model": self.model, "postprocess": self.postprocess}
+
+    @staticmethod
+    def from_dict(d: dict[str, float]) -> "ImageTiming":
+        return ImageTiming(float(d["data"]), float(d["model"]), float(d["postprocess"]))
+
+
+@dataclass
+class ImagePrediction:
+    """Detections for one image at its original size, in descending score order.
+
+    boxes: float32 [N, 4] xyxy pixels; scores: float32 [N]; labels: int64 [N] model labels (1-based, label k
+    is ``class_names[k - 1]``); rles: COCO RLEs (``counts`` as str); masks: bool [N, H, W] when kept decoded
+    (predict keeps them for overlays; evaluation keeps only RLEs so memory stays flat). image_id: the dataset's
+    own id of the image when it has one (COCO-format data).
     """
 
+    file_name: str
+    height: int
+    width: int
     boxes: np.ndarray
     scores: np.ndarray
     labels: np.ndarray
+    rles: list[dict[str, Any]]
     masks: np.ndarray | None = None
-    rles: list[dict[str, Any]] | None = None
+    class_names: Sequence[str] = ()
+    timing: ImageTiming | None = None
+    image_id: int | None = None
 
     def __len__(self) -> int:
         return int(self.scores.shape[0])
 
+    @property
+    def names(self) -> list[str]:
+        """The class name of each detection."""
+        return [class_name(self.class_names, int(k)) for k in self.labels]
+
+    def mask_array(self) -> np.ndarray:
+        """bool [N, H, W]: the kept masks, or the RLEs decoded (not cached, so memory stays flat)."""
+        if self.masks is not None:
+            return self.masks
+        if not self.rles:
+            return np.zeros((0, self.height, self.width), dtype=bool)
+        return np.moveaxis(mask_utils.decode(self.rles), -1, 0).astype(bool)
+
     def keep(self, index: np.ndarray) -> "ImagePrediction":
-        """A new prediction holding only ``index`` (a boolean mask or integer indices)."""
+        """A new record holding only ``index`` (a boolean mask or integer indices), in that order."""
         idx = np.asarray(index)
-        if idx.dtype == bool:
-            idx = np.flatnonzero(idx)
+        idx = np.flatnonzero(idx) if idx.dtype == bool else idx.astype(np.int64)
         return ImagePrediction(
-            boxes=self.boxes[idx],
-            scores=self.scores[idx],
-            labels=self.labels[idx],
-            masks=None if self.masks is None else self.masks[idx],
-            rles=None if self.rles is None else [self.rles[i] for i in idx.tolist()],
+            self.file_name, self.height, self.width, self.boxes[idx], self.scores[idx], self.labels[idx],
+            [self.rles[i] for i in idx.tolist()], None if self.masks is None else self.masks[idx],
+            self.class_names, self.timing, self.image_id,
         )
 
     def above(self, threshold: float) -> "ImagePrediction":
         """Detections with score strictly greater than ``threshold``."""
         return self.keep(self.scores > threshold)
 
-    def get_rles(self) -> list[dict[str, Any]]:
-        if self.rles is None:
-            if self.masks is None:
-                raise ValueError("prediction has neither masks nor RLEs")
-            self.rles = encode_masks(self.masks)
-        return self.rles
+    def without_masks(self) -> "ImagePrediction":
+        """The same record keeping only RLEs."""
+        return self.keep(np.arange(len(self))) if self.masks is None else _replace_masks(self, None)
 
-    def get_masks(self, height: int, width: int) -> np.ndarray:
-        if self.masks is None:
-            if self.rles is None or len(self.rles) == 0:
-                return np.zeros((0, height, width), dtype=bool)
-            self.masks = np.moveaxis(mask_utils.decode(self.rles), -1, 0).astype(bool)
-        return self.masks
 
-    @staticmethod
-    def from_model_output(output: dict[str, Any], mask_threshold: float = 0.5) -> "ImagePrediction":
-        """From a torchvision-style detection output (tensors, masks [N, 1, H, W] probabilities > threshold)."""
-        masks = output["masks"]
-        if masks.dim() == 4:
-            masks = masks[:, 0]
-        return ImagePrediction(
-            boxes=output["boxes"].detach().float().cpu().numpy().astype(np.float32),
-            scores=output["scores"].detach().float().cpu().numpy().astype(np.float32),
-            labels=output["labels"].detach().cpu().numpy().astype(np.int64),
-            masks=(masks > mask_threshold).cpu().numpy(),
-        )
+def _replace_masks(pred: ImagePrediction, masks: np.ndarray | None) -> ImagePrediction:
+    return ImagePrediction(pred.file_name, pred.height, pred.width, pred.boxes, pred.scores, pred.labels,
+                           pred.rles, masks, pred.class_names, pred.timing, pred.image_id)
 
-    @staticmethod
-    def empty(height: int, width: int) -> "ImagePrediction":
-        return ImagePrediction(
-            boxes=np.zeros((0, 4), np.float32),
-            scores=np.zeros((0,), np.float32),
-            labels=np.zeros((0,), np.int64),
-            masks=np.zeros((0, height, width), dtype=bool),
-        )
+
+def class_name(class_names: Sequence[str], label: int) -> str:
+    return class_names[label - 1] if 1 <= label <= len(class_names) else f"class_{label}"
 
 
 def encode_masks(masks: np.ndarray) -> list[dict[str, Any]]:
@@ -105,63 +128,69 @@ def encode_masks(masks: np.ndarray) -> list[dict[str, Any]]:
     return rles
 
 
-def _counts_str(counts: str | bytes) -> str:
-    return counts.decode("ascii") if isinstance(counts, bytes) else counts
-
-
 def xyxy_to_xywh(boxes: np.ndarray) -> np.ndarray:
-    out = np.asarray(boxes, dtype=np.float64).copy()
+    out = np.asarray(boxes, dtype=np.float64).copy().reshape(-1, 4)
     out[:, 2:] -= out[:, :2]
     return out
 
 
-class PredictionsWriter:
-    """Collects per-image predictions as RLEs (small) and writes the file atomically at the end."""
+def _bbox_text(xywh: np.ndarray) -> list[float]:
+    """x, y as their shortest float32 text; w, h as the exact float64 differences of float32 corners, so
+    :func:`_xyxy_from_text` gives back the very same float32 corners."""
+    return [f32(xywh[0]), f32(xywh[1]), float(xywh[2]), float(xywh[3])]
 
-    def __init__(self, class_names: Sequence[str]) -> None:
-        self.categories = [{"id": i + 1, "name": n} for i, n in enumerate(class_names)]
-        self.images: list[dict[str, Any]] = []
-        self.annotations: list[dict[str, Any]] = []
 
-    def add(self, file_name: str, height: int, width: int, pred: ImagePrediction) -> int:
-        image_id = len(self.images) + 1
-        self.images.append({"id": image_id, "file_name": file_name, "height": int(height), "width": int(width)})
-        rles = pred.get_rles()
-        for box, score, label, rle in zip(xyxy_to_xywh(pred.boxes), pred.scores, pred.labels, rles):
-            self.annotations.append(
-                {
-                    "id": len(self.annotations) + 1,
-                    "image_id": image_id,
-                    "category_id": int(label),
-                    "score": round(float(score), 6),
-                    # 5 decimals: sub-pixel boxes (a few hundredths of a pixel wide) keep their IoU.
-                    "bbox": [round(float(v), 5) for v in box],
-                    "segmentation": {"size": [int(s) for s in rle["size"]], "counts": _counts_str(rle["counts"])},
-                }
-            )
-        return image_id
+def _xyxy_from_text(bbox: np.ndarray) -> np.ndarray:
+    xy = bbox[:, :2].astype(np.float32)
+    return np.concatenate([xy, (xy.astype(np.float64) + bbox[:, 2:]).astype(np.float32)], axis=1)
+
+
+def f32(value: float) -> float:
+    """The shortest decimal that reads back to the same float32 (compact JSON, exact round trip)."""
+    return float(np.format_float_positional(np.float32(value), unique=True, trim="-"))
+
+
+@dataclass
+class PredictionSet:
+    """The predictions of one run: the model's class names and one record per image, in run order.
+
+    ``category_ids[k - 1]`` is the file's category id of label k (default: k). ``info`` travels in the file's
+    ``info`` (e.g. ``score_threshold``: detections at or below it were not kept).
+    """
+
+    class_names: list[str]
+    images: list[ImagePrediction] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+    category_ids: list[int] | None = None
+
+    def ids(self) -> list[int]:
+        return list(self.category_ids) if self.category_ids is not None else list(range(1, len(self.class_names) + 1))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"images": self.images, "annotations": self.annotations, "categories": self.categories}
+        ids = self.ids()
+        images, annotations = [], []
+        for n, rec in enumerate(self.images, start=1):
+            image_id = rec.image_id if rec.image_id is not None else n
+            images.append({"id": image_id, "file_name": rec.file_name, "height": int(rec.height), "width": int(rec.width)})
+            for box, score, label, rle in zip(xyxy_to_xywh(rec.boxes), rec.scores, rec.labels, rec.rles):
+                annotations.append({
+                    "id": len(annotations) + 1, "image_id": image_id, "category_id": ids[int(label) - 1],
+                    "score": f32(score), "bbox": _bbox_text(box),
+                    "segmentation": {"size": [int(s) for s in rle["size"]], "counts": rle["counts"]},
+                })
+        categories = [{"id": i, "name": n} for i, n in zip(ids, self.class_names)]
+        return {"info": dict(self.info), "images": images, "annotations": annotations, "categories": categories}
 
     def write(self, path: str | Path) -> None:
         atomic_write_json(path, self.to_dict(), indent=None)
 
-
-@dataclass
-class LoadedPredictions:
-    """A predictions file read back: class names and one ImagePrediction (RLE-backed) per file name."""
-
-    class_names: list[str]
-    category_ids: list[int]
-    by_file_name: dict[str, ImagePrediction]
-    sizes: dict[str, tuple[int, int]]
-
-    def name_of(self, category_id: int) -> str:
-        return self.class_names[self.category_ids.index(category_id)]
+    @property
+    def lowest_score(self) -> float | None:
+        scores = [float(r.scores.min()) for r in self.images if len(r)]
+        return min(scores) if scores else None
 
 
-def load_predictions(path: str | Path) -> LoadedPredictions:
+def read_predictions(path: str | Path) -> PredictionSet:
     """Read and validate a predictions file; errors name the file and the problem."""
     path = Path(path)
     if not path.is_file():
@@ -170,35 +199,41 @@ def load_predictions(path: str | Path) -> LoadedPredictions:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise InssegError(f"predictions file {path} is not valid JSON: {e}") from None
+    return predictions_from_dict(data, str(path))
+
+
+def predictions_from_dict(data: Any, source: str) -> PredictionSet:
+    """The :class:`PredictionSet` of a predictions.json payload (``source`` names it in errors)."""
     for key in ("images", "annotations", "categories"):
-        if not isinstance(data, dict) or key not in data:
-            raise InssegError(f"predictions file {path} has no '{key}' list; expected keys images, annotations, categories")
+        if not isinstance(data, dict) or not isinstance(data.get(key), list):
+            raise InssegError(f"predictions file {source} has no '{key}' list; expected keys images, annotations, categories")
     categories = sorted(data["categories"], key=lambda c: c["id"])
-    cat_ids = [int(c["id"]) for c in categories]
+    label_of = {int(c["id"]): k for k, c in enumerate(categories, start=1)}
     names = [str(c["name"]) for c in categories]
-    images = {int(im["id"]): im for im in data["images"]}
-    grouped: dict[int, list[dict[str, Any]]] = {i: [] for i in images}
+    grouped: dict[int, list[dict[str, Any]]] = {int(im["id"]): [] for im in data["images"]}
     for ann in data["annotations"]:
-        if ann["image_id"] not in grouped:
-            raise InssegError(f"predictions file {path}: annotation refers to unknown image_id {ann['image_id']}")
-        if ann["category_id"] not in cat_ids:
-            raise InssegError(f"predictions file {path}: annotation has unknown category_id {ann['category_id']}")
-        grouped[ann["image_id"]].append(ann)
-    by_name: dict[str, ImagePrediction] = {}
-    sizes: dict[str, tuple[int, int]] = {}
-    for image_id, im in images.items():
-        anns = grouped[image_id]
-        boxes = np.array([a["bbox"] for a in anns], dtype=np.float32).reshape(-1, 4)
-        boxes[:, 2:] += boxes[:, :2]
-        rles = []
-        for a in anns:
-            seg = a["segmentation"]
-            rles.append({"size": list(seg["size"]), "counts": seg["counts"].encode("ascii") if isinstance(seg["counts"], str) else seg["counts"]})
-        by_name[im["file_name"]] = ImagePrediction(
-            boxes=boxes,
-            scores=np.array([a["score"] for a in anns], dtype=np.float32),
-            labels=np.array([a["category_id"] for a in anns], dtype=np.int64),
-            rles=rles,
-        )
-        sizes[im["file_name"]] = (int(im["height"]), int(im["width"]))
-    return LoadedPredictions(class_names=names, category_ids=cat_ids, by_file_name=by_name, sizes=sizes)
+        if ann.get("image_id") not in grouped:
+            raise InssegError(f"predictions file {source}: annotation {ann.get('id')} refers to unknown image_id {ann.get('image_id')}")
+        if ann.get("category_id") not in label_of:
+            raise InssegError(f"predictions file {source}: annotation {ann.get('id')} has unknown category_id {ann.get('category_id')}")
+        grouped[int(ann["image_id"])].append(ann)
+    result = PredictionSet(names, info=dict(data.get("info") or {}), category_ids=sorted(label_of))
+    for im in data["images"]:
+        result.images.append(_record(im, grouped[int(im["id"])], label_of, names))
+    return result
+
+
+def _record(im: dict[str, Any], anns: list[dict[str, Any]], label_of: dict[int, int], names: list[str]) -> ImagePrediction:
+    anns = sorted(anns, key=lambda a: -a["score"])
+    boxes = _xyxy_from_text(np.array([a["bbox"] for a in anns], dtype=np.float64).reshape(-1, 4))
+    rles = [{"size": list(a["segmentation"]["size"]), "counts": _counts_str(a["segmentation"]["counts"])} for a in anns]
+    return ImagePrediction(
+        file_name=im["file_name"], height=int(im["height"]), width=int(im["width"]),
+        boxes=boxes, scores=np.array([a["score"] for a in anns], dtype=np.float32),
+        labels=np.array([label_of[int(a["category_id"])] for a in anns], dtype=np.int64),
+        rles=rles, class_names=names, image_id=int(im["id"]),
+    )
+
+
+def _counts_str(counts: str | bytes) -> str:
+    return counts.decode("ascii") if isinstance(counts, bytes) else counts

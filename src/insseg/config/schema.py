@@ -111,8 +111,9 @@ class RefineMaskConfig(ModelConfig):
 @dataclass
 class DeviceConfig:
     type: str = "auto"  # auto | cpu | cuda
-    # Mixed precision on CUDA (ignored on CPU).
-    amp: bool = True
+    # Evaluation and prediction: autocast on CUDA (ignored on CPU). Off = exact float32, the default.
+    # Training has its own switch, train.amp.
+    amp: bool = False
     amp_dtype: str = "float16"  # float16 | bfloat16
     # CPU threads; null = all cores.
     num_threads: Optional[int] = None

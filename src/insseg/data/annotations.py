@@ -36,6 +36,3 @@ class InstanceAnnotation:
     def void(self) -> np.ndarray:
         """bool [H, W]: pixels that no metric counts (VOC's 255 band)."""
         return self.instance_map == VOID_ID
-
-    def background(self) -> np.ndarray:
-        return self.instance_map == 0

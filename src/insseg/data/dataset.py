@@ -16,13 +16,12 @@ Transform = Callable[[torch.Tensor, dict], tuple[torch.Tensor, dict]]
 
 
 def target_from_annotation(ann: InstanceAnnotation, image_id: int) -> dict[str, torch.Tensor]:
-    """torchvision's target dict. Boxes are ``masks_to_boxes`` boxes, widened to at least 1 px so a
-    one-pixel-wide instance stays a valid training box."""
+    """torchvision's target dict. Boxes follow pycocotools' convention (the mask's pixel extent: x2 is the last
+    column + 1), the convention of COCO-trained weights and of the evaluation's ground truth."""
     masks = torch.from_numpy(ann.masks()).to(torch.uint8)
     if len(ann) > 0:
         boxes = masks_to_boxes(masks)
-        boxes[:, 2] = torch.maximum(boxes[:, 2], boxes[:, 0] + 1)
-        boxes[:, 3] = torch.maximum(boxes[:, 3], boxes[:, 1] + 1)
+        boxes[:, 2:] += 1
     else:
         boxes = torch.zeros((0, 4), dtype=torch.float32)
     return {
@@ -58,6 +57,11 @@ class InstanceSegmentationDataset(Dataset):
 
     def load_image(self, i: int) -> np.ndarray:
         return self.reader.load_image(self.indices[i])
+
+    def image_id(self, i: int) -> int | None:
+        """The dataset's own id of the image (COCO-format data), None when the layout has none."""
+        own = getattr(self.reader, "image_id", None)
+        return own(self.indices[i]) if own is not None else None
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, dict]:
         index = self.indices[i]

@@ -1,4 +1,5 @@
-"""Reading dataset images and label PNGs with errors that name the file."""
+"""Reading label PNGs (instance and class ids) with errors that name the file. Images themselves go through
+the one image loader, :func:`insseg.io.images.load_image_rgb`."""
 
 from __future__ import annotations
 
@@ -8,15 +9,6 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from insseg.errors import DatasetError
-
-
-def read_rgb(path: Path) -> np.ndarray:
-    """uint8 [H, W, 3] RGB."""
-    try:
-        with Image.open(path) as im:
-            return np.array(im.convert("RGB"))
-    except (OSError, UnidentifiedImageError, ValueError) as e:
-        raise DatasetError(f"cannot read image {path}: {e}") from None
 
 
 def read_index_png(path: Path) -> np.ndarray:
@@ -35,13 +27,3 @@ def read_index_png(path: Path) -> np.ndarray:
     if arr.max(initial=0) > 255:
         raise DatasetError(f"mask {path} has ids above 255; expected 8-bit instance ids")
     return arr.astype(np.uint8)
-
-
-def image_size(path: Path) -> tuple[int, int]:
-    """(height, width) from the file header, without decoding pixels."""
-    try:
-        with Image.open(path) as im:
-            w, h = im.size
-            return h, w
-    except (OSError, UnidentifiedImageError, ValueError) as e:
-        raise DatasetError(f"cannot read image {path}: {e}") from None

@@ -14,9 +14,10 @@ from typing import Protocol
 import numpy as np
 
 from insseg.data.annotations import VOID_ID, InstanceAnnotation
-from insseg.data.image_io import image_size, read_index_png, read_rgb
+from insseg.data.image_io import read_index_png
 from insseg.data.voc_palette import VOC_CLASSES
 from insseg.errors import DatasetError
+from insseg.io.images import image_size, load_image_rgb, stored_size
 
 
 class InstanceReader(Protocol):
@@ -25,7 +26,6 @@ class InstanceReader(Protocol):
 
     def __len__(self) -> int: ...
     def file_name(self, index: int) -> str: ...
-    def image_path(self, index: int) -> Path: ...
     def load_image(self, index: int) -> np.ndarray: ...
     def annotation(self, index: int) -> InstanceAnnotation: ...
     def verify(self, indices: list[int] | None = None) -> None: ...
@@ -34,6 +34,23 @@ class InstanceReader(Protocol):
 def _instance_ids(instance_map: np.ndarray) -> np.ndarray:
     ids = np.unique(instance_map)
     return ids[(ids != 0) & (ids != VOID_ID)].astype(np.int64)
+
+
+def _check_size(mask: Path, mask_hw: tuple[int, ...], image: Path, image_hw: tuple[int, ...]) -> None:
+    """Masks must have the size of the image as it is shown (EXIF orientation applied)."""
+    if tuple(mask_hw) == tuple(image_hw):
+        return
+    message = (
+        f"mask {mask} is {mask_hw[1]}x{mask_hw[0]} but image {image} is {image_hw[1]}x{image_hw[0]}; "
+        "masks must have the image's size"
+    )
+    if tuple(stored_size(image)) == tuple(mask_hw):
+        message = (
+            f"mask {mask} is {mask_hw[1]}x{mask_hw[0]}, the size of image {image} as stored, but the image's EXIF "
+            f"orientation turns it to {image_hw[1]}x{image_hw[0]} (as every viewer and this toolkit show it); "
+            "draw the mask on the upright image, or remove the orientation tag from the image"
+        )
+    raise DatasetError(message)
 
 
 class _Reader:
@@ -52,11 +69,8 @@ class _Reader:
     def file_name(self, index: int) -> str:
         return self._image_paths[index].name
 
-    def image_path(self, index: int) -> Path:
-        return self._image_paths[index]
-
     def load_image(self, index: int) -> np.ndarray:
-        return read_rgb(self._image_paths[index])
+        return load_image_rgb(self._image_paths[index])
 
     def _read_instance_map(self, index: int) -> np.ndarray:
         return read_index_png(self._mask_paths[index])
@@ -68,11 +82,7 @@ class _Reader:
         instance_map = self._read_instance_map(index)
         if image_hw is None:
             image_hw = image_size(self._image_paths[index])
-        if instance_map.shape != tuple(image_hw):
-            raise DatasetError(
-                f"mask {self._mask_paths[index]} is {instance_map.shape[1]}x{instance_map.shape[0]} but image "
-                f"{self._image_paths[index]} is {image_hw[1]}x{image_hw[0]}; masks must have the image's size"
-            )
+        _check_size(self._mask_paths[index], instance_map.shape, self._image_paths[index], tuple(image_hw))
         ids = _instance_ids(instance_map)
         return InstanceAnnotation(
             file_name=self.file_name(index),
@@ -88,12 +98,7 @@ class _Reader:
         for i in range(len(self)) if indices is None else indices:
             image_hw = image_size(self._image_paths[i])
             for path in self._label_paths(i):
-                mask_hw = image_size(path)
-                if mask_hw != image_hw:
-                    raise DatasetError(
-                        f"mask {path} is {mask_hw[1]}x{mask_hw[0]} but image {self._image_paths[i]} is "
-                        f"{image_hw[1]}x{image_hw[0]}; masks must have the image's size"
-                    )
+                _check_size(path, stored_size(path), self._image_paths[i], image_hw)
 
     def _label_paths(self, index: int) -> list[Path]:
         return [self._mask_paths[index]]

@@ -15,10 +15,8 @@ class RandomHorizontalFlip:
             width = image.shape[-1]
             target = dict(target)
             boxes = target["boxes"].clone()
-            # masks_to_boxes boxes hold the last pixel index as x2, so mirror x about (width - 1).
-            boxes[:, [0, 2]] = (width - 1) - target["boxes"][:, [2, 0]]
-            # keep the 1-px minimum width used for training boxes
-            boxes[:, 2] = torch.maximum(boxes[:, 2], boxes[:, 0] + 1)
+            # Pixel-extent boxes (x2 = last column + 1) mirror about the image width.
+            boxes[:, [0, 2]] = width - target["boxes"][:, [2, 0]]
             target["boxes"] = boxes
             target["masks"] = target["masks"].flip(-1)
         return image, target

@@ -24,7 +24,3 @@ def voc_palette() -> list[int]:
             c >>= 3
         palette.extend((r, g, b))
     return palette
-
-
-def palette_array() -> np.ndarray:
-    return np.asarray(voc_palette(), dtype=np.uint8).reshape(256, 3)

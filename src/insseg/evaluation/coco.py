@@ -1,9 +1,13 @@
-"""COCO bbox and segm AP with pycocotools, fed one image at a time.
+"""COCO bbox and segm AP with pycocotools, as an evaluator fed one image at a time.
 
-Ground truth comes from the instance map: one annotation per instance, ``segmentation`` its mask as an RLE,
-``area`` its pixel count, ``bbox`` its tight box as ``torchvision.ops.masks_to_boxes`` gives it (x2, y2 are
-the last column and row indices, so ``w = x2 - x1``), ``iscrowd`` 0. VOC's void band (255) belongs to no
-instance, so it is in no mask. Categories are the dataset's classes; predictions meet them by class name.
+Ground truth: one annotation per instance, ``segmentation`` its mask as an RLE, ``area`` its pixel count,
+``bbox`` pycocotools' own ``toBbox`` of that RLE (the mask's pixel extent: x2 is the last column + 1, the
+convention of COCO-trained weights and of our training targets), ``iscrowd`` 0. Categories are the dataset's
+classes; predictions arrive in dataset labels (the class bridge ran before).
+
+Void (VOC's 255 band) counts for neither side: it is in no ground-truth mask, and it is cut out of every
+predicted mask before segm IoU, as the matching metrics do. ``void_as_background=True`` keeps predictions
+whole (the old harness's behaviour, where void pixels were background). predictions.json stays raw.
 
 Only RLEs are stored (a few hundred bytes per mask), so memory stays flat over a dataset.
 """
@@ -29,17 +33,6 @@ IOU_TYPES = ("segm", "bbox")
 STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
 
 
-def tight_boxes_xywh(masks: np.ndarray) -> np.ndarray:
-    """[N, 4] xywh boxes of bool masks [N, H, W] with masks_to_boxes' convention (w = x2 - x1)."""
-    boxes = np.zeros((masks.shape[0], 4), dtype=np.float64)
-    for k, mask in enumerate(masks):
-        rows = np.flatnonzero(mask.any(axis=1))
-        cols = np.flatnonzero(mask.any(axis=0))
-        if rows.size:
-            boxes[k] = (cols[0], rows[0], cols[-1] - cols[0], rows[-1] - rows[0])
-    return boxes
-
-
 def _clean(value: float) -> float:
     """NaN for pycocotools' -1 (undefined); rounded to 12 decimals, which removes the ``np.spacing(1)`` that
     pycocotools adds to every precision denominator (so perfect predictions score exactly 1.0)."""
@@ -47,79 +40,52 @@ def _clean(value: float) -> float:
 
 
 class CocoEvaluator:
-    """Streams images in with :meth:`add`, scores them with :meth:`summarize`.
+    """bbox and segm AP of every prediction (no score threshold) over the images it is given.
 
-    ``class_names``: the dataset's classes (category id k + 1 is ``class_names[k]``).
+    ``class_names``: the dataset's classes (category id k is ``class_names[k - 1]``).
     """
 
-    def __init__(self, class_names: Sequence[str]) -> None:
+    def __init__(self, class_names: Sequence[str], void_as_background: bool = False) -> None:
         self.class_names = list(class_names)
-        self._category_of = {name: k + 1 for k, name in enumerate(self.class_names)}
+        self.void_as_background = void_as_background
+        self.reset()
+
+    def reset(self) -> None:
         self.images: list[dict[str, Any]] = []
         self.gt: list[dict[str, Any]] = []
         self.dt: list[dict[str, Any]] = []  # one record per detection: bbox and segm share it
         self.tables: dict[str, str] = {}
-        self._evals: dict[str, COCOeval] = {}
+        self.evals: dict[str, COCOeval] = {}
 
     def __len__(self) -> int:
         return len(self.images)
 
-    def add(
-        self, annotation: InstanceAnnotation, prediction: ImagePrediction, prediction_class_names: Sequence[str]
-    ) -> None:
-        """Add one image: its ground truth and every prediction (no score threshold).
-
-        ``prediction_class_names``: the name of each prediction label (label k means name k - 1); predictions
-        whose name is not a dataset class are dropped.
-        """
+    def process(self, gt: InstanceAnnotation, pred: ImagePrediction) -> None:
+        """Add one image: its ground truth and every prediction whose label is a dataset class."""
         image_id = len(self.images) + 1
-        h, w = int(annotation.height), int(annotation.width)
-        self.images.append({"id": image_id, "file_name": annotation.file_name, "height": h, "width": w})
-
-        if len(annotation):
-            masks = annotation.masks()
-            rles = encode_masks(masks)
-            areas = masks.reshape(masks.shape[0], -1).sum(1)
-            boxes = tight_boxes_xywh(masks)
-            del masks
-            for label, rle, area, box in zip(annotation.labels.tolist(), rles, areas.tolist(), boxes.tolist()):
-                self.gt.append(
-                    {
-                        "id": len(self.gt) + 1,
-                        "image_id": image_id,
-                        "category_id": int(label),
-                        "segmentation": rle,
-                        "area": float(area),
-                        "bbox": box,
-                        "iscrowd": 0,
-                    }
+        h, w = int(gt.height), int(gt.width)
+        self.images.append({"id": image_id, "file_name": gt.file_name, "height": h, "width": w})
+        self.gt.extend(ground_truth_entries(gt, image_id, len(self.gt) + 1))
+        keep = (pred.labels >= 1) & (pred.labels <= len(self.class_names))
+        if not keep.any():
+            return
+        pred = pred.keep(keep)
+        rles = pred.rles
+        void = None if self.void_as_background else gt.void()
+        if void is not None and void.any():
+            rles = encode_masks(pred.mask_array() & ~void[None])
+        for rle, box, score, label in zip(rles, xyxy_to_xywh(pred.boxes).tolist(), pred.scores.tolist(), pred.labels.tolist()):
+            if list(rle["size"]) != [h, w]:
+                raise InssegError(
+                    f"a predicted mask of {gt.file_name} is {rle['size'][1]}x{rle['size'][0]} but the image is "
+                    f"{w}x{h}; masks must be at the image's original size"
                 )
+            self.dt.append({"image_id": image_id, "category_id": int(label), "score": float(score), "bbox": box,
+                            "segmentation": {"size": [h, w], "counts": rle["counts"]}})
 
-        if len(prediction):
-            categories = [
-                self._category_of.get(prediction_class_names[label - 1], 0) if 0 < label <= len(prediction_class_names) else 0
-                for label in prediction.labels.tolist()
-            ]
-            keep = [k for k, c in enumerate(categories) if c > 0]
-            if keep:
-                pred = prediction.keep(np.array(keep, dtype=np.int64))
-                rles = pred.get_rles()
-                boxes = xyxy_to_xywh(pred.boxes)
-                for k, (rle, box, score) in enumerate(zip(rles, boxes.tolist(), pred.scores.tolist())):
-                    if list(rle["size"]) != [h, w]:
-                        raise InssegError(
-                            f"a predicted mask of {annotation.file_name} is {rle['size'][1]}x{rle['size'][0]} but "
-                            f"the image is {w}x{h}; masks must be at the image's original size"
-                        )
-                    self.dt.append(
-                        {
-                            "image_id": image_id,
-                            "category_id": categories[keep[k]],
-                            "score": float(score),
-                            "bbox": box,
-                            "segmentation": {"size": [h, w], "counts": rle["counts"]},
-                        }
-                    )
+    def evaluate(self) -> dict[str, float]:
+        """``segm_AP``, ``segm_AP50``, ..., ``bbox_ARl`` (0..1; NaN where COCO leaves it undefined)."""
+        return self.summarize()
 
     def _coco_gt(self) -> COCO:
         gt = COCO()
@@ -167,7 +133,7 @@ class CocoEvaluator:
                 ev.accumulate()
                 ev.summarize()
             self.tables[iou_type] = "\n".join(line for line in buf.getvalue().splitlines() if "Average" in line)
-            self._evals[iou_type] = ev
+            self.evals[iou_type] = ev
             for name, value in zip(STAT_NAMES, ev.stats.tolist()):
                 results[f"{iou_type}_{name}"] = _clean(value)
         return results
@@ -176,7 +142,7 @@ class CocoEvaluator:
         """AP (IoU 0.50:0.95, all areas, 100 detections) per class and IoU type, after :meth:`summarize`;
         NaN for classes without ground truth."""
         out: dict[str, dict[str, float]] = {}
-        for iou_type, ev in self._evals.items():
+        for iou_type, ev in self.evals.items():
             precision = ev.eval["precision"]  # [T, R, K, A, M]
             per_class = {}
             for k, cat_id in enumerate(ev.params.catIds):
@@ -185,3 +151,17 @@ class CocoEvaluator:
                 per_class[self.class_names[cat_id - 1]] = _clean(float(p.mean())) if p.size else math.nan
             out[iou_type] = per_class
         return out
+
+
+def ground_truth_entries(gt: InstanceAnnotation, image_id: int, first_id: int) -> list[dict[str, Any]]:
+    """COCO annotations of one image's instances (RLE, pixel-count area, ``toBbox`` box, iscrowd 0)."""
+    if not len(gt):
+        return []
+    rles = encode_masks(gt.masks())
+    areas = mask_utils.area(rles).tolist()
+    boxes = mask_utils.toBbox(rles).tolist()
+    return [
+        {"id": first_id + k, "image_id": image_id, "category_id": int(label), "segmentation": rle,
+         "area": float(area), "bbox": box, "iscrowd": 0}
+        for k, (label, rle, area, box) in enumerate(zip(gt.labels.tolist(), rles, areas, boxes))
+    ]

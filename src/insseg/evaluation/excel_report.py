@@ -14,8 +14,10 @@ from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Font
 
-from insseg.evaluation.matching import ImageMatch
-from insseg.evaluation.timing import ImageTiming, per_object_ms
+from insseg.data.annotations import InstanceAnnotation
+from insseg.evaluation.matching import ImageMatch, MatchingEvaluator
+from insseg.evaluation.timing import per_object_ms
+from insseg.predictions import ImagePrediction, ImageTiming
 from insseg.utils.atomic import atomic_path
 
 # Exactly the original harness's columns, in its order.
@@ -47,7 +49,7 @@ IMAGE_COLUMNS = (
     "bg f1-score",
     "mean iou with bg",
     "mean f1-score with bg",
-    "preprocess ms",
+    "data ms",
     "model ms",
     "postprocess ms",
     "total ms",
@@ -77,14 +79,30 @@ def flatten(d: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
 
 
 class ExcelReport:
-    """``add_image`` per image (in evaluation order), then ``write`` once."""
+    """Evaluator streaming a row per object and per image (from its :class:`MatchingEvaluator`'s result of the
+    same image), then ``write`` once with the merged metrics."""
 
-    def __init__(self) -> None:
+    def __init__(self, matching: MatchingEvaluator) -> None:
+        self.matching = matching
+        self.wb: Workbook | None = None
+        self.reset()
+
+    def reset(self) -> None:
+        if self.wb is not None:
+            self.discard()
         self.wb = Workbook(write_only=True)
         self.sheets = {name: self.wb.create_sheet(name) for name in SHEETS}
         self._header("objects", OBJECT_COLUMNS)
         self._header("images", IMAGE_COLUMNS)
         self.num_object_rows = 0
+
+    def process(self, gt: InstanceAnnotation, pred: ImagePrediction) -> None:
+        assert self.matching.last is not None, "ExcelReport must follow its MatchingEvaluator"
+        match, _, _ = self.matching.last
+        self.add_image(match, gt.height, gt.width, pred.timing)
+
+    def evaluate(self) -> dict[str, Any]:
+        return {}
 
     def _header(self, sheet: str, columns: tuple[str, ...]) -> None:
         ws = self.sheets[sheet]
@@ -100,14 +118,15 @@ class ExcelReport:
         """One row per ground-truth object in ``objects``; one row in ``images``. Times in seconds per object
         (``mean inference time for each object``) and milliseconds in ``images``."""
         n = match.num_objects
+        name = Path(match.file_name).stem  # as the original harness wrote it
         per_obj = per_object_ms(timing, n)
         per_obj_s = None if per_obj is None else per_obj / 1000
         for k in range(n):
             self.sheets["objects"].append(
                 [
-                    match.file_name,
+                    name,
                     n,
-                    k + 1,
+                    k,
                     float(match.iou[k]),
                     match.mean_iou,
                     float(match.f1[k]),
@@ -121,7 +140,7 @@ class ExcelReport:
             )
         self.num_object_rows += n
         t = timing.to_dict() if timing is not None else {}
-        ms = [None if timing is None else 1000 * t[s] for s in ("preprocess", "model", "postprocess")]
+        ms = [None if timing is None else 1000 * t[s] for s in ("data", "model", "postprocess")]
         self.sheets["images"].append(
             [
                 match.file_name,

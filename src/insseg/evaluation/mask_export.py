@@ -1,10 +1,10 @@
 """masks/: the matched predictions as PNGs, named as the original harness named them.
 
 - ``{image}_object{i}_iou{iou:.4f}_f1score{f1:.4f}.png``: the prediction matched to ground-truth object i
-  (1-based, in instance-id order), 0/255;
+  (counted from 0, in instance-id order, as the harness's ``object index``), 0/255; ``{image}`` is the stem;
 - ``{image}_predict.png``: a palette instance-id map of the predictions above the threshold: a matched
-  prediction takes its object's index (so it lines up with the ground truth's order), unmatched ones follow
-  (N + 1, ...); higher scores are painted last, so they win where predictions overlap.
+  prediction takes its object's index + 1 (so it lines up with the ground truth's order; 0 is background),
+  unmatched ones follow (N + 1, ...); higher scores are painted last, so they win where predictions overlap.
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ import numpy as np
 from PIL import Image
 
 from insseg.data.voc_palette import voc_palette
-from insseg.evaluation.matching import ImageMatch
+from insseg.data.annotations import InstanceAnnotation
+from insseg.evaluation.matching import ImageMatch, MatchingEvaluator
+from insseg.predictions import ImagePrediction
 
 
 def export_masks(out_dir: str | Path, image_name: str, match: ImageMatch, pred_masks: np.ndarray, scores: np.ndarray) -> list[Path]:
@@ -28,7 +30,7 @@ def export_masks(out_dir: str | Path, image_name: str, match: ImageMatch, pred_m
         j = int(match.matched[k])
         if j < 0:
             continue
-        path = out_dir / f"{stem}_object{k + 1}_iou{match.iou[k]:.4f}_f1score{match.f1[k]:.4f}.png"
+        path = out_dir / f"{stem}_object{k}_iou{match.iou[k]:.4f}_f1score{match.f1[k]:.4f}.png"
         Image.fromarray(pred_masks[j].astype(np.uint8) * 255).save(path)
         written.append(path)
     h, w = pred_masks.shape[1:] if pred_masks.ndim == 3 else (0, 0)
@@ -49,3 +51,22 @@ def export_masks(out_dir: str | Path, image_name: str, match: ImageMatch, pred_m
     im.save(path)
     written.append(path)
     return written
+
+
+class MaskExporter:
+    """Evaluator writing each image's matched masks (see the module docstring) into ``out_dir``."""
+
+    def __init__(self, matching: MatchingEvaluator, out_dir: str | Path) -> None:
+        self.matching = matching
+        self.out_dir = Path(out_dir)
+
+    def reset(self) -> None:
+        pass
+
+    def process(self, gt: InstanceAnnotation, pred: ImagePrediction) -> None:
+        assert self.matching.last is not None, "MaskExporter must follow its MatchingEvaluator"
+        match, kept, masks = self.matching.last
+        export_masks(self.out_dir, gt.file_name, match, masks, kept.scores)
+
+    def evaluate(self) -> dict[str, int]:
+        return {}

@@ -19,6 +19,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from insseg.data.annotations import VOID_ID, InstanceAnnotation
+from insseg.predictions import ImagePrediction
 
 TP_IOU = 0.5  # a matched pair with IoU >= this is a true positive for instance precision / recall
 
@@ -223,3 +224,31 @@ class MatchingAccumulator:
             "num_objects": self.num_objects,
             "num_predictions": self.num_predictions,
         }
+
+
+class MatchingEvaluator:
+    """The one-to-one matching metrics of the detections scoring above ``score_threshold``.
+
+    After each ``process`` the image's :class:`ImageMatch`, kept detections and their masks are in
+    :attr:`last`, for the evaluators that report per object (Excel, mask PNGs).
+    """
+
+    def __init__(self, score_threshold: float, void_as_background: bool = False, class_aware: bool = False) -> None:
+        self.score_threshold = float(score_threshold)
+        self.void_as_background = void_as_background
+        self.class_aware = class_aware
+        self.reset()
+
+    def reset(self) -> None:
+        self.totals = MatchingAccumulator()
+        self.last: tuple[ImageMatch, ImagePrediction, np.ndarray] | None = None
+
+    def process(self, gt: InstanceAnnotation, pred: ImagePrediction) -> None:
+        kept = pred.above(self.score_threshold)
+        masks = kept.mask_array()
+        match = match_image(gt, masks, kept.labels, self.void_as_background, self.class_aware)
+        self.totals.add(match)
+        self.last = (match, kept, masks)
+
+    def evaluate(self) -> dict[str, float | int]:
+        return {**self.totals.summary(), "score_threshold": self.score_threshold}

@@ -71,6 +71,38 @@ def _from_path(path: Path) -> np.ndarray:
         raise ImageLoadError(path, "not enough memory to decode it") from None
 
 
+# EXIF orientations 5-8 turn the picture a quarter: its displayed width is the stored height.
+_QUARTER_TURNS = (5, 6, 7, 8)
+
+
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(height, width) as :func:`load_image_rgb` returns the image (EXIF orientation applied), read from the
+    file header without decoding pixels."""
+    h, w, orientation = _header(Path(path))
+    return (w, h) if orientation in _QUARTER_TURNS else (h, w)
+
+
+def stored_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(height, width) as stored in the file, before any EXIF orientation."""
+    h, w, _ = _header(Path(path))
+    return h, w
+
+
+def _header(path: Path) -> tuple[int, int, int]:
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            try:
+                orientation = int(im.getexif().get(0x0112, 1))
+            except Exception:  # malformed EXIF: read as the loader does (unrotated)
+                orientation = 1
+            return h, w, orientation
+    except FileNotFoundError:
+        raise ImageLoadError(path, "the file does not exist") from None
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
+        raise ImageLoadError(path, _reason(e)) from None
+
+
 def _reason(e: BaseException) -> str:
     return str(e).strip() or type(e).__name__
 

@@ -1,4 +1,9 @@
-"""Device selection and the runtime switches that go with it (threads, TF32, cuDNN, AMP)."""
+"""Device, precision and threads: the one place that decides where and in what precision a model runs.
+
+Evaluation and prediction run float32 on every device unless ``device.amp=true`` opts in to autocast
+(``device.amp_dtype``) on CUDA; the precision used is recorded with their results. Training has its own
+switch (``train.amp``, on by default, CUDA only).
+"""
 
 from __future__ import annotations
 
@@ -27,6 +32,19 @@ def configure_runtime(device_cfg: Any, device: torch.device) -> None:
         torch.backends.cuda.matmul.allow_tf32 = device_cfg.allow_tf32
         torch.backends.cudnn.allow_tf32 = device_cfg.allow_tf32
         torch.backends.cudnn.benchmark = device_cfg.cudnn_benchmark
+
+
+def inference_precision(device_cfg: Any, device: torch.device) -> str:
+    """``float32``, or the autocast dtype (``float16``/``bfloat16``) when ``device.amp`` is on and on CUDA."""
+    return str(device_cfg.amp_dtype) if amp_enabled(device_cfg, device) else "float32"
+
+
+def autocast_for(precision: str, device: torch.device) -> ContextManager:
+    """Autocast to ``precision`` on CUDA; float32 (or any CPU run) is a no-op."""
+    if precision == "float32" or device.type != "cuda":
+        return contextlib.nullcontext()
+    dtype = {"float16": torch.float16, "bfloat16": torch.bfloat16}[precision]
+    return torch.autocast(device_type="cuda", dtype=dtype)
 
 
 def amp_enabled(device_cfg: Any, device: torch.device) -> bool:
