@@ -64,3 +64,40 @@ def test_refinemask_evaluates_on_voc_unless_told_otherwise() -> None:
     assert compose_config("evaluate", ["model=refinemask", "data=pennfudan"]).data.name == "pennfudan"
     assert compose_config("evaluate", ["data=pennfudan", "model=refinemask"]).data.name == "pennfudan"
     assert compose_config("evaluate", []).data.name == "synthetic"
+
+
+@pytest.mark.parametrize(
+    "overrides, key",
+    [
+        (["model=refinemask", "model.backbone=resnet18"], "backbone"),  # a Mask R-CNN key
+        (["model=refinemask", "model.box_nms_thresh=0.9"], "box_nms_thresh"),
+        (["model=maskrcnn", "model.no_such_key=1"], "no_such_key"),
+    ],
+)
+def test_each_model_accepts_only_its_own_keys(overrides: list[str], key: str) -> None:
+    with pytest.raises(ConfigCompositionException) as info:
+        compose_config("train", overrides)
+    text = str(info.value) + str(info.value.__cause__)
+    assert key in text and ("RefineMaskConfig" in text or "MaskRCNNConfig" in text)
+
+
+def test_each_model_config_holds_only_the_keys_its_builder_reads() -> None:
+    refinemask = compose_config("train", ["model=refinemask"]).model
+    assert "backbone" not in refinemask and "rpn_pre_nms_top_n_test" not in refinemask
+    assert "rpn_pre_nms_top_n_test" in compose_config("train", ["model=maskrcnn"]).model
+    # experiment=smoke brings each model's own small settings.
+    assert compose_config("train", ["experiment=smoke", "model=refinemask"]).model.max_size == 256
+    assert compose_config("train", ["experiment=smoke"]).model.backbone == "resnet18"
+
+
+def test_evaluation_and_prediction_run_float32_unless_amp_is_asked_for() -> None:
+    import torch
+
+    from insseg.utils.device import inference_precision
+
+    cfg = compose_config("evaluate", [])
+    assert cfg.device.amp is False
+    assert inference_precision(cfg.device, torch.device("cuda")) == "float32"
+    amp = compose_config("evaluate", ["device.amp=true", "device.amp_dtype=bfloat16"]).device
+    assert inference_precision(amp, torch.device("cuda")) == "bfloat16"
+    assert inference_precision(amp, torch.device("cpu")) == "float32"  # autocast is CUDA-only here

@@ -18,6 +18,7 @@ from typing import Any, Iterable, Iterator
 from omegaconf import DictConfig, OmegaConf
 
 from insseg.data.dataset import InstanceSegmentationDataset
+from insseg.engine.distributed import DistInfo, barrier, broadcast_object, cleanup, init_distributed
 from insseg.engine.progress import MetricLogger
 from insseg.errors import InssegError
 from insseg.evaluation.class_mapping import ClassBridge, bridge_classes
@@ -29,9 +30,10 @@ from insseg.evaluation.matching import MatchingEvaluator
 from insseg.evaluation.prediction_cache import PredictionCache, cache_key_info
 from insseg.evaluation.prediction_file import records_for_split
 from insseg.evaluation.split import eval_dataset, warn_if_split_differs
+from insseg.evaluation.timing import TimingEvaluator
+from insseg.inference.sharding import ShardSource, gather_in_order, shard_indices
 from insseg.models.factory import check_weights_available
 from insseg.predictions import ImagePrediction, PredictionSet
-from insseg.evaluation.timing import TimingEvaluator
 from insseg.utils.atomic import atomic_write_json
 from insseg.utils.device import configure_runtime, inference_precision, resolve_device
 from insseg.utils.json_safe import json_safe
@@ -60,13 +62,13 @@ def build_evaluators(eval_cfg: Any, dataset_classes: list[str], out_dir: Path | 
 
 def score_records(
     dataset: InstanceSegmentationDataset, records: Iterable[ImagePrediction], evaluators: Evaluators,
-    bridge: ClassBridge, header: str = "evaluate",
+    bridge: ClassBridge, header: str = "evaluate", print_freq: int = PRINT_FREQ,
 ) -> dict[str, Any]:
     """The one pass: every record meets its image's ground truth and every evaluator; returns their metrics."""
     position = {dataset.file_name(i): i for i in range(len(dataset))}
     evaluators.reset()
     total = len(records) if hasattr(records, "__len__") else len(dataset)
-    for rec in MetricLogger().log_every(records, PRINT_FREQ, header=header, total=total):
+    for rec in MetricLogger().log_every(records, print_freq, header=header, total=total):
         gt = dataset.annotation(position[rec.file_name])
         if (rec.height, rec.width) != (gt.height, gt.width):
             raise InssegError(
@@ -90,16 +92,32 @@ def log_bridge(bridge: ClassBridge, keep_unmapped: bool) -> None:
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Evaluate and write predictions.json, metrics.json, metrics.xlsx and masks/ into ``cfg.paths.output_dir``.
 
-    Returns the metrics as written to metrics.json (undefined COCO values are None there and here).
+    Returns the metrics as written to metrics.json (undefined COCO values are None there and here). Under
+    torchrun every rank runs the model on its shard of the images and rank 0 scores and writes; the other
+    ranks return an empty dict.
     """
     ensure_console_logging()
+    dist_info = DistInfo() if cfg.eval.predictions else init_distributed(resolve_device(cfg.device))
+    try:
+        return _evaluate(cfg, dist_info)
+    finally:
+        cleanup(dist_info)
+
+
+def _evaluate(cfg: DictConfig, dist_info: DistInfo) -> dict[str, Any]:
     start = time.perf_counter()
     out_dir = Path(cfg.paths.output_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if not cfg.eval.predictions:
-        check_weights_available(cfg.model)  # before any dataset download
-    dataset, split = eval_dataset(cfg)
-    with _records(cfg, dataset, split) as (predictions, records, source):
+    if dist_info.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if not cfg.eval.predictions:
+            check_weights_available(cfg.model)  # before any dataset download
+        dataset, split = eval_dataset(cfg)  # rank 0 prepares (downloads or generates) the data first
+    barrier(dist_info)
+    if not dist_info.is_main:
+        dataset, split = eval_dataset(cfg)
+    with _records(cfg, dataset, split, dist_info) as (predictions, records, source):
+        if predictions is None:
+            return {}  # a rank other than 0: its shard went to rank 0
         bridge = bridge_classes(predictions.class_names, list(dataset.class_names), keep_unmapped=cfg.eval.keep_unmapped)
         log_bridge(bridge, cfg.eval.keep_unmapped)
         evaluators = build_evaluators(cfg.eval, list(dataset.class_names), out_dir)
@@ -109,7 +127,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         except BaseException:
             report.discard()
             raise
-    metrics = _finish_metrics(metrics, predictions, source)
+    metrics = _finish_metrics(metrics, predictions, source, dist_info.world_size)
     predictions.write(out_dir / "predictions.json")
     atomic_write_json(out_dir / "metrics.json", metrics)
     coco = evaluators.get(CocoEvaluator)
@@ -119,7 +137,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     return metrics
 
 
-def _finish_metrics(metrics: dict[str, Any], predictions: PredictionSet, source: str) -> dict[str, Any]:
+def _finish_metrics(metrics: dict[str, Any], predictions: PredictionSet, source: str, processes: int) -> dict[str, Any]:
     """Headline keys first, then the rest, then where the predictions came from; NaN -> null."""
     out: dict[str, Any] = {k: metrics[k] for k in HEADLINE if k in metrics}
     out.update({k: v for k, v in metrics.items() if k not in out})
@@ -127,14 +145,19 @@ def _finish_metrics(metrics: dict[str, Any], predictions: PredictionSet, source:
     out["predictions_score_threshold"] = predictions.info.get("score_threshold")
     out["lowest_score"] = predictions.lowest_score
     out["prediction_cache_hit"] = source == "cache"
+    out["processes"] = processes
     return json_safe(out)
 
 
+Records = tuple[PredictionSet | None, Iterable[ImagePrediction], str]
+
+
 @contextlib.contextmanager
-def _records(cfg: DictConfig, dataset: InstanceSegmentationDataset, split: str) -> Iterator[tuple[PredictionSet, Iterable[ImagePrediction], str]]:
+def _records(cfg: DictConfig, dataset: InstanceSegmentationDataset, split: str, dist_info: DistInfo) -> Iterator[Records]:
     """The predictions to score, as (the set that predictions.json is written from, the records in dataset
-    order, where they came from: 'file', 'cache' or 'model'). Model records stream: each image is scored
-    as soon as the model has it, and the set fills as they pass."""
+    order, where they came from: 'file', 'cache' or 'model'). In one process model records stream: each image
+    is scored as soon as the model has it. Under torchrun the ranks' shards are gathered on rank 0; the other
+    ranks get ``(None, [], ...)``."""
     if cfg.eval.predictions:
         log.info(f"evaluating predictions file {cfg.eval.predictions}")
         predictions = records_for_split(cfg.eval.predictions, dataset, cfg.model)
@@ -144,27 +167,48 @@ def _records(cfg: DictConfig, dataset: InstanceSegmentationDataset, split: str) 
     configure_runtime(cfg.device, device)
     precision = inference_precision(cfg.device, device)
     names = [dataset.file_name(i) for i in range(len(dataset))]
-    cache = PredictionCache(cfg.paths.cache_dir, cache_key_info(cfg, split, names, dataset.class_names, device, precision)) if cfg.eval.cache else None
+    cache = None
+    if cfg.eval.cache and dist_info.is_main:
+        cache = PredictionCache(cfg.paths.cache_dir, cache_key_info(cfg, split, names, dataset.class_names, device, precision))
     with cache.lock() if cache is not None else contextlib.nullcontext():
         cached = cache.load() if cache is not None else None
-        if cached is not None:
-            log.info(f"prediction cache hit: {cache.path}")
-            yield cached, cached.images, "cache"
+        if broadcast_object(cached is not None, dist_info):
+            if cached is not None:
+                log.info(f"prediction cache hit: {cache.path}")
+            yield cached, cached.images if cached is not None else [], "cache"
             return
-        from insseg.models.factory import build_model
-        from insseg.inference.loop import InferenceLoop
-        from insseg.inference.sources import DatasetSource
-
-        seed_everything(cfg.seed)
-        model = build_model(cfg.model, dataset_classes=dataset.class_names, fit_to_dataset=False).to(device)
-        warn_if_split_differs(getattr(model, "training_config", None), cfg.data)
-        log.info(f"running {cfg.model.name} on {len(dataset)} images ({device}, {precision}, batch {cfg.eval.batch_size})")
-        loop = InferenceLoop(model, DatasetSource(dataset), device, precision, cfg.eval.batch_size, cfg.eval.warmup_iters)
-        fresh = PredictionSet(list(model.class_names), info={"score_threshold": None, "precision": precision, "model": cfg.model.name})
-        yield fresh, _collect(loop, fresh), "model"
+        fresh, records = _run_model(cfg, dataset, device, precision, dist_info)
+        yield fresh, records, "model"
         if cache is not None:
             cache.save(fresh)
             log.info(f"prediction cache written: {cache.path}")
+
+
+def _run_model(
+    cfg: DictConfig, dataset: InstanceSegmentationDataset, device: Any, precision: str, dist_info: DistInfo
+) -> tuple[PredictionSet | None, Iterable[ImagePrediction]]:
+    from insseg.inference.loop import InferenceLoop
+    from insseg.inference.sources import DatasetSource
+    from insseg.models.factory import build_model
+
+    seed_everything(cfg.seed)
+    model = build_model(cfg.model, dataset_classes=dataset.class_names, fit_to_dataset=False).to(device)
+    if dist_info.is_main:
+        warn_if_split_differs(getattr(model, "training_config", None), cfg.data)
+        log.info(f"running {cfg.model.name} on {len(dataset)} images ({device}, {precision}, batch "
+                 f"{cfg.eval.batch_size}, {dist_info.world_size} process(es))")
+    positions = shard_indices(len(dataset), dist_info)
+    source = ShardSource(DatasetSource(dataset), positions) if dist_info.enabled else DatasetSource(dataset)
+    loop = InferenceLoop(model, source, device, precision, cfg.eval.batch_size, cfg.eval.warmup_iters)
+    info = {"score_threshold": None, "precision": precision, "model": cfg.model.name}
+    fresh = PredictionSet(list(model.class_names), info=info)
+    if not dist_info.enabled:
+        return fresh, _collect(loop, fresh)
+    gathered = gather_in_order(list(MetricLogger(enabled=dist_info.is_main).log_every(loop, PRINT_FREQ, header="inference shard")), positions, dist_info)
+    if gathered is None:
+        return None, []
+    fresh.images = gathered
+    return fresh, gathered
 
 
 def _collect(records: Iterable[ImagePrediction], into: PredictionSet) -> Iterator[ImagePrediction]:

@@ -32,13 +32,16 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from insseg.engine.distributed import DistInfo, cleanup, init_distributed
 from insseg.inference.loop import InferenceLoop
+from insseg.inference.sharding import ShardSource, gather_in_order, shard_indices
 from insseg.inference.overlay import draw_overlay
 from insseg.inference.segmenter import Segmenter
 from insseg.inference.sources import FileSource
 from insseg.io.images import IMAGE_EXTENSIONS, expand_inputs, input_root
 from insseg.predictions import ImagePrediction, PredictionSet
 from insseg.utils.atomic import atomic_write_text
+from insseg.utils.device import resolve_device
 from insseg.utils.logging import ensure_console_logging, log
 from insseg.utils.seed import seed_everything
 
@@ -120,59 +123,90 @@ def _folder_note(input: str) -> str | None:
 
 
 def predict(cfg: Any) -> dict[str, Any]:
-    """Segment every image of ``cfg.predict.input``; see the module docstring for what is written."""
+    """Segment every image of ``cfg.predict.input``; see the module docstring for what is written. Under
+    torchrun each rank segments its shard of the inputs and writes its overlays and masks; rank 0 gathers the
+    records and writes predictions.json and failures.txt (the other ranks return their shard's counts)."""
     ensure_console_logging()
+    dist_info = init_distributed(resolve_device(cfg.device))
+    try:
+        return _predict(cfg, dist_info)
+    finally:
+        cleanup(dist_info)
+
+
+def _predict(cfg: Any, dist_info: DistInfo) -> dict[str, Any]:
     pcfg = cfg.predict
     paths = expand_inputs(pcfg.input)
     names = relative_names(paths, input_root(pcfg.input))
     stems = output_stems(names)
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    _log_notes(pcfg.input, names, stems)
-
+    if dist_info.is_main:
+        _log_notes(pcfg.input, names, stems)
     t0 = time.perf_counter()
     seed_everything(cfg.seed)  # a model.weights=null dry run gives the same random model every time
     segmenter = Segmenter.from_config(cfg)
     build_s = time.perf_counter() - t0
-    log.info(
-        f"predict: {len(paths)} image(s) with {cfg.model.name} on {segmenter.device} ({segmenter.precision}), "
-        f"batch {segmenter.batch_size}, score > {segmenter.score_threshold}"
-    )
+    if dist_info.is_main:
+        log.info(
+            f"predict: {len(paths)} image(s) with {cfg.model.name} on {segmenter.device} ({segmenter.precision}), "
+            f"batch {segmenter.batch_size}, score > {segmenter.score_threshold}, {dist_info.world_size} process(es)"
+        )
+    positions = shard_indices(len(paths), dist_info)
     loop = InferenceLoop(
-        segmenter.model, FileSource(paths, names), segmenter.device, segmenter.precision, segmenter.batch_size,
-        pcfg.warmup_iters, segmenter.score_threshold, skip_failures=True, keep_masks=True,
+        segmenter.model, ShardSource(FileSource(paths, names), positions), segmenter.device, segmenter.precision,
+        segmenter.batch_size, pcfg.warmup_iters, segmenter.score_threshold, skip_failures=True, keep_masks=True,
     )
-    predictions = PredictionSet(
-        segmenter.class_names,
-        info={"score_threshold": segmenter.score_threshold, "precision": segmenter.precision, "model": cfg.model.name},
-    )
+    info = {"score_threshold": segmenter.score_threshold, "precision": segmenter.precision, "model": cfg.model.name}
+    predictions = PredictionSet(segmenter.class_names, info=info)
     timing = _Timing()
     start = time.perf_counter()
-    _run(loop, predictions, timing, out_dir, dict(zip(names, stems)), pcfg)
+    _run(loop, predictions, timing, out_dir, dict(zip(names, stems)), pcfg, dist_info.is_main)
     wall = time.perf_counter() - start
-
+    failures = [(str(paths[positions[f.index]]), f.reason) for f in loop.failures]
+    result = {"output_dir": str(out_dir), "predictions": str(out_dir / "predictions.json"),
+              "outputs": dict(zip(names, stems))}
+    gathered = _gather(predictions, failures, names, paths, dist_info)
+    if gathered is None:
+        return {**result, "num_images": len(predictions.images), "num_failed": 0, "failures": []}
+    predictions.images, failures = gathered
     predictions.write(out_dir / "predictions.json")
-    failures = [(str(paths[f.index]), f.reason) for f in loop.failures]
     _write_failures(out_dir / "failures.txt", failures)
-    result = {
-        "output_dir": str(out_dir),
-        "predictions": str(out_dir / "predictions.json"),
-        "num_images": len(predictions.images),
-        "num_failed": len(failures),
-        "num_instances": sum(len(r) for r in predictions.images),
-        "failures": failures,
-        "outputs": dict(zip(names, stems)),
+    result.update({
+        "num_images": len(predictions.images), "num_failed": len(failures),
+        "num_instances": sum(len(r) for r in predictions.images), "failures": failures,
         "timing": {"build_s": round(build_s, 4), "wall_s": round(wall, 4), "steady": timing.summary()},
-    }
+    })
     log.info(_closing_line(result, timing, segmenter.score_threshold, out_dir / "failures.txt"))
     return result
 
 
-def _run(loop: InferenceLoop, predictions: PredictionSet, timing: _Timing, out_dir: Path, stems: dict[str, str], pcfg: Any) -> None:
+def _gather(
+    predictions: PredictionSet, failures: list[tuple[str, str]], names: Sequence[str], paths: Sequence[Path],
+    dist_info: DistInfo,
+) -> tuple[list[ImagePrediction], list[tuple[str, str]]] | None:
+    """Every rank's records and failures on rank 0, in input order (None on the other ranks)."""
+    if not dist_info.enabled:
+        return predictions.images, failures
+    position = {n: i for i, n in enumerate(names)}
+    position.update({str(p): i for i, p in enumerate(paths)})
+    items: list[ImagePrediction | tuple[str, str]] = [*predictions.images, *failures]
+    at = [position[rec.file_name] for rec in predictions.images] + [position[path] for path, _ in failures]
+    merged = gather_in_order(items, at, dist_info)
+    if merged is None:
+        return None
+    return [r for r in merged if isinstance(r, ImagePrediction)], [f for f in merged if isinstance(f, tuple)]
+
+
+def _run(
+    loop: InferenceLoop, predictions: PredictionSet, timing: _Timing, out_dir: Path, stems: dict[str, str], pcfg: Any,
+    show: bool = True,
+) -> None:
     """Drive the loop: write each record's overlay and masks, keep its RLEs for predictions.json."""
     # rate_noinv: always images per second (tqdm's default flips to s/img below 1 image/s).
     bar_format = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_noinv_fmt}{postfix}]"
-    with tqdm(total=len(loop), unit="img", desc="predict", file=sys.stderr, dynamic_ncols=True, bar_format=bar_format) as bar:
+    with tqdm(total=len(loop), unit="img", desc="predict", file=sys.stderr, dynamic_ncols=True, bar_format=bar_format,
+              disable=not show) as bar:
         done = instances = 0
         for rec, image in loop.with_images():
             t = time.perf_counter()
