@@ -162,6 +162,8 @@ class PredictionSet:
     images: list[ImagePrediction] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
     category_ids: list[int] | None = None
+    # Wall seconds the model run took to produce the records (all processes together); not written to the file.
+    run_seconds: float | None = None
 
     def ids(self) -> list[int]:
         return list(self.category_ids) if self.category_ids is not None else list(range(1, len(self.class_names) + 1))

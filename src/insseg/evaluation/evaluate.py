@@ -146,6 +146,7 @@ def _finish_metrics(metrics: dict[str, Any], predictions: PredictionSet, source:
     out["lowest_score"] = predictions.lowest_score
     out["prediction_cache_hit"] = source == "cache"
     out["processes"] = processes
+    out["model_run_s"] = predictions.run_seconds  # wall time of the model run, warm-up included; null if not run
     return json_safe(out)
 
 
@@ -204,15 +205,26 @@ def _run_model(
     fresh = PredictionSet(list(model.class_names), info=info)
     if not dist_info.enabled:
         return fresh, _collect(loop, fresh)
-    gathered = gather_in_order(list(MetricLogger(enabled=dist_info.is_main).log_every(loop, PRINT_FREQ, header="inference shard")), positions, dist_info)
+    start = time.perf_counter()
+    shard = list(MetricLogger(enabled=dist_info.is_main).log_every(loop, PRINT_FREQ, header="inference shard"))
+    gathered = gather_in_order(shard, positions, dist_info)
     if gathered is None:
         return None, []
-    fresh.images = gathered
+    fresh.images, fresh.run_seconds = gathered, time.perf_counter() - start
     return fresh, gathered
 
 
 def _collect(records: Iterable[ImagePrediction], into: PredictionSet) -> Iterator[ImagePrediction]:
-    for rec in records:
+    """The records as they come, added to ``into``; ``into.run_seconds`` counts only the time spent producing
+    them (not the scoring that consumes them in between)."""
+    into.run_seconds = 0.0
+    iterator = iter(records)
+    while True:
+        start = time.perf_counter()
+        rec = next(iterator, None)
+        into.run_seconds += time.perf_counter() - start
+        if rec is None:
+            return
         into.images.append(rec)
         yield rec
 
