@@ -25,7 +25,7 @@ def test_matching_quick_reports_identical_results_and_writes_json(tmp_path, caps
     headline = data["rows"][0]
     assert headline["target"] == ">= 20x"
     assert headline["project"] > 0 and headline["baseline"] > 0
-    assert headline["passed"] in (True, False)  # a figure, whatever the machine's load
+    assert headline["passed"] == (headline["ratio"] >= 20)  # a figure, whatever the machine's load
     assert data["machine"]["cpu_cores"] >= 1 and data["date"]
 
 

@@ -168,4 +168,5 @@ def test_synthetic_dataset_is_generated_on_first_use(tmp_path: Path) -> None:
     ds = build_dataset(cfg.data, "eval")
     assert len(ds) == 3 and (tmp_path / "synthetic_pennfudan" / "PNGImages").is_dir()
     cfg = compose_config("train", [f"paths.data_dir={tmp_path}", "data.layout=voc", "data.synthetic.num_images=10"])
-    assert len(build_dataset(cfg.data, "train")) > 0
+    # 10 images, round(10 * 0.34) = 3 in val: 7 in train.
+    assert len(build_dataset(cfg.data, "train")) == 7

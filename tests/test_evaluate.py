@@ -15,6 +15,9 @@ import pytest
 import torch
 from openpyxl import load_workbook
 from PIL import Image
+from pycocotools import mask as mask_utils
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
 from torchvision.ops import masks_to_boxes
 
 from insseg.config import compose_config
@@ -65,8 +68,9 @@ def test_model_run_writes_every_artefact(model_run):
     assert saved == metrics
     assert list(saved)[: len(HEADLINE)] == list(HEADLINE)
     assert saved["num_images"] == 4 and saved["prediction_cache_hit"] is False
-    for key in ("segm_AP", "bbox_AP", "mean_iou", "instance_f1"):
-        assert 0.0 <= saved[key] <= 1.0
+    # COCO AP equals pycocotools run by hand on the written predictions.json and the masks' ground truth.
+    for iou_type in ("segm", "bbox"):
+        assert saved[f"{iou_type}_AP"] == pytest.approx(coco_by_hand(cfg, out / "predictions.json", iou_type), abs=1e-12)
     assert saved["time_model_ms_per_image"] > 0 and saved["time_total_ms_per_image"] >= saved["time_model_ms_per_image"]
 
     preds = json.loads((out / "predictions.json").read_text())
@@ -96,6 +100,28 @@ def test_model_run_writes_every_artefact(model_run):
     assert sum(n.endswith("_predict.png") for n in masks) == 4
     pattern = re.compile(r"^SynthPed\d{5}_object\d+_iou\d\.\d{4}_f1score\d\.\d{4}\.png$")
     assert all(pattern.match(n) for n in masks if not n.endswith("_predict.png"))
+
+
+def coco_by_hand(cfg, predictions_file: Path, iou_type: str) -> float:
+    """COCOeval's AP from pycocotools alone: ground truth from the dataset's masks (RLE, toBbox, area)."""
+    dataset = build_dataset(cfg.data, "eval")
+    preds = json.loads(predictions_file.read_text())
+    images, anns = [], []
+    for im in preds["images"]:
+        i = [dataset.file_name(k) for k in range(len(dataset))].index(im["file_name"])
+        images.append(dict(im))
+        for mask, label in zip(dataset.annotation(i).masks(), dataset.annotation(i).labels):
+            rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+            anns.append({"id": len(anns) + 1, "image_id": im["id"], "category_id": int(label), "segmentation": rle,
+                         "area": float(mask_utils.area(rle)), "bbox": mask_utils.toBbox(rle).tolist(), "iscrowd": 0})
+    gt = COCO()
+    gt.dataset = {"images": images, "annotations": anns, "categories": preds["categories"]}
+    gt.createIndex()
+    ev = COCOeval(gt, gt.loadRes(preds["annotations"]), iouType=iou_type)
+    ev.evaluate()
+    ev.accumulate()
+    ev.summarize()
+    return float(ev.stats[0])
 
 
 def test_saved_predictions_file_reproduces_the_run(model_run):
