@@ -157,6 +157,9 @@ class EvalConfig:
     batch_size: int = 1
     warmup_iters: int = 2
     split: Optional[str] = None  # null = the dataset's evaluation split
+    # COCO AP implementation: pycocotools | faster_coco_eval (docs/evaluation.md). A literal, so that the config
+    # does not import the evaluation package; tests/test_coco_backend.py checks it against coco_backend's.
+    coco_backend: str = "pycocotools"
 
 
 @dataclass

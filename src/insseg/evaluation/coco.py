@@ -1,4 +1,4 @@
-"""COCO bbox and segm AP with pycocotools, fed one image at a time.
+"""COCO bbox and segm AP with pycocotools (or faster-coco-eval: ``backend``), fed one image at a time.
 
 Ground truth comes from the instance map: one annotation per instance, ``segmentation`` its mask as an RLE,
 ``area`` its pixel count, ``bbox`` its tight box as ``torchvision.ops.masks_to_boxes`` gives it (x2, y2 are
@@ -17,10 +17,9 @@ from typing import Any, Sequence
 
 import numpy as np
 from pycocotools import mask as mask_utils
-from pycocotools.coco import COCO
-from pycocotools.cocoeval import COCOeval
 
 from insseg.data.annotations import InstanceAnnotation
+from insseg.evaluation.coco_backend import DEFAULT_BACKEND, coco_classes
 from insseg.errors import InssegError
 from insseg.predictions import ImagePrediction, encode_masks, xyxy_to_xywh
 
@@ -49,17 +48,20 @@ def _clean(value: float) -> float:
 class CocoEvaluator:
     """Streams images in with :meth:`add`, scores them with :meth:`summarize`.
 
-    ``class_names``: the dataset's classes (category id k + 1 is ``class_names[k]``).
+    ``class_names``: the dataset's classes (category id k + 1 is ``class_names[k]``). ``backend``: which COCO
+    implementation scores (:mod:`insseg.evaluation.coco_backend`); kept in :attr:`backend`.
     """
 
-    def __init__(self, class_names: Sequence[str]) -> None:
+    def __init__(self, class_names: Sequence[str], backend: str = DEFAULT_BACKEND) -> None:
         self.class_names = list(class_names)
+        self.backend = backend
+        self._coco, self._cocoeval = coco_classes(backend)
         self._category_of = {name: k + 1 for k, name in enumerate(self.class_names)}
         self.images: list[dict[str, Any]] = []
         self.gt: list[dict[str, Any]] = []
         self.dt: list[dict[str, Any]] = []  # one record per detection: bbox and segm share it
         self.tables: dict[str, str] = {}
-        self._evals: dict[str, COCOeval] = {}
+        self._evals: dict[str, Any] = {}
 
     def __len__(self) -> int:
         return len(self.images)
@@ -121,8 +123,8 @@ class CocoEvaluator:
                         }
                     )
 
-    def _coco_gt(self) -> COCO:
-        gt = COCO()
+    def _coco_gt(self) -> Any:
+        gt = self._coco()
         gt.dataset = {
             "images": list(self.images),
             "annotations": list(self.gt),
@@ -132,7 +134,7 @@ class CocoEvaluator:
             gt.createIndex()
         return gt
 
-    def _coco_dt(self, gt: COCO, iou_type: str) -> COCO:
+    def _coco_dt(self, gt: Any, iou_type: str) -> Any:
         """The results object, built directly (``loadRes`` fails on an empty list and takes box areas)."""
         anns = []
         for k, d in enumerate(self.dt):
@@ -145,7 +147,7 @@ class CocoEvaluator:
                 ann["bbox"] = d["bbox"]
                 ann["area"] = float(d["bbox"][2] * d["bbox"][3])
             anns.append(ann)
-        dt = COCO()
+        dt = self._coco()
         dt.dataset = {"images": gt.dataset["images"], "annotations": anns, "categories": gt.dataset["categories"]}
         with contextlib.redirect_stdout(io.StringIO()):
             dt.createIndex()
@@ -160,7 +162,7 @@ class CocoEvaluator:
         gt = self._coco_gt()
         for iou_type in IOU_TYPES:
             dt = self._coco_dt(gt, iou_type)
-            ev = COCOeval(gt, dt, iouType=iou_type)
+            ev = self._cocoeval(gt, dt, iouType=iou_type)
             buf = io.StringIO()
             with contextlib.redirect_stdout(buf):
                 ev.evaluate()

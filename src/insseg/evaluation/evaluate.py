@@ -108,7 +108,7 @@ class Scorer:
                 f"({'kept' if self.e.keep_unmapped else 'dropped'}): {', '.join(unmapped[:12])}"
                 f"{' ...' if len(unmapped) > 12 else ''}"
             )
-        self.coco = CocoEvaluator(dataset_classes)
+        self.coco = CocoEvaluator(dataset_classes, self.e.coco_backend)
         self.matching = MatchingAccumulator()
         self.timing = TimingStats()
         self.report = ExcelReport()
@@ -140,6 +140,7 @@ class Scorer:
             metrics.update({k: v for k, v in part.items() if k not in metrics})
         metrics["score_threshold"] = float(self.e.score_threshold)
         metrics["prediction_cache_hit"] = source == "cache"
+        metrics["coco_backend"] = self.coco.backend
         return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}
 
 
