@@ -170,3 +170,55 @@ def test_slurm_launcher_config_composes():
     assert launcher.gpus_per_task is None  # GPUs per node: every task sees its node's GPUs
     assert launcher.submitit_folder == f"{cfg.hydra.sweep.dir}/.submitit/%j"  # the job's own run dirs
     assert cfg.device.type == "cuda"
+
+
+def test_run_id_is_shared_by_the_tasks_of_a_step():
+    from insseg.engine.slurm import slurm_run_id
+
+    ids = {slurm_run_id({**slurm_task(p, p % 8), "SLURM_STEP_ID": "3"}) for p in range(16)}
+    assert ids == {"slurm4242.3"}
+    assert slurm_run_id(slurm_task(0, 0, ntasks=1)) is None  # one task: the start time serves
+    assert slurm_run_id({"PATH": "/usr/bin"}) is None
+
+
+def test_srun_tasks_resolve_one_run_dir(monkeypatch):
+    """The run dir a task of a multi-task step resolves comes from the job and step, not its start time."""
+    from insseg.config import schema
+
+    monkeypatch.setattr(schema, "_RUN_ID", None)
+    monkeypatch.delenv("TORCHELASTIC_RUN_ID", raising=False)
+    for key, value in {**slurm_task(5, 5), "SLURM_STEP_ID": "0"}.items():
+        monkeypatch.setenv(key, value)
+    assert schema.run_id() == "slurm4242.0"
+
+
+@pytest.mark.slow
+def test_srun_style_training_on_gloo_writes_one_run_dir(tmp_path, pennfudan_root):
+    """docs/cluster.md's `srun python train.py` recipe without srun: two train.py processes that have only
+    SLURM's variables train one DDP model into one run dir named after the job and step."""
+    from conftest import smoke_overrides
+
+    port = _free_port_in_range()
+    base = {k: v for k, v in os.environ.items()
+            if not k.startswith("SLURM_") and k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT",
+                                                        "TORCHELASTIC_RUN_ID")}
+    base.update(OMP_NUM_THREADS="1")
+    procs = [
+        subprocess.Popen([sys.executable, str(REPO / "train.py"), *smoke_overrides(tmp_path, pennfudan_root)],
+                         env={**base, **slurm_task(r, r, ntasks=2, nodelist="localhost", job=str(port - 20000))},
+                         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for r in range(2)
+    ]
+    outs = []
+    for p in procs:
+        try:
+            outs.append(p.communicate(timeout=600)[0])
+        except subprocess.TimeoutExpired:
+            for q in procs:
+                q.kill()
+            raise
+    assert all(p.returncode == 0 for p in procs), outs[0][-3000:] + outs[1][-3000:]
+    runs = list((tmp_path / "outputs" / "train" / "smoke_maskrcnn_pennfudan").iterdir())
+    assert [r.name for r in runs] == [f"slurm{port - 20000}.0"]
+    assert (runs[0] / "checkpoints" / "last.pt").is_file() and (runs[0] / "metrics.json").is_file()
+    assert "".join(outs).count("Epoch: [0] [0/1]") == 1  # 4 images, 2 ranks x batch 2: one step each, rank 0 prints

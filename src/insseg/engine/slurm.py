@@ -103,6 +103,15 @@ def slurm_rendezvous(env: Mapping[str, str]) -> dict[str, str] | None:
     return {k: env.get(k, v) for k, v in derived.items()}
 
 
+def slurm_run_id(env: Mapping[str, str] = os.environ) -> str | None:
+    """``slurm<job id>.<step id>`` in a task of an srun step of several tasks, where every task must resolve
+    the same run dir but each starts at its own time; None elsewhere."""
+    tasks = env.get("SLURM_STEP_NUM_TASKS", "")
+    if tasks.isdigit() and int(tasks) > 1 and env.get("SLURM_JOB_ID"):
+        return f"slurm{env['SLURM_JOB_ID']}.{env.get('SLURM_STEP_ID', '0')}"
+    return None
+
+
 def export_slurm_rendezvous(environ: MutableMapping[str, str] = os.environ) -> dict[str, str] | None:
     """Put :func:`slurm_rendezvous`'s variables into ``environ`` (the process environment by default);
     returns them, or None when nothing was derived."""
