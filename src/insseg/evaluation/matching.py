@@ -2,8 +2,8 @@
 
 Per image: the ground-truth objects are the distinct ids of the instance map other than 0 (background) and
 255 (void); void pixels are left out of every pixel count unless ``void_as_background`` (the old harness's
-behaviour, where they counted as background). The IoU matrix ground truth x prediction comes from one matrix
-product of flattened masks; ``scipy.optimize.linear_sum_assignment`` pairs them one-to-one for the largest total
+behaviour, where they counted as background). The IoU matrix ground truth x prediction comes from exact pixel
+counts of bit-packed masks (:func:`overlap_counts`); ``scipy.optimize.linear_sum_assignment`` pairs them one-to-one for the largest total
 IoU (pairs without overlap, or of different classes under ``class_aware``, stay unmatched). Each object scores
 the IoU and F1 (pixel Dice, 2|g∩p| / (|g| + |p|)) of its prediction, 0 when unmatched.
 
