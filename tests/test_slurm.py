@@ -222,3 +222,46 @@ def test_srun_style_training_on_gloo_writes_one_run_dir(tmp_path, pennfudan_root
     assert [r.name for r in runs] == [f"slurm{port - 20000}.0"]
     assert (runs[0] / "checkpoints" / "last.pt").is_file() and (runs[0] / "metrics.json").is_file()
     assert "".join(outs).count("Epoch: [0] [0/1]") == 1  # 4 images, 2 ranks x batch 2: one step each, rank 0 prints
+
+
+@pytest.mark.slow
+def test_submitit_launcher_trains_on_a_fake_cluster(tmp_path, pennfudan_root):
+    """docs/cluster.md's `python train.py -m hydra/launcher=slurm_gpu` against stand-ins for sbatch, srun and
+    sacct (tests/fake_slurm.py): submitit writes the sbatch script, "2 nodes" x 1 task start through srun, meet
+    through the rendezvous derived from SLURM's variables, and train one DDP model into the one run dir
+    the launcher announced (multirun/<time>/0)."""
+    import signal
+
+    import fake_slurm
+    from conftest import smoke_overrides
+
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    port = _free_port_in_range()
+    fake_slurm.install(tmp_path / "bin")
+    pidfile = tmp_path / "jobs.pid"
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("SLURM_") and k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT",
+                                                       "TORCHELASTIC_RUN_ID")}
+    env.update(PATH=f"{tmp_path / 'bin'}{os.pathsep}{env.get('PATH', '')}", OMP_NUM_THREADS="1",
+               FAKE_SLURM_JOB_ID=str(port - 20000), FAKE_SLURM_NODELIST="localhost,127.0.0.1",
+               FAKE_SLURM_PIDFILE=str(pidfile))
+    cmd = [sys.executable, str(REPO / "train.py"), "-m", "hydra/launcher=slurm_gpu", "hydra.launcher.nodes=2",
+           "hydra.launcher.tasks_per_node=1", "hydra.launcher.gpus_per_node=null", "hydra.launcher.cpus_per_task=1",
+           "hydra.launcher.mem_gb=null", *smoke_overrides(tmp_path, pennfudan_root)]
+    try:
+        result = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    finally:
+        for pid in pidfile.read_text().split() if pidfile.exists() else []:
+            try:
+                os.killpg(int(pid), signal.SIGKILL)  # what is left of the fake jobs, if anything
+            except ProcessLookupError:
+                pass
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    sweeps = list((tmp_path / "outputs" / "train" / "smoke_maskrcnn_pennfudan" / "multirun").iterdir())
+    assert len(sweeps) == 1
+    run = sweeps[0] / "0"
+    assert (run / "checkpoints" / "last.pt").is_file() and (run / "metrics.json").is_file()
+    logs = sorted((sweeps[0] / ".submitit").glob("*/*_log.out"))
+    assert len(logs) == 2 and "global_rank=1(2)" in logs[1].read_text()
+    # 4 training images over 2 processes with batch 2: one step, so the two joined one DDP group.
+    assert "Epoch: [0] [0/1]" in (run / "train.log").read_text()
