@@ -4,8 +4,8 @@ A generated set in COCO val2017's proportions: 5,000 images with 640 pixels on t
 per image on average (heavy-tailed, some images empty, about 1% crowd regions), 80 classes, objects in COCO's
 size mix (about 41% small, 34% medium, 24% large), and exactly 100 detections per image (COCO's maxDets, the
 regime of a COCO evaluation): jittered copies of the objects, some of another class, then false positives.
-Masks are polygons made into RLEs, as COCO's are. The set is generated once into ``<out>/_data/`` (about a
-minute) and reused.
+Masks are polygons made into RLEs, as COCO's are. The set is generated once into ``<out>/_data/`` and
+reused.
 
 Each backend scores it in a process of its own (``python -m insseg.bench.coco_scoring worker ...``), so that
 its peak RSS (the kernel's ``ru_maxrss``) is its own: segm and bbox, each from building the COCO indexes to
