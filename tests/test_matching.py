@@ -216,3 +216,35 @@ def test_class_bridge_coco_to_voc():
     assert kept.labels.tolist() == [1, 0, 3]
     with pytest.raises(InssegError, match="matches a dataset class"):
         bridge_classes(["giraffe"], voc)
+
+
+@pytest.mark.parametrize("shape", [(90, 130), (64, 64), (7, 1000)])
+def test_overlap_counts_on_many_separate_objects_equal_a_per_pair_loop(monkeypatch, shape):
+    """Many small objects, most pairs far apart (skipped by their spans), some side by side in the same rows,
+    some touching, empty masks on both sides: every count equals the per-pair loop's, and so do the matrices."""
+    rng = np.random.default_rng(1)
+    h, w = shape
+
+    def blobs(k: int) -> np.ndarray:
+        masks = np.zeros((k, h, w), bool)
+        for m in masks[:-1]:  # the last one stays empty
+            y, x = rng.integers(0, h), rng.integers(0, w)
+            m[y : y + rng.integers(1, 12), x : x + rng.integers(1, 40)] = True
+        return masks
+
+    gt, pred = blobs(40), blobs(60)
+    pred[:10] = np.roll(gt[:10], 1, axis=2)  # some real overlaps
+    pred[10] = gt[0] | gt[1]  # one prediction meeting two objects
+    loop = np.array([[np.count_nonzero(g & p) for p in pred] for g in gt])
+    assert (loop > 0).sum() >= 10 and (loop == 0).mean() > 0.9
+    for chunk in (matching._CHUNK_BYTES, 1):
+        monkeypatch.setattr(matching, "_CHUNK_BYTES", chunk)
+        inter, ga, pa = overlap_counts(gt, pred)
+        np.testing.assert_array_equal(inter, loop)
+        np.testing.assert_array_equal(ga, gt.reshape(40, -1).sum(1))
+        np.testing.assert_array_equal(pa, pred.reshape(60, -1).sum(1))
+    np.testing.assert_array_equal(overlap_counts(gt.reshape(40, -1), pred.reshape(60, -1))[0], loop)
+    union = ga[:, None] + pa[None] - loop
+    iou, f1 = iou_f1_matrices(gt, pred)
+    np.testing.assert_array_equal(iou, np.where(union > 0, loop / np.maximum(union, 1), 0.0))
+    np.testing.assert_array_equal(f1, np.where(ga[:, None] + pa[None] > 0, 2 * loop / np.maximum(ga[:, None] + pa[None], 1), 0.0))

@@ -17,6 +17,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "predict_overhead": ("insseg.bench.predict_overhead", "cpu"),
     "data_pipeline": ("insseg.bench.data_pipeline", "cpu"),
     "sharded": ("insseg.bench.sharded", "cpu"),
+    "coco_scoring": ("insseg.bench.coco_scoring", "cpu"),
     "gpu_inference": ("insseg.bench.gpu_inference", "cuda"),
     "gpu_training": ("insseg.bench.gpu_training", "cuda"),
     "gpu_refinemask": ("insseg.bench.gpu_refinemask", "cuda"),

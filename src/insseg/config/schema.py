@@ -15,6 +15,8 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
+from insseg.engine.slurm import slurm_run_id
+
 
 @dataclass
 class PathsConfig:
@@ -158,6 +160,9 @@ class EvalConfig:
     batch_size: int = 1
     warmup_iters: int = 2
     split: Optional[str] = None  # null = the dataset's evaluation split
+    # COCO AP implementation: pycocotools | faster_coco_eval (docs/evaluation.md). A literal, so that the config
+    # does not import the evaluation package; tests/test_coco_backend.py checks it against coco_backend's.
+    coco_backend: str = "pycocotools"
 
 
 @dataclass
@@ -193,11 +198,15 @@ _RUN_ID: str | None = None
 
 
 def run_id() -> str:
-    """One id per launch: torchrun's rendezvous id when set (all ranks agree), else the start time."""
+    """One id per launch: torchrun's rendezvous id when set (all ranks agree), else SLURM's job and step in
+    the tasks of a multi-task srun step (insseg.engine.slurm), else the start time."""
     global _RUN_ID
     if _RUN_ID is None:
         elastic = os.environ.get("TORCHELASTIC_RUN_ID", "")
-        _RUN_ID = elastic if elastic not in ("", "none") else time.strftime("%Y-%m-%d_%H-%M-%S")
+        if elastic not in ("", "none"):
+            _RUN_ID = elastic
+        else:
+            _RUN_ID = slurm_run_id() or time.strftime("%Y-%m-%d_%H-%M-%S")
     return _RUN_ID
 
 

@@ -15,6 +15,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.backbone": ("resnet50", "resnet18"),
     "device.type": ("auto", "cpu", "cuda"),
     "device.amp_dtype": ("float16", "bfloat16"),
+    "eval.coco_backend": ("pycocotools", "faster_coco_eval"),  # = insseg.evaluation.coco_backend.BACKENDS
 }
 
 

@@ -9,6 +9,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from insseg.engine.slurm import export_slurm_rendezvous
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -26,7 +28,9 @@ class DistInfo:
 
 
 def init_distributed(device: torch.device) -> DistInfo:
-    """Join the process group torchrun describes in the environment (nccl on CUDA, gloo on CPU)."""
+    """Join the process group torchrun describes in the environment (nccl on CUDA, gloo on CPU); without
+    torchrun, in a task that srun started, the same variables are derived from SLURM's (insseg.engine.slurm)."""
+    export_slurm_rendezvous()
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1:
         return DistInfo()

@@ -1,4 +1,5 @@
-"""COCO bbox and segm AP with pycocotools, as an evaluator fed one image at a time.
+"""COCO bbox and segm AP with pycocotools (or faster-coco-eval: ``backend``), as an evaluator fed one image
+at a time.
 
 Ground truth: one annotation per instance, ``segmentation`` its mask as an RLE, ``area`` its pixel count,
 ``bbox`` pycocotools' own ``toBbox`` of that RLE (the mask's pixel extent: x2 is the last column + 1, the
@@ -20,10 +21,9 @@ import math
 from typing import Any, Sequence
 
 from pycocotools import mask as mask_utils
-from pycocotools.coco import COCO
-from pycocotools.cocoeval import COCOeval
 
 from insseg.data.annotations import InstanceAnnotation
+from insseg.evaluation.coco_backend import DEFAULT_BACKEND, coco_classes
 from insseg.errors import InssegError
 from insseg.predictions import ImagePrediction, encode_masks, xyxy_to_xywh
 
@@ -41,12 +41,16 @@ def _clean(value: float) -> float:
 class CocoEvaluator:
     """bbox and segm AP of every prediction (no score threshold) over the images it is given.
 
-    ``class_names``: the dataset's classes (category id k is ``class_names[k - 1]``).
+    ``class_names``: the dataset's classes (category id k is ``class_names[k - 1]``). ``backend``: which COCO
+    implementation scores (:mod:`insseg.evaluation.coco_backend`); kept in :attr:`backend`.
     """
 
-    def __init__(self, class_names: Sequence[str], void_as_background: bool = False) -> None:
+    def __init__(self, class_names: Sequence[str], void_as_background: bool = False,
+                 backend: str = DEFAULT_BACKEND) -> None:
         self.class_names = list(class_names)
         self.void_as_background = void_as_background
+        self.backend = backend
+        self._coco, self._cocoeval = coco_classes(backend)
         self.reset()
 
     def reset(self) -> None:
@@ -54,7 +58,7 @@ class CocoEvaluator:
         self.gt: list[dict[str, Any]] = []
         self.dt: list[dict[str, Any]] = []  # one record per detection: bbox and segm share it
         self.tables: dict[str, str] = {}
-        self.evals: dict[str, COCOeval] = {}
+        self.evals: dict[str, Any] = {}
 
     def __len__(self) -> int:
         return len(self.images)
@@ -86,8 +90,8 @@ class CocoEvaluator:
         """``segm_AP``, ``segm_AP50``, ..., ``bbox_ARl`` (0..1; NaN where COCO leaves it undefined)."""
         return self.summarize()
 
-    def _coco_gt(self) -> COCO:
-        gt = COCO()
+    def _coco_gt(self) -> Any:
+        gt = self._coco()
         gt.dataset = {
             "images": list(self.images),
             "annotations": list(self.gt),
@@ -97,7 +101,7 @@ class CocoEvaluator:
             gt.createIndex()
         return gt
 
-    def _coco_dt(self, gt: COCO, iou_type: str) -> COCO:
+    def _coco_dt(self, gt: Any, iou_type: str) -> Any:
         """The results object, built directly (``loadRes`` fails on an empty list and takes box areas)."""
         anns = []
         for k, d in enumerate(self.dt):
@@ -110,7 +114,7 @@ class CocoEvaluator:
                 ann["bbox"] = d["bbox"]
                 ann["area"] = float(d["bbox"][2] * d["bbox"][3])
             anns.append(ann)
-        dt = COCO()
+        dt = self._coco()
         dt.dataset = {"images": gt.dataset["images"], "annotations": anns, "categories": gt.dataset["categories"]}
         with contextlib.redirect_stdout(io.StringIO()):
             dt.createIndex()
@@ -125,7 +129,7 @@ class CocoEvaluator:
         gt = self._coco_gt()
         for iou_type in IOU_TYPES:
             dt = self._coco_dt(gt, iou_type)
-            ev = COCOeval(gt, dt, iouType=iou_type)
+            ev = self._cocoeval(gt, dt, iouType=iou_type)
             buf = io.StringIO()
             with contextlib.redirect_stdout(buf):
                 ev.evaluate()

@@ -52,7 +52,8 @@ PRINT_FREQ = 20
 def build_evaluators(eval_cfg: Any, dataset_classes: list[str], out_dir: Path | None) -> Evaluators:
     """evaluate.py's evaluators; ``out_dir=None`` leaves out the ones that write files."""
     matching = MatchingEvaluator(eval_cfg.score_threshold, eval_cfg.void_as_background, eval_cfg.class_aware_matching)
-    evaluators: list[Any] = [CocoEvaluator(dataset_classes, eval_cfg.void_as_background), matching, TimingEvaluator()]
+    coco = CocoEvaluator(dataset_classes, eval_cfg.void_as_background, eval_cfg.coco_backend)
+    evaluators: list[Any] = [coco, matching, TimingEvaluator()]
     if out_dir is not None:
         evaluators.append(ExcelReport(matching))
         if eval_cfg.save_masks:
@@ -127,7 +128,7 @@ def _evaluate(cfg: DictConfig, dist_info: DistInfo) -> dict[str, Any]:
         except BaseException:
             report.discard()
             raise
-    metrics = _finish_metrics(metrics, predictions, source, dist_info.world_size)
+    metrics = _finish_metrics(metrics, predictions, source, dist_info.world_size, cfg.eval.coco_backend)
     predictions.write(out_dir / "predictions.json")
     atomic_write_json(out_dir / "metrics.json", metrics)
     coco = evaluators.get(CocoEvaluator)
@@ -137,7 +138,9 @@ def _evaluate(cfg: DictConfig, dist_info: DistInfo) -> dict[str, Any]:
     return metrics
 
 
-def _finish_metrics(metrics: dict[str, Any], predictions: PredictionSet, source: str, processes: int) -> dict[str, Any]:
+def _finish_metrics(
+    metrics: dict[str, Any], predictions: PredictionSet, source: str, processes: int, coco_backend: str
+) -> dict[str, Any]:
     """Headline keys first, then the rest, then where the predictions came from; NaN -> null."""
     out: dict[str, Any] = {k: metrics[k] for k in HEADLINE if k in metrics}
     out.update({k: v for k, v in metrics.items() if k not in out})
@@ -145,6 +148,7 @@ def _finish_metrics(metrics: dict[str, Any], predictions: PredictionSet, source:
     out["predictions_score_threshold"] = predictions.info.get("score_threshold")
     out["lowest_score"] = predictions.lowest_score
     out["prediction_cache_hit"] = source == "cache"
+    out["coco_backend"] = coco_backend
     out["processes"] = processes
     out["model_run_s"] = predictions.run_seconds  # wall time of the model run, warm-up included; null if not run
     return json_safe(out)

@@ -2,8 +2,8 @@
 
 Per image: the ground-truth objects are the distinct ids of the instance map other than 0 (background) and
 255 (void); void pixels are left out of every pixel count unless ``void_as_background`` (the old harness's
-behaviour, where they counted as background). The IoU matrix ground truth x prediction comes from one matrix
-product of flattened masks; ``scipy.optimize.linear_sum_assignment`` pairs them one-to-one for the largest total
+behaviour, where they counted as background). The IoU matrix ground truth x prediction comes from exact pixel
+counts of bit-packed masks (:func:`overlap_counts`); ``scipy.optimize.linear_sum_assignment`` pairs them one-to-one for the largest total
 IoU (pairs without overlap, or of different classes under ``class_aware``, stay unmatched). Each object scores
 the IoU and F1 (pixel Dice, 2|g∩p| / (|g| + |p|)) of its prediction, 0 when unmatched.
 
@@ -25,7 +25,7 @@ TP_IOU = 0.5  # a matched pair with IoU >= this is a true positive for instance 
 
 
 _POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
-# Cap on the [N, M, HW/8] intermediate of overlap_counts; larger problems run in chunks of objects.
+# Cap on the [predictions, words] block that overlap_counts ANDs at once; larger ones run in chunks.
 _CHUNK_BYTES = 64 * 2**20
 
 
@@ -45,13 +45,24 @@ def _pack_words(masks: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(packed).view(np.uint64)
 
 
+def _spans(packed: np.ndarray) -> np.ndarray:
+    """[K, 2]: first word and last word + 1 holding a set bit of each packed mask ([0, 0] when empty). In
+    row-major order this is the mask's range of rows, widened to whole words."""
+    nonzero = packed != 0
+    filled = nonzero.any(axis=1)
+    out = np.zeros((packed.shape[0], 2), np.int64)
+    out[filled, 0] = nonzero[filled].argmax(axis=1)
+    out[filled, 1] = packed.shape[1] - nonzero[filled, ::-1].argmax(axis=1)
+    return out
+
+
 def overlap_counts(gt: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Intersections [N, M] and areas [N], [M] of bool masks gt [N, ...] and pred [M, ...].
 
-    One vectorised step: the masks are packed to bits and every pair is AND-ed and popcounted by
-    broadcasting, in exact integers. Measured on a 500x375 image with 5 objects (2-core CPU): 20 predictions
-    ~2 ms, 100 predictions ~15 ms, against ~2 ms / ~22 ms for a per-pair loop of numpy ANDs and ~14 ms /
-    ~43 ms for a float32 matrix product of the flattened masks (dominated by the conversion to float).
+    The masks are packed to bits (row-major). For each ground-truth object, only the predictions whose span
+    of words (their rows) meets its own are counted, and only over its span: one AND + popcount for all of
+    them at once, in exact integers; every other pair has no pixel in common. On the matching benchmark's
+    scenes (500x375, 10 objects, 30 predictions) that is 10-19% of the words an all-pairs AND would count.
     """
     n, m = gt.shape[0], pred.shape[0]
     pixels = int(np.prod(gt.shape[1:]))
@@ -59,12 +70,15 @@ def overlap_counts(gt: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.nda
     p = _pack_words(pred.reshape(m, pixels))
     inter = np.zeros((n, m), dtype=np.int64)
     if n and m:
-        step = max(1, _CHUNK_BYTES // max(1, m * g.shape[1]))
-        for start in range(0, n, step):
-            # popcounts are tiny (<= 64): summing them as uint32 is exact and cheaper than as int64
-            inter[start : start + step] = np.add.reduce(
-                _popcount(g[start : start + step, None, :] & p[None, :, :]), axis=-1, dtype=np.uint32
-            )
+        p_span = _spans(p)
+        for i, (w0, w1) in enumerate(_spans(g).tolist()):
+            cols = np.flatnonzero((p_span[:, 0] < w1) & (p_span[:, 1] > w0))
+            step = max(1, _CHUNK_BYTES // max(1, (w1 - w0) * g.itemsize))
+            for start in range(0, cols.size, step):
+                sel = cols[start : start + step]
+                # popcounts are tiny (<= 64): summing them as uint32 is exact and cheaper than as int64
+                counts = _popcount(p[sel, w0:w1] & g[i, w0:w1])
+                inter[i, sel] = np.add.reduce(counts, axis=1, dtype=np.uint32)
     return inter, _popcount(g).sum(1, dtype=np.int64), _popcount(p).sum(1, dtype=np.int64)
 
 
