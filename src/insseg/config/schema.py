@@ -144,6 +144,18 @@ class TrainConfig:
 
 
 @dataclass
+class ReportsConfig:
+    """The pictures and tables evaluate.py writes besides the numbers (docs/evaluation.md, *Reports*)."""
+
+    per_class: bool = True  # metrics.json per_class, a metrics.xlsx sheet, a table in the log
+    pr_curves: bool = True  # pr_curves/
+    confusion: bool = True  # confusion_matrix.png and a metrics.xlsx sheet
+    gallery: int = 8  # images in each gallery group (worst mean IoU, random); 0 = no gallery
+    gallery_seed: int = 0
+    html: bool = True  # report.html
+
+
+@dataclass
 class EvalConfig:
     # Matching metrics use predictions with score strictly above this; COCO AP uses every prediction.
     score_threshold: float = 0.5
@@ -158,6 +170,7 @@ class EvalConfig:
     batch_size: int = 1
     warmup_iters: int = 2
     split: Optional[str] = None  # null = the dataset's evaluation split
+    reports: ReportsConfig = field(default_factory=ReportsConfig)
 
 
 @dataclass
@@ -169,6 +182,8 @@ class PredictConfig:
     save_overlays: bool = True
     save_masks: bool = True
     warmup_iters: int = 1
+    # contact_sheet.html: every overlay on one page (needs save_overlays).
+    report: bool = False
 
 
 @dataclass
