@@ -18,11 +18,13 @@ def pyplot() -> Any:
     return plt
 
 
-def save_figure(fig: Any, path: Path, dpi: int = 110) -> Path:
-    """Save ``fig`` as a PNG atomically and close it."""
+def save_figure(fig: Any, path: Path, dpi: int = 110, tight: bool = True) -> Path:
+    """Save ``fig`` as a PNG atomically and close it; ``tight=False`` skips ``tight_layout`` (costly with many
+    panels: lay them out with ``subplots_adjust`` instead)."""
     plt = pyplot()
     try:
-        fig.tight_layout()
+        if tight:
+            fig.tight_layout()
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format="png", dpi=dpi)
     finally:
