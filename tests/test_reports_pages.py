@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 from openpyxl import load_workbook
 from PIL import Image
 
+from insseg.config import compose_config
 from insseg.evaluation.coco import CocoEvaluator
 from insseg.evaluation.evaluator import Evaluators
 from insseg.evaluation.excel_report import ExcelReport
@@ -87,6 +88,20 @@ def run_scene(tmp_path: Path, num_images: int = 6, gallery: int = 2):
         pred.file_name = name
         evs.process(gt, pred)
     return evs, evs.evaluate(), calls
+
+
+@pytest.mark.parametrize("overrides, kinds", [
+    ([], ["PerClassEvaluator", "PRCurveEvaluator", "ConfusionEvaluator", "GalleryEvaluator"]),
+    (["eval.reports.per_class=false", "eval.reports.gallery=0"], ["PRCurveEvaluator", "ConfusionEvaluator"]),
+    (["eval.reports.pr_curves=false", "eval.reports.confusion=false"], ["PerClassEvaluator", "GalleryEvaluator"]),
+])
+def test_config_switches_pick_the_report_evaluators(tmp_path, overrides, kinds):
+    cfg = compose_config("evaluate", overrides, output_dir=tmp_path)
+    coco, matching = CocoEvaluator(CLASSES), MatchingEvaluator(0.5)
+    built = build_report_evaluators(cfg.eval.reports, CLASSES, tmp_path, coco, matching, lambda name: None)
+    assert [type(e).__name__ for e in built] == kinds
+    no_loader = build_report_evaluators(cfg.eval.reports, CLASSES, tmp_path, coco, matching, None)
+    assert "GalleryEvaluator" not in [type(e).__name__ for e in no_loader]
 
 
 def test_gallery_selects_worst_and_random_and_draws_each_once(tmp_path):
