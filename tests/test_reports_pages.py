@@ -62,6 +62,23 @@ def test_gallery_colours_the_right_objects():
     assert not picture[195, 5].any()  # background untouched
 
 
+def test_gallery_labels_use_the_dataset_names_and_the_matching_iou(monkeypatch):
+    gt, pred = gallery_scene()
+    pred.class_names = ["model_a", "model_b"]  # the model's own names: the labels are dataset labels already
+    pred.labels[2] = 0  # an unmapped class kept by eval.keep_unmapped
+    seen = {}
+
+    def capture(image, masks, boxes, labels, alpha, colors):
+        seen.update(labels=labels, colors=colors)
+        return image
+
+    monkeypatch.setattr("insseg.evaluation.reports.gallery.draw_overlay", capture)
+    render(np.zeros((H, W, 3), np.uint8), gt, pred, match_image(gt, pred.mask_array(), pred.labels), CLASSES)
+    assert seen["labels"] == ["missed dog IoU 0.00", "missed cat IoU 0.20", "cat 0.80 IoU 0.20",
+                              "unmapped 0.70 IoU 0.00", "cat 0.90 IoU 1.00"]
+    assert seen["colors"] == [FN_COLOR, FN_COLOR, FP_COLOR, FP_COLOR, TP_COLOR]
+
+
 def image_loader(names):
     calls = []
 
@@ -121,6 +138,36 @@ def test_gallery_selects_worst_and_random_and_draws_each_once(tmp_path):
     # same seed, same images -> same random pick
     _, _, calls2 = run_scene(tmp_path / "again")
     assert sorted(calls2) == sorted(calls)
+
+
+def test_gallery_keeps_the_lowest_mean_iou_over_a_stream():
+    """30 images with mean IoUs in a shuffled order (one without objects): the 3 lowest are the worst, in
+    ascending order; the random 3 are other images, the same for the same seed."""
+    from insseg.evaluation.matching import ImageMatch
+
+    rng = np.random.default_rng(1)
+    ious = rng.permutation(30) / 30
+    gt, pred = gallery_scene()
+
+    def stream(seed):
+        class Stub:
+            void_as_background = False
+            last = None
+
+        stub = Stub()
+        gallery = GalleryEvaluator(stub, None, CLASSES, ".", num_images=3, seed=seed)
+        for k, v in enumerate(ious):
+            n = 0 if k == 7 else 1
+            stub.last = (ImageMatch(f"i{k}", n, 0, np.full(n, v), np.full(n, v), np.full(n, -1), np.zeros(0, int), 1, 1), pred, None)
+            gallery.process(gt, pred)
+        return gallery.selection()
+
+    sel = stream(0)
+    lowest = [int(k) for k in np.argsort(ious) if k != 7][:3]
+    assert [c.index for c in sel["worst"]] == lowest
+    picked = [c.index for c in sel["random"]]
+    assert len(set(picked)) == 3 and not set(picked) & set(lowest)
+    assert [c.index for c in stream(0)["random"]] == picked
 
 
 class Links(HTMLParser):

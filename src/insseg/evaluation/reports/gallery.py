@@ -29,7 +29,7 @@ from insseg.data.annotations import InstanceAnnotation
 from insseg.errors import InssegError
 from insseg.evaluation.matching import TP_IOU, ImageMatch, MatchingEvaluator, iou_f1_matrices
 from insseg.inference.overlay import draw_overlay
-from insseg.predictions import ImagePrediction
+from insseg.predictions import ImagePrediction, class_name
 from insseg.utils.atomic import atomic_path, atomic_write_json
 
 DIR_NAME = "gallery"
@@ -77,36 +77,36 @@ def _mask_boxes(masks: np.ndarray) -> np.ndarray:
     return boxes
 
 
+def _name(class_names: Sequence[str], label: int) -> str:
+    return "unmapped" if label == 0 else class_name(class_names, label)
+
+
 def render(image: np.ndarray, gt: InstanceAnnotation, kept: ImagePrediction, match: ImageMatch,
-           class_names: Sequence[str], alpha: float = 0.5) -> np.ndarray:
+           class_names: Sequence[str], void_as_background: bool = False, alpha: float = 0.5) -> np.ndarray:
     """The gallery overlay of one image (uint8 [H, W, 3]); missed objects first, then false positives, then
-    true positives, so a true positive shows where it overlaps its object."""
+    true positives, so a true positive shows where it overlaps its object. ``kept``'s labels are dataset
+    labels (names from ``class_names``); best IoUs count void as the matching did."""
     o = outcome(match)
-    gt_masks = gt.masks()
-    pred_masks = kept.mask_array()
-    iou = iou_f1_matrices(gt_masks, pred_masks)[0] if len(gt_masks) and len(pred_masks) else np.zeros((len(gt_masks), len(pred_masks)))
-    names = kept.names
-
-    def gt_name(i: int) -> str:
-        label = int(gt.labels[i])
-        return class_names[label - 1] if 1 <= label <= len(class_names) else f"class_{label}"
-
-    masks, boxes, labels, colors = [], [], [], []
+    gt_masks, pred_masks = gt.masks(), kept.mask_array()
+    counted = pred_masks if void_as_background else pred_masks & ~gt.void()[None]
+    iou = iou_f1_matrices(gt_masks, counted)[0]
+    pred_names = [_name(class_names, int(k)) for k in kept.labels]
+    gt_names = [_name(class_names, int(k)) for k in gt.labels]
+    layers: list[tuple[np.ndarray, np.ndarray, str, tuple[int, int, int]]] = []
     for i in o.fn.tolist():
-        best = float(iou[i].max()) if iou.shape[1] else 0.0
-        masks.append(gt_masks[i]); boxes.append(_mask_boxes(gt_masks[i : i + 1])[0])
-        labels.append(f"missed {gt_name(i)} IoU {best:.2f}"); colors.append(FN_COLOR)
+        best = float(iou[i].max(initial=0.0))
+        layers.append((gt_masks[i], _mask_boxes(gt_masks[i : i + 1])[0], f"missed {gt_names[i]} IoU {best:.2f}", FN_COLOR))
     for j in o.fp.tolist():
-        best = float(iou[:, j].max()) if iou.shape[0] else 0.0
-        masks.append(pred_masks[j]); boxes.append(kept.boxes[j])
-        labels.append(f"{names[j]} {kept.scores[j]:.2f} IoU {best:.2f}"); colors.append(FP_COLOR)
+        best = float(iou[:, j].max(initial=0.0))
+        layers.append((pred_masks[j], kept.boxes[j], f"{pred_names[j]} {kept.scores[j]:.2f} IoU {best:.2f}", FP_COLOR))
     for i, j in zip(o.tp_gt.tolist(), o.tp_pred.tolist()):
-        other = f" (gt {gt_name(i)})" if gt_name(i) != names[j] else ""
-        masks.append(pred_masks[j]); boxes.append(kept.boxes[j])
-        labels.append(f"{names[j]} {kept.scores[j]:.2f} IoU {match.iou[i]:.2f}{other}"); colors.append(TP_COLOR)
-    if not masks:
+        other = f" (gt {gt_names[i]})" if gt_names[i] != pred_names[j] else ""
+        label = f"{pred_names[j]} {kept.scores[j]:.2f} IoU {match.iou[i]:.2f}{other}"
+        layers.append((pred_masks[j], kept.boxes[j], label, TP_COLOR))
+    if not layers:
         return np.ascontiguousarray(image).copy()
-    return draw_overlay(image, np.stack(masks), np.stack(boxes), labels, alpha=alpha, colors=colors)
+    masks, boxes, labels, colors = zip(*layers)
+    return draw_overlay(image, np.stack(masks), np.stack(boxes), list(labels), alpha=alpha, colors=list(colors))
 
 
 class GalleryEvaluator:
@@ -136,16 +136,20 @@ class GalleryEvaluator:
         n = self.num_images
         if n <= 0:
             return
-        cand = Candidate(index, gt, kept.without_masks(), match)
+        cand: Candidate | None = None
         if match.mean_iou is not None:
-            heapq.heappush(self._worst, (-match.mean_iou, -index, cand))
-            if len(self._worst) > n:
-                heapq.heappop(self._worst)
-        if len(self._sample) < 2 * n:
-            self._sample.append(cand)
-        else:
-            slot = int(self._rng.integers(0, index + 1))
-            if slot < 2 * n:
+            key = (-match.mean_iou, -index)
+            if len(self._worst) < n or key > self._worst[0][:2]:
+                cand = Candidate(index, gt, kept.without_masks(), match)
+                heapq.heappush(self._worst, (*key, cand))
+                if len(self._worst) > n:
+                    heapq.heappop(self._worst)
+        slot = index if index < 2 * n else int(self._rng.integers(0, index + 1))
+        if slot < 2 * n:  # reservoir sampling: every image seen so far equally likely to be held
+            cand = cand or Candidate(index, gt, kept.without_masks(), match)
+            if slot == len(self._sample):
+                self._sample.append(cand)
+            else:
                 self._sample[slot] = cand
 
     def selection(self) -> dict[str, list[Candidate]]:
@@ -174,7 +178,7 @@ class GalleryEvaluator:
         if image.shape[:2] != (c.gt.height, c.gt.width):
             raise InssegError(f"gallery: image {c.gt.file_name} is {image.shape[1]}x{image.shape[0]} but its "
                              f"annotation is {c.gt.width}x{c.gt.height}")
-        picture = render(image, c.gt, c.kept, c.match, self.class_names)
+        picture = render(image, c.gt, c.kept, c.match, self.class_names, self.matching.void_as_background)
         rel = Path(DIR_NAME) / group / f"{Path(c.gt.file_name).stem}.png"
         path = self.out_dir / rel
         path.parent.mkdir(parents=True, exist_ok=True)
