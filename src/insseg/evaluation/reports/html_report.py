@@ -15,13 +15,15 @@ import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from urllib.parse import quote
+
 import yaml
 
+from insseg.evaluation.coco import IOU_TYPES
 from insseg.evaluation.reports.confusion import FILE_NAME as CONFUSION_PNG
 from insseg.evaluation.reports.gallery import DIR_NAME as GALLERY_DIR
 from insseg.evaluation.reports.per_class import PER_CLASS_KEYS
 from insseg.evaluation.reports.pr_curves import DIR_NAME as PR_DIR
-from insseg.evaluation.coco import IOU_TYPES
 from insseg.utils.atomic import atomic_write_text
 
 FILE_NAME = "report.html"
@@ -90,8 +92,13 @@ def page(title: str, body: str) -> str:
             f"<style>{STYLE}</style></head><body>\n{body}\n</body></html>\n")
 
 
+def href(path: str) -> str:
+    """A relative POSIX path as a URL (``#``, ``?``, spaces in file names percent-encoded), HTML-escaped."""
+    return esc(quote(path))
+
+
 def img(src: str, alt: str) -> str:
-    return f'<a href="{esc(src)}"><img src="{esc(src)}" alt="{esc(alt)}" loading="lazy"></a>'
+    return f'<a href="{href(src)}"><img src="{href(src)}" alt="{esc(alt)}" loading="lazy"></a>'
 
 
 def _headline(metrics: Mapping[str, Any]) -> str:
@@ -115,7 +122,7 @@ def _pr_curves(run_dir: Path) -> str:
     parts = [img(f"{PR_DIR}/{name}.png", f"{name} PR curves") for t in IOU_TYPES for name in (t, f"{t}_per_class")
              if (run_dir / PR_DIR / f"{name}.png").is_file()]
     if (run_dir / PR_DIR / "pr_curves.json").is_file():
-        parts.append(f'<p>Arrays: <a href="{PR_DIR}/pr_curves.json">pr_curves.json</a></p>')
+        parts.append(f'<p>Arrays: <a href="{href(PR_DIR + "/pr_curves.json")}">pr_curves.json</a></p>')
     return "\n".join(parts)
 
 
@@ -166,7 +173,7 @@ def sections(run_dir: Path, metrics: Mapping[str, Any], config: Mapping[str, Any
     if (run_dir / GALLERY_DIR / "gallery.json").is_file():
         out.append(("Gallery", _gallery(run_dir)))
     out.append(("Timing", _timing(metrics)))
-    links = [f'<a href="{esc(n)}">{esc(n)}</a>' for n in LINKED_FILES if (run_dir / n).exists()]
+    links = [f'<a href="{href(n)}">{esc(n)}</a>' for n in LINKED_FILES if (run_dir / n).exists()]
     config_html = _config(run_dir, config)
     out.append(("Files and config", (" · ".join(links) if links else "") + config_html))
     return out

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from insseg.evaluation.reports.html_report import FILE_NAME as JOB_REPORT
-from insseg.evaluation.reports.html_report import Raw, esc, img, page, table
+from insseg.evaluation.reports.html_report import Raw, esc, href, img, page, table
 from insseg.utils.atomic import atomic_write_text
 
 FILE_NAME = "sweep_report.html"
@@ -22,7 +22,7 @@ def write_sweep_report(sweep_dir: str | Path, params: Sequence[str], rows: Seque
     for row in rows:
         job = str(row["job"])
         report = sweep_dir / job / JOB_REPORT
-        link = Raw(f'<a href="{esc(job)}/{JOB_REPORT}">{esc(job)}</a>') if report.is_file() else job
+        link = Raw(f'<a href="{href(job + "/" + JOB_REPORT)}">{esc(job)}</a>') if report.is_file() else job
         body_rows.append((link, *(row.get(p) for p in params), row.get("status"), *(row.get(m) for m in METRICS)))
     jobs_table = table(header, body_rows, shade=[False] * (len(params) + 2) + [True] * len(METRICS))
     files = [n for n in ("sweep_summary.csv", "sweep_summary.xlsx") if (sweep_dir / n).is_file()]
@@ -31,7 +31,7 @@ def write_sweep_report(sweep_dir: str | Path, params: Sequence[str], rows: Seque
         parts.append(img("sweep_summary.png", "sweep summary"))
     parts.append("<h2>Jobs</h2>" + jobs_table)
     if files:
-        parts.append("<p>" + " · ".join(f'<a href="{esc(n)}">{esc(n)}</a>' for n in files) + "</p>")
+        parts.append("<p>" + " · ".join(f'<a href="{href(n)}">{esc(n)}</a>' for n in files) + "</p>")
     text = page(f"Sweep {sweep_dir.name}", "\n".join(parts))
     path = sweep_dir / FILE_NAME
     atomic_write_text(path, text)
