@@ -120,6 +120,8 @@ def test_config_switches_pick_the_report_evaluators(tmp_path, overrides, kinds):
     assert [type(e).__name__ for e in built] == kinds
     no_loader = build_report_evaluators(cfg.eval.reports, CLASSES, tmp_path, coco, matching, None)
     assert "GalleryEvaluator" not in [type(e).__name__ for e in no_loader]
+    no_files = build_report_evaluators(cfg.eval.reports, CLASSES, None, coco, matching, lambda name: None)
+    assert [type(e).__name__ for e in no_files] == [k for k in kinds if k == "PerClassEvaluator"]
 
 
 def test_gallery_selects_worst_and_random_and_draws_each_once(tmp_path):
@@ -216,6 +218,24 @@ def test_report_without_optional_files_leaves_their_sections_out(tmp_path):
     text = page.read_text()
     assert "Confusion matrix" not in text and "Gallery" not in text and "Per-class AP" not in text
     assert check_offline_page(page) == []
+
+
+def test_training_publishes_the_best_epochs_report(tmp_path):
+    from insseg.evaluation.reports.training import discard_report, publish_report
+
+    run_dir = tmp_path / "run"
+    _, first, _ = run_scene(run_dir / ".staging")
+    publish_report(run_dir / ".staging", run_dir, first, epoch=0)
+    assert (run_dir / "gallery" / "gallery.json").is_file() and not (run_dir / ".staging").exists()
+    # a later, better epoch with the gallery off: its report must not show the earlier epoch's gallery
+    _, second, _ = run_scene(run_dir / ".staging", gallery=0)
+    page = publish_report(run_dir / ".staging", run_dir, second, epoch=3)
+    assert not (run_dir / "gallery").exists() and (run_dir / "confusion_matrix.png").is_file()
+    assert "best epoch 3" in page.read_text() and "Gallery" not in page.read_text()
+    check_offline_page(page)
+    (run_dir / ".staging").mkdir()
+    discard_report(run_dir / ".staging")
+    assert not (run_dir / ".staging").exists()
 
 
 def test_excel_gets_per_class_and_confusion_sheets(tmp_path):

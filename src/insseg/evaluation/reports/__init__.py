@@ -23,18 +23,20 @@ from insseg.evaluation.reports.pr_curves import PRCurveEvaluator
 def build_report_evaluators(
     reports: Any,
     class_names: Sequence[str],
-    out_dir: str | Path,
+    out_dir: str | Path | None,
     coco: CocoEvaluator,
     matching: MatchingEvaluator,
-    load_image: ImageLoader | None,
+    load_image: ImageLoader | None = None,
 ) -> list[Any]:
     """The report evaluators ``reports`` (``eval.reports``: per_class, pr_curves, confusion, gallery,
-    gallery_seed) switches on, to be put after ``coco`` and ``matching``. The gallery needs ``load_image``
-    (``file_name -> uint8 [H, W, 3]``); without one it is left out."""
-    out_dir = Path(out_dir)
+    gallery_seed) switches on, to be put after ``coco`` and ``matching``. ``out_dir=None``: only those that
+    write no files (per-class AP). The gallery needs ``load_image`` (``file_name -> uint8 [H, W, 3]``)."""
     evaluators: list[Any] = []
     if reports.per_class:
         evaluators.append(PerClassEvaluator(coco))
+    if out_dir is None:
+        return evaluators
+    out_dir = Path(out_dir)
     if reports.pr_curves:
         evaluators.append(PRCurveEvaluator(coco, out_dir))
     if reports.confusion:
@@ -44,6 +46,12 @@ def build_report_evaluators(
         evaluators.append(GalleryEvaluator(matching, load_image, class_names, out_dir, reports.gallery,
                                            reports.gallery_seed))
     return evaluators
+
+
+def dataset_image_loader(dataset: Any) -> ImageLoader:
+    """``file_name -> image`` for a dataset with ``file_name(i)`` and ``load_image(i)`` (the gallery's loader)."""
+    position = {dataset.file_name(i): i for i in range(len(dataset))}
+    return lambda name: dataset.load_image(position[name])
 
 
 def report_sheets(evaluators: Iterable[Any], metrics: Mapping[str, Any]) -> dict[str, list[list[Any]]]:
@@ -58,6 +66,6 @@ def report_sheets(evaluators: Iterable[Any], metrics: Mapping[str, Any]) -> dict
 
 
 __all__ = [
-    "build_report_evaluators", "report_sheets", "write_html_report", "PerClassEvaluator", "PRCurveEvaluator",
+    "build_report_evaluators", "dataset_image_loader", "report_sheets", "write_html_report", "PerClassEvaluator", "PRCurveEvaluator",
     "ConfusionEvaluator", "GalleryEvaluator",
 ]
