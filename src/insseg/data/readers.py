@@ -16,7 +16,7 @@ import numpy as np
 from insseg.data.annotations import VOID_ID, InstanceAnnotation
 from insseg.data.image_io import read_index_png
 from insseg.data.voc_palette import VOC_CLASSES
-from insseg.errors import DatasetError
+from insseg.errors import DatasetError, ImageLoadError
 from insseg.io.images import image_size, load_image_rgb, stored_size
 
 
@@ -96,7 +96,10 @@ class _Reader:
     def verify(self, indices: list[int] | None = None) -> None:
         """Cheap up-front check (file headers only) so bad files fail before training starts."""
         for i in range(len(self)) if indices is None else indices:
-            image_hw = image_size(self._image_paths[i])
+            try:
+                image_hw = image_size(self._image_paths[i])
+            except ImageLoadError as e:
+                raise DatasetError(str(e)) from None
             for path in self._label_paths(i):
                 _check_size(path, stored_size(path), self._image_paths[i], image_hw)
 

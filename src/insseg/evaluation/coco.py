@@ -19,7 +19,6 @@ import io
 import math
 from typing import Any, Sequence
 
-import numpy as np
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
