@@ -83,7 +83,7 @@ def test_model_run_writes_every_artefact(model_run):
     assert saved["num_predictions"] == sum(a["score"] > 0.05 for a in preds["annotations"])
 
     wb = load_workbook(out / "metrics.xlsx")
-    assert wb.sheetnames == ["objects", "images", "summary", "config"]
+    assert wb.sheetnames == ["objects", "images", "summary", "config", "per_class", "confusion"]
     rows = list(wb["objects"].iter_rows(values_only=True))
     assert list(rows[0]) == list(OBJECT_COLUMNS) and len(rows) == 1 + saved["num_objects"]
     # Timing per object: the first batch (3 images, eval.warmup_iters=1) is warm-up and left untimed.
@@ -260,13 +260,18 @@ def _check_summary(sweep_dir: Path, n_jobs: int) -> list[dict]:
         metrics = json.loads((sweep_dir / str(row["job"]) / "metrics.json").read_text())
         assert row["status"] == "ok"
         for key, value in metrics.items():
-            if isinstance(value, float):
+            if isinstance(value, dict):
+                assert key not in row, key  # nested blocks (per_class) stay in the job's own files
+            elif isinstance(value, float):
                 assert float(csv_row[key]) == value, key  # CSV keeps every digit
                 assert row[key] == pytest.approx(value, rel=1e-12), key  # openpyxl writes 15 significant digits
             else:
                 assert row[key] == value, key
         assert row["experiment"] == "smoke" and row["model.weights"] is None
     assert (sweep_dir / "sweep_summary.png").stat().st_size > 1000
+    page = (sweep_dir / "sweep_report.html").read_text()
+    assert all(f'href="{row["job"]}/report.html"' in page for row in table)
+    assert all((sweep_dir / str(row["job"]) / "report.html").is_file() for row in table)
     return table
 
 

@@ -4,8 +4,9 @@
    the prediction cache, or the inference loop (every detection above the model's floor, float32 unless
    ``device.amp=true``).
 2. One pass: each record meets its image's ground truth and every evaluator (COCO AP, matching, timing,
-   metrics.xlsx rows, mask PNGs) processes it (:func:`score_records`).
-3. Files in ``cfg.paths.output_dir``: predictions.json, metrics.json, metrics.xlsx, masks/.
+   metrics.xlsx rows, mask PNGs, the reports of ``eval.reports``) processes it (:func:`score_records`).
+3. Files in ``cfg.paths.output_dir``: predictions.json, metrics.json, metrics.xlsx, masks/, pr_curves/,
+   confusion_matrix.png, gallery/ and, last, report.html.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from insseg.evaluation.mask_export import MaskExporter
 from insseg.evaluation.matching import MatchingEvaluator
 from insseg.evaluation.prediction_cache import PredictionCache, cache_key_info
 from insseg.evaluation.prediction_file import records_for_split
+from insseg.evaluation.reports import build_report_evaluators, dataset_image_loader, report_sheets, write_html_report
+from insseg.evaluation.reports.gallery import ImageLoader
 from insseg.evaluation.split import eval_dataset, warn_if_split_differs
 from insseg.models.factory import check_weights_available
 from insseg.predictions import ImagePrediction, PredictionSet
@@ -47,14 +50,19 @@ HEADLINE = (
 PRINT_FREQ = 20
 
 
-def build_evaluators(eval_cfg: Any, dataset_classes: list[str], out_dir: Path | None) -> Evaluators:
-    """evaluate.py's evaluators; ``out_dir=None`` leaves out the ones that write files."""
+def build_evaluators(eval_cfg: Any, dataset_classes: list[str], out_dir: Path | None,
+                     load_image: ImageLoader | None = None) -> Evaluators:
+    """evaluate.py's evaluators; ``out_dir=None`` leaves out the ones that write files. The reports
+    (``eval.reports``) come last: they build on the COCO arrays and the matching; the gallery needs
+    ``load_image``."""
+    coco = CocoEvaluator(dataset_classes, eval_cfg.void_as_background)
     matching = MatchingEvaluator(eval_cfg.score_threshold, eval_cfg.void_as_background, eval_cfg.class_aware_matching)
-    evaluators: list[Any] = [CocoEvaluator(dataset_classes, eval_cfg.void_as_background), matching, TimingEvaluator()]
+    evaluators: list[Any] = [coco, matching, TimingEvaluator()]
     if out_dir is not None:
         evaluators.append(ExcelReport(matching))
         if eval_cfg.save_masks:
             evaluators.append(MaskExporter(matching, out_dir / "masks"))
+    evaluators += build_report_evaluators(eval_cfg.reports, dataset_classes, out_dir, coco, matching, load_image)
     return Evaluators(evaluators)
 
 
@@ -102,7 +110,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     with _records(cfg, dataset, split) as (predictions, records, source):
         bridge = bridge_classes(predictions.class_names, list(dataset.class_names), keep_unmapped=cfg.eval.keep_unmapped)
         log_bridge(bridge, cfg.eval.keep_unmapped)
-        evaluators = build_evaluators(cfg.eval, list(dataset.class_names), out_dir)
+        evaluators = build_evaluators(cfg.eval, list(dataset.class_names), out_dir, dataset_image_loader(dataset))
         report = evaluators.get(ExcelReport)
         try:
             metrics = score_records(dataset, records, evaluators, bridge)
@@ -114,7 +122,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     atomic_write_json(out_dir / "metrics.json", metrics)
     coco = evaluators.get(CocoEvaluator)
     report.write(out_dir / "metrics.xlsx", metrics, OmegaConf.to_container(cfg, resolve=True),
-                 coco_tables=coco.tables, per_class_ap=coco.per_class_ap(), notes=_notes(cfg, dataset, split, source))
+                 coco_tables=coco.tables, per_class_ap=coco.per_class_ap(), notes=_notes(cfg, dataset, split, source),
+                 extra_sheets=report_sheets(evaluators, metrics))
+    if cfg.eval.reports.html:
+        write_html_report(out_dir, metrics, OmegaConf.to_container(cfg, resolve=True))
     log.info(_summary_line(metrics, out_dir, time.perf_counter() - start))
     return metrics
 

@@ -79,6 +79,8 @@ def collect_rows(sweep_dir: str | Path) -> tuple[list[str], list[dict[str, Any]]
                 metrics = {}
         row["status"] = "ok" if metrics else "failed"
         for key, value in metrics.items():
+            if isinstance(value, (dict, list)):  # per_class: in each job's report.html and metrics.xlsx
+                continue
             if key in param_cols or key in ("job", "status"):
                 key = f"metric.{key}"
             row[key] = value
