@@ -1,37 +1,33 @@
 """Benchmark: what the reports (per-class AP, PR curves, confusion matrix, gallery, report.html) add to an
 evaluation of VOC-size images from a predictions file.
 
-Both sides read the same predictions.json (written once, from the ground truth of a generated VOC-layout set
-at 500x375: each object found as a shifted copy, 80% with the right class, plus false positives) and run the
-evaluators evaluate.py runs by default (COCO AP, matching, timing, metrics.xlsx, mask PNGs) and write
-metrics.json and metrics.xlsx; the project side adds every report with its defaults (gallery of 8 + 8) and
-report.html. Target: at most 1.15x the time without reports. The two sides' COCO and matching numbers must
-agree exactly.
+Both sides are ``evaluate(cfg)`` (what evaluate.py runs) with ``eval.predictions=`` the same predictions.json
+(written once, from the ground truth of a generated VOC-layout set at 500x375: each object found as a shifted
+copy, 80% with the right class, plus false positives): COCO AP, matching, metrics.json, metrics.xlsx, mask PNGs,
+predictions.json. The project side has every report on with its defaults (gallery of 8 + 8, report.html); the
+baseline turns ``eval.reports.*`` off. Target: at most 1.15x the time without reports. No warm-up round: the
+reports side's first run pays matplotlib's import, as a fresh evaluate.py process does. The two sides' metrics
+must agree exactly (per_class aside).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from insseg.bench.fixtures import generated
+from insseg.bench.fixtures import config, generated
 from insseg.bench.report import BenchResult, Target
 from insseg.bench.timing import interleaved, median
 from insseg.config.schema import ReportsConfig
 from insseg.data.readers import VOCReader
-from insseg.evaluation.coco import CocoEvaluator
-from insseg.evaluation.evaluator import Evaluators
-from insseg.evaluation.excel_report import ExcelReport
-from insseg.evaluation.mask_export import MaskExporter
-from insseg.evaluation.matching import MatchingEvaluator
-from insseg.evaluation.reports import build_report_evaluators, report_sheets, write_html_report
-from insseg.evaluation.timing import TimingEvaluator
-from insseg.predictions import ImagePrediction, PredictionSet, encode_masks, read_predictions
-from insseg.utils.atomic import atomic_write_json
+from insseg.evaluation.evaluate import evaluate
+from insseg.predictions import ImagePrediction, PredictionSet, encode_masks
+from insseg.utils.logging import log
 
 HEIGHT, WIDTH = 375, 500
 FULL_IMAGES, QUICK_IMAGES = 1449, 12  # VOC2012 val has 1449 images
@@ -72,29 +68,19 @@ def _extent(m: np.ndarray) -> list[float]:
     return [xs[0], ys[0], xs[-1] + 1, ys[-1] + 1] if ys.size else [0, 0, 0, 0]
 
 
-def evaluate_file(reader: VOCReader, predictions: Path, out_dir: Path, reports: bool) -> dict[str, Any]:
-    """One evaluation of ``predictions`` with evaluate.py's default evaluators, with or without the reports."""
+def evaluate_file(root: Path, predictions: Path, out_dir: Path, reports: bool) -> dict[str, Any]:
+    """``evaluate(cfg)`` (evaluate.py) of ``predictions`` on ``root``'s trainval split, reports on or off."""
     shutil.rmtree(out_dir, ignore_errors=True)
-    out_dir.mkdir(parents=True)
-    classes = list(reader.class_names)
-    preds = read_predictions(predictions)
-    index_of = {reader.file_name(i): i for i in range(len(reader))}
-    coco, matching = CocoEvaluator(classes), MatchingEvaluator(0.5)
-    excel = ExcelReport(matching)
-    evaluators = [coco, matching, TimingEvaluator(), excel, MaskExporter(matching, out_dir / "masks")]
-    if reports:
-        evaluators += build_report_evaluators(ReportsConfig(), classes, out_dir, coco, matching,
-                                              lambda name: reader.load_image(index_of[name]))
-    evs = Evaluators(evaluators)
-    for rec in preds.images:
-        evs.process(reader.annotation(index_of[rec.file_name]), rec)
-    metrics = evs.evaluate()
-    sheets = report_sheets(evs, metrics) if reports else None
-    excel.write(out_dir / "metrics.xlsx", metrics, {}, coco_tables=coco.tables, extra_sheets=sheets)
-    atomic_write_json(out_dir / "metrics.json", metrics)
-    if reports:
-        write_html_report(out_dir, metrics)
-    return metrics
+    switches = [] if reports else ["eval.reports.per_class=false", "eval.reports.pr_curves=false",
+                                   "eval.reports.confusion=false", "eval.reports.gallery=0", "eval.reports.html=false"]
+    cfg = config("evaluate", ["data=voc", f"data.root={root}", "eval.split=trainval", f"eval.predictions={predictions}",
+                              "eval.cache=false", "device=cpu", *switches], out_dir)
+    return evaluate(cfg)
+
+
+class _BelowWarning(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING
 
 
 def run(quick: bool = False, out_dir: Path | None = None) -> BenchResult:
@@ -109,9 +95,14 @@ def run(quick: bool = False, out_dir: Path | None = None) -> BenchResult:
     results: dict[str, dict[str, Any]] = {}
 
     def side(name: str, reports: bool):
-        return lambda: results.__setitem__(name, evaluate_file(reader, predictions, work / name, reports))
+        return lambda: results.__setitem__(name, evaluate_file(root, predictions, work / name, reports))
 
-    times = interleaved({"reports": side("reports", True), "baseline": side("baseline", False)}, repeats, warmup=0)
+    quiet = _BelowWarning()
+    log.addFilter(quiet)  # no progress lines between the benchmark's tables
+    try:
+        times = interleaved({"reports": side("reports", True), "baseline": side("baseline", False)}, repeats, warmup=0)
+    finally:
+        log.removeFilter(quiet)
     with_reports = {k: v for k, v in results["reports"].items() if k != "per_class"}
     assert json.dumps(results["baseline"], sort_keys=True) == json.dumps(with_reports, sort_keys=True), \
         "the reports changed the metrics"
@@ -120,8 +111,8 @@ def run(quick: bool = False, out_dir: Path | None = None) -> BenchResult:
     project_s, baseline_s = median(times["reports"]), median(times["baseline"])
     result = BenchResult(
         "reports", f"evaluation of {len(reader)} images ({WIDTH}x{HEIGHT}) from a predictions file, with reports",
-        project="COCO AP + matching + xlsx + mask PNGs + every report + report.html",
-        baseline="the same evaluation with the reports off",
+        project="evaluate(cfg) from a predictions file, every report on (the default)",
+        baseline="the same with eval.reports.* off",
         settings={"images": len(reader), "repeats": repeats, "height": HEIGHT, "width": WIDTH,
                   "gallery": ReportsConfig().gallery},
         raw={"project_s": times["reports"], "baseline_s": times["baseline"], "report_files": files},
