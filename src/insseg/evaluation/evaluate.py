@@ -96,7 +96,8 @@ def log_bridge(bridge: ClassBridge, keep_unmapped: bool) -> None:
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
-    """Evaluate and write predictions.json, metrics.json, metrics.xlsx and masks/ into ``cfg.paths.output_dir``.
+    """Evaluate and write predictions.json, metrics.json, metrics.xlsx, masks/ and the reports (report.html, ...)
+    into ``cfg.paths.output_dir``.
 
     Returns the metrics as written to metrics.json (undefined COCO values are None there and here).
     """
