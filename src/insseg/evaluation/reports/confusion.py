@@ -86,10 +86,14 @@ class ConfusionMatrix:
         rows, cols, counts = self.labelled()
         norm = self.normalised()
         plt = pyplot()
-        cell = 0.32
-        width, height = 2 * (len(cols) * cell + 1.3) + 0.4, len(rows) * cell + 1.9
-        fig, axes = plt.subplots(1, 2, figsize=(width, height))
-        for ax, values, title, fmt in ((axes[0], counts, "counts", "d"), (axes[1], norm, "row-normalised", ".2f")):
+        # laid out in inches (tight_layout costs seconds with ~20 rotated labels per axis)
+        cell, left, bottom, top = 0.32, 1.3, 1.1, 0.6
+        grid_w, grid_h = len(cols) * cell, len(rows) * cell
+        width, height = 2 * (left + grid_w) + 0.3, bottom + grid_h + top
+        fig = plt.figure(figsize=(width, height))
+        axes = [fig.add_axes(((k * (left + grid_w) + left) / width, bottom / height, grid_w / width, grid_h / height))
+                for k in range(2)]
+        for ax, values, title, fmt in zip(axes, (counts, norm), ("counts", "row-normalised"), ("d", ".2f")):
             ax.imshow(norm, cmap="Blues", vmin=0, vmax=1, aspect="auto")
             ax.set_xticks(range(len(cols)), cols, rotation=60, ha="right", fontsize=7)
             ax.set_yticks(range(len(rows)), rows, fontsize=7)
@@ -101,9 +105,6 @@ class ConfusionMatrix:
                     ax.text(c, r, format(v, fmt), ha="center", va="center", fontsize=6,
                             color="white" if norm[r, c] > 0.6 else "black")
         fig.suptitle(f"pairs at IoU >= {TP_IOU}, class-agnostic one-to-one matching", fontsize=10)
-        # fixed margins: tight_layout costs seconds with ~20 rotated labels per axis
-        fig.subplots_adjust(left=1.3 / width, right=1 - 0.2 / width, bottom=1.1 / height, top=1 - 0.6 / height,
-                            wspace=1.5 / (width / 2))
         return save_figure(fig, path, tight=False)
 
 

@@ -113,16 +113,19 @@ def write_pr_curves(out_dir: str | Path, coco: CocoEvaluator) -> list[Path]:
 def _per_class_figure(plt: Any, recall: list[float], classes: Mapping[str, Any], iou_type: str, out_dir: Path) -> Path:
     cols = min(5, max(1, len(classes)))
     rows = math.ceil(len(classes) / cols)
-    fig = plt.figure(figsize=(2.1 * cols, 1.9 * rows + 0.7))
-    ax = fig.add_axes((0.01, 0.01, 0.98, 1 - 0.7 / (1.9 * rows + 0.7)))
+    width, height = max(2.1 * cols, 5.6), 1.9 * rows + 0.8
+    fig = plt.figure(figsize=(width, height))
+    ax = fig.add_axes((0.01, 0.01, 2.1 * cols / width - 0.02, 1 - 0.85 / height))
     r = np.asarray(recall)
     for k, (name, by_iou) in enumerate(classes.items()):
         _draw_small(ax, (k % cols) * 1.1, -(k // cols) * 1.1, r, by_iou, name)
     ax.set(xlim=(-0.05, cols * 1.1 - 0.05), ylim=(-(rows - 1) * 1.1 - 0.05, 1.05))
     ax.axis("off")
+    fig.text(0.01, 1 - 0.1 / height, f"{iou_type}: precision (0..1, y) against recall (0..1, x) per class",
+             fontsize=10, va="top")
     handles = [plt.Line2D([], [], color=c) for c in COLORS]
-    fig.legend(handles, list(IOU_SETTINGS), loc="upper right", ncol=3, fontsize=8, frameon=False)
-    fig.suptitle(f"{iou_type}: precision (0..1, y) against recall (0..1, x) per class", x=0.01, ha="left", fontsize=10)
+    fig.legend(handles, list(IOU_SETTINGS), loc="upper left", bbox_to_anchor=(0.0, 1 - 0.38 / height), ncol=3,
+               fontsize=8, frameon=False)
     return save_figure(fig, out_dir / f"{iou_type}_per_class.png", tight=False)
 
 
