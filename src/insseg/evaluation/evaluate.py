@@ -123,7 +123,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     atomic_write_json(out_dir / "metrics.json", metrics)
     coco = evaluators.get(CocoEvaluator)
     report.write(out_dir / "metrics.xlsx", metrics, OmegaConf.to_container(cfg, resolve=True),
-                 coco_tables=coco.tables, per_class_ap=coco.per_class_ap(), notes=_notes(cfg, dataset, split, source),
+                 coco_tables=coco.tables, notes=_notes(cfg, dataset, split, source),
                  extra_sheets=report_sheets(evaluators, metrics))
     if cfg.eval.reports.html:
         write_html_report(out_dir, metrics, OmegaConf.to_container(cfg, resolve=True))

@@ -171,7 +171,6 @@ class ExcelReport:
         metrics: Mapping[str, Any],
         config: Mapping[str, Any],
         coco_tables: Mapping[str, str] | None = None,
-        per_class_ap: Mapping[str, Mapping[str, float]] | None = None,
         notes: Mapping[str, Any] | None = None,
         extra_sheets: Mapping[str, Sequence[Sequence[Any]]] | None = None,
     ) -> None:
@@ -191,12 +190,6 @@ class ExcelReport:
                 summary.append([key, _cell_value(value)])
         for key, value in (notes or {}).items():
             summary.append([key, _cell_value(value)])
-        if per_class_ap:
-            types = list(per_class_ap)
-            summary.append([])
-            summary.append(["class"] + [f"{t} AP" for t in types])
-            for name in per_class_ap[types[0]]:
-                summary.append([name] + [_cell_value(per_class_ap[t].get(name)) for t in types])
         for iou_type, table in (coco_tables or {}).items():
             summary.append([])
             summary.append([f"pycocotools {iou_type}"])
