@@ -54,3 +54,14 @@ def test_unknown_benchmark_is_a_usage_error(tmp_path):
     with pytest.raises(SystemExit) as exc:
         main(["nonesuch", "--out", str(tmp_path)])
     assert exc.value.code == 2
+
+
+@pytest.mark.slow
+def test_reports_quick_runs_both_sides_and_writes_every_report(tmp_path, capsys):
+    assert main(["reports", "--quick", "--out", str(tmp_path)]) == 0
+    assert "== reports:" in capsys.readouterr().out
+    data = json.loads((tmp_path / "reports.json").read_text())
+    assert data["rows"][0]["target"] == "<= 1.15x" and data["settings"]["images"] == 12
+    files = data["raw"]["report_files"]
+    assert {"report.html", "confusion_matrix.png", "pr_curves/segm_per_class.png", "gallery/gallery.json"} <= set(files)
+    assert sum(f.startswith("gallery/worst/") for f in files) == 8

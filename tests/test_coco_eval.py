@@ -15,6 +15,7 @@ from insseg.data.readers import VOCReader
 from insseg.data.synthetic import generate_voc
 from insseg.evaluation.class_mapping import bridge_classes
 from insseg.evaluation.coco import CocoEvaluator
+from insseg.evaluation.reports.per_class import per_class_metrics
 from insseg.predictions import ImagePrediction, encode_masks
 
 CLASSES = ("cat", "dog")
@@ -64,7 +65,8 @@ def test_perfect_predictions_give_ap_one_exactly():
         assert m[key] == 1.0, key
     assert m["segm_AR100"] == 1.0
     assert set(ev.tables) == {"segm", "bbox"} and "Average Precision" in ev.tables["segm"]
-    assert ev.per_class_ap()["segm"] == {"cat": 1.0, "dog": 1.0}
+    per_class = per_class_metrics(ev)
+    assert [per_class[c]["segm_AP"] for c in CLASSES] == [1.0, 1.0]
 
 
 def test_ground_truth_boxes_are_the_pixel_extent_and_areas_pixel_counts():

@@ -52,6 +52,7 @@ def test_unknown_group_option_is_rejected() -> None:
         ("model.min_size=2000", "model.min_size"),
         ("data.num_workers=-1", "data.num_workers"),
         ("device.type=tpu", "device.type"),
+        ("eval.reports.gallery=-1", "eval.reports.gallery"),
     ],
 )
 def test_out_of_range_values_name_the_key(override: str, key: str) -> None:

@@ -87,7 +87,7 @@ def test_model_run_writes_every_artefact(model_run):
     assert saved["num_predictions"] == sum(a["score"] > 0.05 for a in preds["annotations"])
 
     wb = load_workbook(out / "metrics.xlsx")
-    assert wb.sheetnames == ["objects", "images", "summary", "config"]
+    assert wb.sheetnames == ["objects", "images", "summary", "config", "per_class", "confusion"]
     rows = list(wb["objects"].iter_rows(values_only=True))
     assert list(rows[0]) == list(OBJECT_COLUMNS) and len(rows) == 1 + saved["num_objects"]
     # Timing per object: the first batch (3 images, eval.warmup_iters=1) is warm-up and left untimed.
@@ -249,9 +249,10 @@ def test_cache_hit_gives_identical_metrics(tmp_path):
     first = evaluate(config(tmp_path, "eval.warmup_iters=0", "eval.save_masks=false", out="first"))
     second = evaluate(config(tmp_path, "eval.warmup_iters=0", "eval.save_masks=false", out="second"))
     assert first["prediction_cache_hit"] is False and second["prediction_cache_hit"] is True
-    assert {k: v for k, v in first.items() if k != "prediction_cache_hit"} == {
-        k: v for k, v in second.items() if k != "prediction_cache_hit"
-    }
+    # Everything but where the predictions came from: a cache hit ran no model (model_run_s null).
+    differ = ("prediction_cache_hit", "model_run_s")
+    assert {k: v for k, v in first.items() if k not in differ} == {k: v for k, v in second.items() if k not in differ}
+    assert first["model_run_s"] > 0 and second["model_run_s"] is None
     assert len(list((tmp_path / "cache" / "predictions").glob("*.json.gz"))) == 1
     # Another model config is another entry.
     third = evaluate(config(tmp_path, "eval.warmup_iters=0", "eval.save_masks=false", "model.detections_per_img=3",
@@ -286,13 +287,18 @@ def _check_summary(sweep_dir: Path, n_jobs: int) -> list[dict]:
         metrics = json.loads((sweep_dir / str(row["job"]) / "metrics.json").read_text())
         assert row["status"] == "ok"
         for key, value in metrics.items():
-            if isinstance(value, float):
+            if isinstance(value, dict):
+                assert key not in row, key  # nested blocks (per_class) stay in the job's own files
+            elif isinstance(value, float):
                 assert float(csv_row[key]) == value, key  # CSV keeps every digit
                 assert row[key] == pytest.approx(value, rel=1e-12), key  # openpyxl writes 15 significant digits
             else:
                 assert row[key] == value, key
         assert row["experiment"] == "smoke" and row["model.weights"] is None
     assert (sweep_dir / "sweep_summary.png").stat().st_size > 1000
+    page = (sweep_dir / "sweep_report.html").read_text()
+    assert all(f'href="{row["job"]}/report.html"' in page for row in table)
+    assert all((sweep_dir / str(row["job"]) / "report.html").is_file() for row in table)
     return table
 
 

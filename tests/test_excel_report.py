@@ -34,7 +34,7 @@ def write_report(path, timing=ImageTiming(0.01, 0.2, 0.03)):
         {"segm_AP": 0.5, "mean_iou": 0.58, "bbox_APl": None},
         {"eval": {"score_threshold": 0.5}, "model": {"name": "maskrcnn", "weights": None}},
         coco_tables={"segm": " Average Precision  (AP) @[ IoU=0.50:0.95 | area=   all | maxDets=100 ] = 0.500"},
-        per_class_ap={"segm": {"person": 0.5}, "bbox": {"person": 0.7}},
+        extra_sheets={"per_class": [["class", "segm_AP"], ["person", 0.5]]},
         notes={"timing": "measured"},
     )
 
@@ -44,7 +44,7 @@ def test_objects_sheet_has_the_harness_columns_and_one_row_per_object(tmp_path):
     path = tmp_path / "metrics.xlsx"
     write_report(path)
     wb = load_workbook(path)
-    assert wb.sheetnames == ["objects", "images", "summary", "config"]
+    assert wb.sheetnames == ["objects", "images", "summary", "config", "per_class"]
     rows = list(wb["objects"].iter_rows(values_only=True))
     assert list(rows[0]) == HARNESS_COLUMNS
     assert len(rows) == 1 + 3  # two objects of a.png, none of empty.png, one of c.png
@@ -73,7 +73,7 @@ def test_images_summary_and_config_sheets(tmp_path):
     summary = {r[0]: r[1] for r in wb["summary"].iter_rows(values_only=True) if r and r[0]}
     assert summary["segm_AP"] == 0.5 and summary["mean_iou"] == 0.58 and summary["timing"] == "measured"
     assert "bbox_APl" in summary and summary["bbox_APl"] is None
-    assert summary["person"] == 0.5  # per-class AP table
+    assert list(wb["per_class"].iter_rows(values_only=True)) == [("class", "segm_AP"), ("person", 0.5)]
     assert any("Average Precision" in str(r[0]) for r in wb["summary"].iter_rows(values_only=True) if r)
     config = {r[0]: r[1] for r in wb["config"].iter_rows(values_only=True)}
     assert config["eval.score_threshold"] == 0.5 and config["model.name"] == "maskrcnn"

@@ -18,6 +18,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "data_pipeline": ("insseg.bench.data_pipeline", "cpu"),
     "sharded": ("insseg.bench.sharded", "cpu"),
     "coco_scoring": ("insseg.bench.coco_scoring", "cpu"),
+    "reports": ("insseg.bench.reports", "cpu"),
     "gpu_inference": ("insseg.bench.gpu_inference", "cuda"),
     "gpu_training": ("insseg.bench.gpu_training", "cuda"),
     "gpu_refinemask": ("insseg.bench.gpu_refinemask", "cuda"),

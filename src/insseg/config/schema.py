@@ -146,6 +146,18 @@ class TrainConfig:
 
 
 @dataclass
+class ReportsConfig:
+    """The pictures and tables evaluate.py writes besides the numbers (docs/evaluation.md, *Reports*)."""
+
+    per_class: bool = True  # metrics.json per_class, a metrics.xlsx sheet, a table in the log
+    pr_curves: bool = True  # pr_curves/
+    confusion: bool = True  # confusion_matrix.png and a metrics.xlsx sheet
+    gallery: int = 8  # images in each gallery group (worst mean IoU, random); 0 = no gallery
+    gallery_seed: int = 0
+    html: bool = True  # report.html
+
+
+@dataclass
 class EvalConfig:
     # Matching metrics use predictions with score strictly above this; COCO AP uses every prediction.
     score_threshold: float = 0.5
@@ -163,6 +175,7 @@ class EvalConfig:
     # COCO AP implementation: pycocotools | faster_coco_eval (docs/evaluation.md). A literal, so that the config
     # does not import the evaluation package; tests/test_coco_backend.py checks it against coco_backend's.
     coco_backend: str = "pycocotools"
+    reports: ReportsConfig = field(default_factory=ReportsConfig)
 
 
 @dataclass
@@ -174,6 +187,8 @@ class PredictConfig:
     save_overlays: bool = True
     save_masks: bool = True
     warmup_iters: int = 1
+    # contact_sheet.html: every overlay on one page (needs save_overlays).
+    report: bool = False
 
 
 @dataclass

@@ -75,6 +75,8 @@ RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "eval.score_threshold": (_unit_open_right, "in [0, 1)"),
     "eval.batch_size": (_positive, "> 0"),
     "eval.warmup_iters": (_non_negative, ">= 0"),
+    "eval.reports.gallery": (_non_negative, ">= 0 (0: no gallery)"),
+    "eval.reports.gallery_seed": (_non_negative, ">= 0"),
     "predict.score_threshold": (_unit_open_right, "in [0, 1)"),
     "predict.batch_size": (_positive, "> 0 (or null: 4 on CUDA, 1 on CPU)"),
     "predict.warmup_iters": (_non_negative, ">= 0"),

@@ -141,20 +141,6 @@ class CocoEvaluator:
                 results[f"{iou_type}_{name}"] = _clean(value)
         return results
 
-    def per_class_ap(self) -> dict[str, dict[str, float]]:
-        """AP (IoU 0.50:0.95, all areas, 100 detections) per class and IoU type, after :meth:`summarize`;
-        NaN for classes without ground truth."""
-        out: dict[str, dict[str, float]] = {}
-        for iou_type, ev in self.evals.items():
-            precision = ev.eval["precision"]  # [T, R, K, A, M]
-            per_class = {}
-            for k, cat_id in enumerate(ev.params.catIds):
-                p = precision[:, :, k, 0, -1]
-                p = p[p > -1]
-                per_class[self.class_names[cat_id - 1]] = _clean(float(p.mean())) if p.size else math.nan
-            out[iou_type] = per_class
-        return out
-
 
 def ground_truth_entries(gt: InstanceAnnotation, image_id: int, first_id: int) -> list[dict[str, Any]]:
     """COCO annotations of one image's instances (RLE, pixel-count area, ``toBbox`` box, iscrowd 0)."""

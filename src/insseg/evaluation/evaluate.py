@@ -4,8 +4,9 @@
    the prediction cache, or the inference loop (every detection above the model's floor, float32 unless
    ``device.amp=true``).
 2. One pass: each record meets its image's ground truth and every evaluator (COCO AP, matching, timing,
-   metrics.xlsx rows, mask PNGs) processes it (:func:`score_records`).
-3. Files in ``cfg.paths.output_dir``: predictions.json, metrics.json, metrics.xlsx, masks/.
+   metrics.xlsx rows, mask PNGs, the reports of ``eval.reports``) processes it (:func:`score_records`).
+3. Files in ``cfg.paths.output_dir``: predictions.json, metrics.json, metrics.xlsx, masks/, pr_curves/,
+   confusion_matrix.png, gallery/ and, last, report.html.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from insseg.evaluation.mask_export import MaskExporter
 from insseg.evaluation.matching import MatchingEvaluator
 from insseg.evaluation.prediction_cache import PredictionCache, cache_key_info
 from insseg.evaluation.prediction_file import records_for_split
+from insseg.evaluation.reports import build_report_evaluators, dataset_image_loader, report_sheets, write_html_report
+from insseg.evaluation.reports.gallery import ImageLoader
 from insseg.evaluation.split import eval_dataset, warn_if_split_differs
 from insseg.evaluation.timing import TimingEvaluator
 from insseg.inference.sharding import ShardSource, gather_in_order, shard_indices
@@ -49,15 +52,19 @@ HEADLINE = (
 PRINT_FREQ = 20
 
 
-def build_evaluators(eval_cfg: Any, dataset_classes: list[str], out_dir: Path | None) -> Evaluators:
-    """evaluate.py's evaluators; ``out_dir=None`` leaves out the ones that write files."""
-    matching = MatchingEvaluator(eval_cfg.score_threshold, eval_cfg.void_as_background, eval_cfg.class_aware_matching)
+def build_evaluators(eval_cfg: Any, dataset_classes: list[str], out_dir: Path | None,
+                     load_image: ImageLoader | None = None) -> Evaluators:
+    """evaluate.py's evaluators; ``out_dir=None`` leaves out the ones that write files. The reports
+    (``eval.reports``) come last: they build on the COCO arrays and the matching; the gallery needs
+    ``load_image``."""
     coco = CocoEvaluator(dataset_classes, eval_cfg.void_as_background, eval_cfg.coco_backend)
+    matching = MatchingEvaluator(eval_cfg.score_threshold, eval_cfg.void_as_background, eval_cfg.class_aware_matching)
     evaluators: list[Any] = [coco, matching, TimingEvaluator()]
     if out_dir is not None:
         evaluators.append(ExcelReport(matching))
         if eval_cfg.save_masks:
             evaluators.append(MaskExporter(matching, out_dir / "masks"))
+    evaluators += build_report_evaluators(eval_cfg.reports, dataset_classes, out_dir, coco, matching, load_image)
     return Evaluators(evaluators)
 
 
@@ -91,7 +98,8 @@ def log_bridge(bridge: ClassBridge, keep_unmapped: bool) -> None:
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
-    """Evaluate and write predictions.json, metrics.json, metrics.xlsx and masks/ into ``cfg.paths.output_dir``.
+    """Evaluate and write predictions.json, metrics.json, metrics.xlsx, masks/ and the reports (report.html, ...)
+    into ``cfg.paths.output_dir``.
 
     Returns the metrics as written to metrics.json (undefined COCO values are None there and here). Under
     torchrun every rank runs the model on its shard of the images and rank 0 scores and writes; the other
@@ -121,7 +129,7 @@ def _evaluate(cfg: DictConfig, dist_info: DistInfo) -> dict[str, Any]:
             return {}  # a rank other than 0: its shard went to rank 0
         bridge = bridge_classes(predictions.class_names, list(dataset.class_names), keep_unmapped=cfg.eval.keep_unmapped)
         log_bridge(bridge, cfg.eval.keep_unmapped)
-        evaluators = build_evaluators(cfg.eval, list(dataset.class_names), out_dir)
+        evaluators = build_evaluators(cfg.eval, list(dataset.class_names), out_dir, dataset_image_loader(dataset))
         report = evaluators.get(ExcelReport)
         try:
             metrics = score_records(dataset, records, evaluators, bridge)
@@ -133,7 +141,10 @@ def _evaluate(cfg: DictConfig, dist_info: DistInfo) -> dict[str, Any]:
     atomic_write_json(out_dir / "metrics.json", metrics)
     coco = evaluators.get(CocoEvaluator)
     report.write(out_dir / "metrics.xlsx", metrics, OmegaConf.to_container(cfg, resolve=True),
-                 coco_tables=coco.tables, per_class_ap=coco.per_class_ap(), notes=_notes(cfg, dataset, split, source))
+                 coco_tables=coco.tables, notes=_notes(cfg, dataset, split, source),
+                 extra_sheets=report_sheets(evaluators, metrics))
+    if cfg.eval.reports.html:
+        write_html_report(out_dir, metrics, OmegaConf.to_container(cfg, resolve=True))
     log.info(_summary_line(metrics, out_dir, time.perf_counter() - start))
     return metrics
 

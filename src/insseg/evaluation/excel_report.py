@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
@@ -105,7 +105,10 @@ class ExcelReport:
         return {}
 
     def _header(self, sheet: str, columns: tuple[str, ...]) -> None:
-        ws = self.sheets[sheet]
+        self._header_row(self.sheets[sheet], columns)
+
+    @staticmethod
+    def _header_row(ws: Any, columns: Sequence[Any]) -> None:
         ws.freeze_panes = "A2"
         row = []
         for c in columns:
@@ -168,21 +171,25 @@ class ExcelReport:
         metrics: Mapping[str, Any],
         config: Mapping[str, Any],
         coco_tables: Mapping[str, str] | None = None,
-        per_class_ap: Mapping[str, Mapping[str, float]] | None = None,
         notes: Mapping[str, Any] | None = None,
+        extra_sheets: Mapping[str, Sequence[Sequence[Any]]] | None = None,
     ) -> None:
+        """Fill ``summary`` and ``config`` and save. ``extra_sheets``: more sheets (name -> rows, the first
+        row a bold header), after ``config``: the reports' ``per_class`` and ``confusion``."""
+        for name, rows in (extra_sheets or {}).items():
+            ws = self.wb.create_sheet(name)
+            for k, row in enumerate(rows):
+                if k == 0:
+                    self._header_row(ws, row)
+                else:
+                    ws.append([_cell_value(v) for v in row])
         summary = self.sheets["summary"]
         summary.append(["metric", "value"])
         for key, value in metrics.items():
-            summary.append([key, _cell_value(value)])
+            if not isinstance(value, Mapping):  # nested blocks (per_class) have their own sheet
+                summary.append([key, _cell_value(value)])
         for key, value in (notes or {}).items():
             summary.append([key, _cell_value(value)])
-        if per_class_ap:
-            types = list(per_class_ap)
-            summary.append([])
-            summary.append(["class"] + [f"{t} AP" for t in types])
-            for name in per_class_ap[types[0]]:
-                summary.append([name] + [_cell_value(per_class_ap[t].get(name)) for t in types])
         for iou_type, table in (coco_tables or {}).items():
             summary.append([])
             summary.append([f"pycocotools {iou_type}"])

@@ -1,4 +1,4 @@
-"""One table for a whole sweep: sweep_summary.csv / .xlsx / .png in the sweep dir.
+"""One table for a whole sweep: sweep_summary.csv / .xlsx / .png and sweep_report.html in the sweep dir.
 
 A Hydra callback (``on_multirun_end``, which runs on the launching machine once every job has returned, for
 the basic, joblib, submitit and Ray launchers alike) reads each job dir of the sweep: its overrides
@@ -23,6 +23,7 @@ from omegaconf import DictConfig
 
 from hydra.experimental.callback import Callback
 
+from insseg.evaluation.reports.sweep_report import write_sweep_report
 from insseg.utils.atomic import atomic_path, atomic_write_text
 from insseg.utils.logging import log
 
@@ -78,6 +79,8 @@ def collect_rows(sweep_dir: str | Path) -> tuple[list[str], list[dict[str, Any]]
                 metrics = {}
         row["status"] = "ok" if metrics else "failed"
         for key, value in metrics.items():
+            if isinstance(value, (dict, list)):  # per_class: in each job's report.html and metrics.xlsx
+                continue
             if key in param_cols or key in ("job", "status"):
                 key = f"metric.{key}"
             row[key] = value
@@ -177,9 +180,10 @@ def write_sweep_summary(sweep_dir: str | Path) -> list[dict[str, Any]]:
         write_plot(sweep_dir / "sweep_summary.png", columns, rows, params)
     except Exception as e:  # the table matters more than the picture
         atomic_write_text(sweep_dir / "sweep_summary.png.error.txt", f"{type(e).__name__}: {e}\n")
+    write_sweep_report(sweep_dir, params, rows)
     failed = [str(r["job"]) for r in rows if r["status"] != "ok"]
     log.info(
-        f"sweep summary of {len(rows)} job(s) in {sweep_dir}/sweep_summary.{{csv,xlsx,png}}"
+        f"sweep summary of {len(rows)} job(s) in {sweep_dir}/sweep_summary.{{csv,xlsx,png}} and sweep_report.html"
         + (f"; failed: {', '.join(failed)}" if failed else "")
     )
     return rows

@@ -40,14 +40,16 @@ def draw_overlay(
     boxes: np.ndarray,
     labels: Sequence[str],
     alpha: float = 0.5,
+    colors: Sequence[tuple[int, int, int]] | None = None,
 ) -> np.ndarray:
     """``image`` (uint8 [H, W, 3]) with ``masks`` (bool [N, H, W]), ``boxes`` ([N, 4] xyxy) and one text
-    label per instance drawn; instance k gets ``instance_colors(N)[k]``. Returns a new uint8 [H, W, 3]."""
+    label per instance drawn; instance k gets ``colors[k]`` (default ``instance_colors(N)[k]``); where masks
+    overlap, the later one shows. Returns a new uint8 [H, W, 3]."""
     n = len(labels)
     if n == 0:
         return image.copy()
     h, w = image.shape[:2]
-    colors = instance_colors(n)
+    colors = list(colors) if colors is not None else instance_colors(n)
     image = np.ascontiguousarray(image)
     canvas = torch.from_numpy(image if image.flags.writeable else image.copy()).permute(2, 0, 1)
     mask_tensor = torch.from_numpy(np.asarray(masks, dtype=bool))

@@ -1,0 +1,196 @@
+"""report.html: one self-contained page per run, opened from disk with no network.
+
+Everything it shows comes from the run dir: metrics.json's values (passed in), pr_curves/, confusion_matrix.png,
+gallery/gallery.json and the run's config. Pictures are relative links (the page works wherever the run dir is
+copied); styles are inline; there are no scripts, web fonts or remote resources. Sections whose files a run
+did not write (a report switched off) are left out.
+"""
+
+from __future__ import annotations
+
+import datetime
+import html
+import json
+import math
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from urllib.parse import quote
+
+import yaml
+
+from insseg.evaluation.coco import IOU_TYPES
+from insseg.evaluation.reports.confusion import FILE_NAME as CONFUSION_PNG
+from insseg.evaluation.reports.gallery import DIR_NAME as GALLERY_DIR
+from insseg.evaluation.reports.per_class import PER_CLASS_KEYS
+from insseg.evaluation.reports.pr_curves import DIR_NAME as PR_DIR
+from insseg.utils.atomic import atomic_write_text
+
+FILE_NAME = "report.html"
+HEADLINE = (
+    "segm_AP", "segm_AP50", "segm_AP75", "bbox_AP", "bbox_AP50", "bbox_AP75", "mean_iou", "mean_f1",
+    "mean_iou_with_bg", "instance_precision", "instance_recall", "instance_f1", "num_images", "num_objects",
+    "num_predictions", "score_threshold",
+)
+LINKED_FILES = ("metrics.json", "metrics.xlsx", "predictions.json", "masks")
+
+STYLE = """
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto; max-width: 1200px;
+       padding: 0 1.2em 3em; color: #222; }
+h1 { font-size: 1.5em; margin-top: 1em; } h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; margin: 0.5em 0; } th, td { padding: 3px 8px; border: 1px solid #ddd; }
+th { background: #f4f4f4; text-align: left; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.na { color: #999; text-align: center; } img { max-width: 100%; border: 1px solid #eee; }
+.grid { display: flex; flex-wrap: wrap; gap: 12px; } figure { margin: 0; width: 370px; }
+figcaption { font-size: 12px; color: #444; } pre { background: #f8f8f8; padding: 0.8em; overflow-x: auto; }
+.legend span { display: inline-block; padding: 1px 8px; margin-right: 8px; color: #fff; border-radius: 3px; }
+nav a { margin-right: 1em; }
+"""
+
+
+class Raw(str):
+    """Markup that :func:`table` puts into a cell as it is (a link), instead of escaping it."""
+
+
+def esc(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def fmt(value: Any) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[Any]], shade: Sequence[bool] = ()) -> str:
+    """An HTML table; numbers right-aligned, undefined values greyed; columns flagged in ``shade`` (0..1
+    values) get a background proportional to the value."""
+    out = ["<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>"]
+    for row in rows:
+        cells = []
+        for c, v in enumerate(row):
+            if isinstance(v, Raw):
+                cells.append(f"<td>{v}</td>")
+            elif v is None or (isinstance(v, float) and not math.isfinite(v)):
+                cells.append('<td class="na">-</td>')
+            elif isinstance(v, (int, float)) and not isinstance(v, bool):
+                style = ""
+                if c < len(shade) and shade[c]:
+                    style = f' style="background: hsl(210, 70%, {round(97 - 35 * max(0.0, min(1.0, float(v))))}%)"'
+                cells.append(f'<td class="num"{style}>{esc(fmt(v))}</td>')
+            else:
+                cells.append(f"<td>{esc(fmt(v))}</td>")
+        out.append("<tr>" + "".join(cells) + "</tr>")
+    return "\n".join(out) + "</table>"
+
+
+def page(title: str, body: str) -> str:
+    """A whole HTML document: inline style, no scripts, nothing remote."""
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>'
+            f"<style>{STYLE}</style></head><body>\n{body}\n</body></html>\n")
+
+
+def href(path: str) -> str:
+    """A relative POSIX path as a URL (``#``, ``?``, spaces in file names percent-encoded), HTML-escaped."""
+    return esc(quote(path))
+
+
+def img(src: str, alt: str) -> str:
+    return f'<a href="{href(src)}"><img src="{href(src)}" alt="{esc(alt)}" loading="lazy"></a>'
+
+
+def _headline(metrics: Mapping[str, Any]) -> str:
+    rows = [(k, metrics[k]) for k in HEADLINE if k in metrics]
+    others = [(k, v) for k, v in metrics.items() if k not in HEADLINE and not isinstance(v, (Mapping, list))]
+    body = table(("metric", "value"), rows)
+    if others:
+        body += "<details><summary>all metrics</summary>" + table(("metric", "value"), others) + "</details>"
+    return body
+
+
+def _per_class(per_class: Mapping[str, Any]) -> str:
+    header = ("class", *PER_CLASS_KEYS)
+    rows = [(name, *((row or {}).get(k) for k in PER_CLASS_KEYS)) for name, row in per_class.items()]
+    shade = [False] + [k.split("_", 1)[0] in IOU_TYPES for k in PER_CLASS_KEYS]
+    note = "<p>AP from pycocotools' precision arrays (all areas, 100 detections); - : no ground truth.</p>"
+    return note + table(header, rows, shade)
+
+
+def _pr_curves(run_dir: Path) -> str:
+    parts = [img(f"{PR_DIR}/{name}.png", f"{name} PR curves") for t in IOU_TYPES for name in (t, f"{t}_per_class")
+             if (run_dir / PR_DIR / f"{name}.png").is_file()]
+    if (run_dir / PR_DIR / "pr_curves.json").is_file():
+        parts.append(f'<p>Arrays: <a href="{href(PR_DIR + "/pr_curves.json")}">pr_curves.json</a></p>')
+    return "\n".join(parts)
+
+
+def _gallery(run_dir: Path) -> str:
+    entries = json.loads((run_dir / GALLERY_DIR / "gallery.json").read_text(encoding="utf-8"))
+    legend = ('<p class="legend"><span style="background: rgb(0,158,115)">true positive</span>'
+              '<span style="background: rgb(213,94,0)">false positive</span>'
+              '<span style="background: rgb(86,180,233)">missed object</span></p>')
+    out = [legend]
+    for group, title in (("worst", "Lowest mean IoU"), ("random", "Chosen at random (seeded)")):
+        figs = []
+        for e in (e for e in entries if e["group"] == group and (run_dir / e["file"]).is_file()):
+            caption = (f"{e['image']}: mean IoU {fmt(e['mean_iou'])}, {e['true_positives']} TP, "
+                       f"{e['false_positives']} FP, {e['missed']} missed")
+            figs.append(f"<figure>{img(e['file'], e['image'])}<figcaption>{esc(caption)}</figcaption></figure>")
+        if figs:
+            out.append(f"<h3>{esc(title)}</h3><div class=\"grid\">{''.join(figs)}</div>")
+    return "\n".join(out)
+
+
+def _timing(metrics: Mapping[str, Any]) -> str:
+    rows = [(k, v) for k, v in metrics.items() if k.startswith("time_") or k in ("images_per_second", "timed_images")]
+    return table(("timing", "value"), rows) if rows else "<p>Not measured (predictions read from a file).</p>"
+
+
+def _config(run_dir: Path, config: Mapping[str, Any] | None) -> str:
+    if config is None:
+        path = run_dir / ".hydra" / "config.yaml"
+        if not path.is_file():
+            return ""
+        text = path.read_text(encoding="utf-8")
+    else:
+        text = yaml.safe_dump(json.loads(json.dumps(config, default=str)), sort_keys=False)
+    return f"<details><summary>resolved config</summary><pre>{esc(text)}</pre></details>"
+
+
+def sections(run_dir: Path, metrics: Mapping[str, Any], config: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+    """(title, body) of each section this run has files for."""
+    out = [("Headline metrics", _headline(metrics))]
+    if isinstance(metrics.get("per_class"), Mapping):
+        out.append(("Per-class AP", _per_class(metrics["per_class"])))
+    if (run_dir / PR_DIR).is_dir():
+        out.append(("Precision-recall curves", _pr_curves(run_dir)))
+    if (run_dir / CONFUSION_PNG).is_file():
+        out.append(("Confusion matrix", "<p>Ground-truth class (rows) against predicted class, predictions above "
+                    "the score threshold paired one-to-one with objects at IoU >= 0.5 regardless of class.</p>"
+                    + img(CONFUSION_PNG, "confusion matrix")))
+    if (run_dir / GALLERY_DIR / "gallery.json").is_file():
+        out.append(("Gallery", _gallery(run_dir)))
+    out.append(("Timing", _timing(metrics)))
+    links = [f'<a href="{href(n)}">{esc(n)}</a>' for n in LINKED_FILES if (run_dir / n).exists()]
+    config_html = _config(run_dir, config)
+    out.append(("Files and config", (" · ".join(links) if links else "") + config_html))
+    return out
+
+
+def write_html_report(run_dir: str | Path, metrics: Mapping[str, Any], config: Mapping[str, Any] | None = None,
+                      title: str | None = None) -> Path:
+    """Write ``run_dir/report.html`` from ``metrics`` (as in metrics.json) and the files in ``run_dir``.
+    ``config``: the resolved config (default: the run's .hydra/config.yaml when there is one)."""
+    run_dir = Path(run_dir)
+    title = title or f"Evaluation report: {run_dir.name}"
+    parts = sections(run_dir, metrics, config)
+    nav = "<nav>" + "".join(f'<a href="#s{k}">{esc(t)}</a>' for k, (t, _) in enumerate(parts)) + "</nav>"
+    body = "\n".join(f'<h2 id="s{k}">{esc(t)}</h2>\n{b}' for k, (t, b) in enumerate(parts))
+    stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+    head = f"<h1>{esc(title)}</h1><p>{esc(str(run_dir))} · written {stamp}</p>"
+    text = page(title, f"{head}\n{nav}\n{body}")
+    path = run_dir / FILE_NAME
+    atomic_write_text(path, text)
+    return path
