@@ -1,9 +1,12 @@
 """COCO bbox and segm AP with pycocotools, as an evaluator fed one image at a time.
 
-Ground truth: one annotation per instance, ``segmentation`` its mask as an RLE, ``area`` its pixel count,
-``bbox`` pycocotools' own ``toBbox`` of that RLE (the mask's pixel extent: x2 is the last column + 1, the
-convention of COCO-trained weights and of our training targets), ``iscrowd`` 0. Categories are the dataset's
-classes; predictions arrive in dataset labels (the class bridge ran before).
+Ground truth of COCO-format data is the user's own file as it is: their image ids, category ids, iscrowd,
+areas and boxes (the annotation carries the file's entries), so the numbers equal ``COCOeval`` run by hand on
+that file and our predictions.json. Other data (instance maps): one annotation per instance, ``segmentation``
+its mask as an RLE, ``area`` its pixel count, ``bbox`` pycocotools' own ``toBbox`` of that RLE (the mask's pixel
+extent: x2 is the last column + 1, the convention of COCO-trained weights and of our training targets),
+``iscrowd`` 0. Categories are the dataset's classes (with the file's ids for COCO-format data); predictions
+arrive in dataset labels (the class bridge ran before).
 
 Void (VOC's 255 band) counts for neither side: it is in no ground-truth mask, and it is cut out of every
 predicted mask before segm IoU, as the matching metrics do. ``void_as_background=True`` keeps predictions
@@ -24,7 +27,7 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from insseg.data.annotations import InstanceAnnotation
+from insseg.data.annotations import Annotation, InstanceAnnotation
 from insseg.errors import InssegError
 from insseg.predictions import ImagePrediction, encode_masks, xyxy_to_xywh
 
@@ -42,11 +45,17 @@ def _clean(value: float) -> float:
 class CocoEvaluator:
     """bbox and segm AP of every prediction (no score threshold) over the images it is given.
 
-    ``class_names``: the dataset's classes (category id k is ``class_names[k - 1]``).
+    ``class_names``: the dataset's classes; ``category_ids``: their ids (label k is ``category_ids[k - 1]``;
+    default 1..K), the file's own ids for COCO-format data.
     """
 
-    def __init__(self, class_names: Sequence[str], void_as_background: bool = False) -> None:
+    def __init__(
+        self, class_names: Sequence[str], void_as_background: bool = False, category_ids: Sequence[int] | None = None
+    ) -> None:
         self.class_names = list(class_names)
+        self.category_ids = list(category_ids) if category_ids is not None else list(range(1, len(self.class_names) + 1))
+        if len(self.category_ids) != len(self.class_names):
+            raise ValueError(f"{len(self.category_ids)} category ids for {len(self.class_names)} classes")
         self.void_as_background = void_as_background
         self.reset()
 
@@ -60,12 +69,16 @@ class CocoEvaluator:
     def __len__(self) -> int:
         return len(self.images)
 
-    def process(self, gt: InstanceAnnotation, pred: ImagePrediction) -> None:
+    def process(self, gt: Annotation, pred: ImagePrediction) -> None:
         """Add one image: its ground truth and every prediction whose label is a dataset class."""
-        image_id = len(self.images) + 1
         h, w = int(gt.height), int(gt.width)
+        if gt.coco_entries is not None:  # the user's file, as it is
+            image_id = int(gt.image_id)
+            self.gt.extend(gt.coco_entries)
+        else:
+            image_id = len(self.images) + 1
+            self.gt.extend(ground_truth_entries(gt, image_id, len(self.gt) + 1))
         self.images.append({"id": image_id, "file_name": gt.file_name, "height": h, "width": w})
-        self.gt.extend(ground_truth_entries(gt, image_id, len(self.gt) + 1))
         keep = (pred.labels >= 1) & (pred.labels <= len(self.class_names))
         if not keep.any():
             return
@@ -80,7 +93,7 @@ class CocoEvaluator:
                     f"a predicted mask of {gt.file_name} is {rle['size'][1]}x{rle['size'][0]} but the image is "
                     f"{w}x{h}; masks must be at the image's original size"
                 )
-            self.dt.append({"image_id": image_id, "category_id": int(label), "score": float(score), "bbox": box,
+            self.dt.append({"image_id": image_id, "category_id": self.category_ids[int(label) - 1], "score": float(score), "bbox": box,
                             "segmentation": {"size": [h, w], "counts": rle["counts"]}})
 
     def evaluate(self) -> dict[str, float]:
@@ -92,7 +105,7 @@ class CocoEvaluator:
         gt.dataset = {
             "images": list(self.images),
             "annotations": list(self.gt),
-            "categories": [{"id": k + 1, "name": n} for k, n in enumerate(self.class_names)],
+            "categories": [{"id": i, "name": n} for i, n in zip(self.category_ids, self.class_names)],
         }
         with contextlib.redirect_stdout(io.StringIO()):
             gt.createIndex()
@@ -148,7 +161,7 @@ class CocoEvaluator:
             for k, cat_id in enumerate(ev.params.catIds):
                 p = precision[:, :, k, 0, -1]
                 p = p[p > -1]
-                per_class[self.class_names[cat_id - 1]] = _clean(float(p.mean())) if p.size else math.nan
+                per_class[self.class_names[self.category_ids.index(cat_id)]] = _clean(float(p.mean())) if p.size else math.nan
             out[iou_type] = per_class
         return out
 
