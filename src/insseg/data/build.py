@@ -56,7 +56,15 @@ def _generate_synthetic(data_cfg: Any, root: Path) -> Path:
 
 
 def build_reader(data_cfg: Any, split: str) -> tuple[InstanceReader, list[int]]:
-    """The reader for ``split`` ('train' or 'eval') and the indices of that split's images."""
+    """The reader for ``split`` ('train' or 'eval') and the indices of that split's images, after the fast check
+    (the files' structure, every image present at the size its labels have; warnings logged as one line)."""
+    reader, indices = open_reader(data_cfg, split)
+    reader.verify(indices)
+    return reader, indices
+
+
+def open_reader(data_cfg: Any, split: str) -> tuple[InstanceReader, list[int]]:
+    """:func:`build_reader` without the check (``insseg.data.check`` runs the full one)."""
     root = ensure_dataset(data_cfg)
     if data_cfg.layout == "coco":
         reader: InstanceReader = CocoReader(*coco_paths(data_cfg, split))
@@ -73,7 +81,6 @@ def build_reader(data_cfg: Any, split: str) -> tuple[InstanceReader, list[int]]:
     if not indices:
         raise DatasetError(f"the {split} split of {root} is empty (check data.num_test and the split settings, or the "
                            "annotation file's images)")
-    reader.verify(indices)
     return reader, indices
 
 
