@@ -192,3 +192,21 @@ def test_synthetic_coco_layout_is_generated_and_read(tmp_path: Path) -> None:
         ann = train.annotation(i)
         assert tuple(image.shape[1:]) == (ann.height, ann.width)
         assert np.array_equal(target["area"].numpy(), ann.areas().astype(np.float32))
+
+
+def test_benchmark_file_is_clean_and_indexed_as_pycocotools_does(tmp_path: Path) -> None:
+    import contextlib
+    import io
+
+    from pycocotools.coco import COCO
+
+    from insseg.bench.coco_data import big_annotation_file
+
+    path = big_annotation_file(tmp_path / "big.json", num_images=40, per_image=10)
+    reader = CocoReader(path, tmp_path)
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco = COCO(str(path))
+    assert reader.index.problems == [] and len(reader) == 40 and reader.category_ids == (1, 3, 8)
+    for i in range(len(reader)):
+        ours = [a["id"] for a in reader.index.anns[i]]
+        assert ours == coco.getAnnIds(imgIds=[reader.image_id(i)]) and len(ours) in (10, 11)

@@ -16,6 +16,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "memory": ("insseg.bench.memory", "cpu"),
     "predict_overhead": ("insseg.bench.predict_overhead", "cpu"),
     "data_pipeline": ("insseg.bench.data_pipeline", "cpu"),
+    "coco_data": ("insseg.bench.coco_data", "cpu"),
     "gpu_inference": ("insseg.bench.gpu_inference", "cuda"),
     "gpu_training": ("insseg.bench.gpu_training", "cuda"),
     "gpu_refinemask": ("insseg.bench.gpu_refinemask", "cuda"),
