@@ -11,7 +11,8 @@ import torch
 from PIL import Image
 
 from insseg.config import compose_config
-from insseg.data import build_dataset, pennfudan_split
+from insseg.data import InstanceAnnotation, build_dataset, pennfudan_split
+from insseg.data.dataset import target_from_annotation
 from insseg.data.readers import PennFudanReader, VOCReader
 from insseg.data.synthetic import generate_pennfudan
 from insseg.data.transforms import RandomHorizontalFlip
@@ -78,13 +79,19 @@ def test_seeded_split_is_reproducible_and_disjoint() -> None:
     assert pennfudan_split(170, 50, seed=1)[1] != test_a
 
 
-def test_hflip_mirrors_boxes_and_masks() -> None:
-    masks = torch.zeros((1, 4, 10), dtype=torch.uint8)
-    masks[0, 1:3, 0:3] = 1  # columns 0..2 -> masks_to_boxes box x1=0, x2=2
-    target = {"boxes": torch.tensor([[0.0, 1.0, 2.0, 2.0]]), "masks": masks, "labels": torch.tensor([1])}
+def test_training_boxes_are_the_pixel_extent_and_flip_with_the_masks() -> None:
+    """pycocotools' convention: a mask over columns 0..2, rows 1..2 has the box [0, 1, 3, 3]."""
+    instance_map = np.zeros((4, 10), np.uint8)
+    instance_map[1:3, 0:3] = 1
+    ann = InstanceAnnotation("a.png", 4, 10, instance_map, np.array([1]), np.array([1]))
+    target = target_from_annotation(ann, image_id=0)
+    assert target["boxes"].tolist() == [[0.0, 1.0, 3.0, 3.0]]
     image, flipped = RandomHorizontalFlip(p=1.0)(torch.zeros(3, 4, 10), target)
-    assert flipped["boxes"].tolist() == [[7.0, 1.0, 9.0, 2.0]]
+    assert flipped["boxes"].tolist() == [[7.0, 1.0, 10.0, 3.0]]
     assert flipped["masks"][0, 1, 7:].all() and not flipped["masks"][0, :, :7].any()
+    # The flipped target is exactly the target of the mirrored annotation.
+    mirrored = InstanceAnnotation("a.png", 4, 10, instance_map[:, ::-1].copy(), np.array([1]), np.array([1]))
+    assert torch.equal(flipped["boxes"], target_from_annotation(mirrored, image_id=0)["boxes"])
 
 
 def test_missing_mask_is_named(tmp_path: Path) -> None:
@@ -108,6 +115,39 @@ def test_unreadable_image_is_named(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="SynthPed00004.png"):
         reader = PennFudanReader(root)
         reader.verify()
+
+
+def _exif_rotated_pennfudan(tmp_path: Path, mask_upright: bool) -> Path:
+    """A 48x32 (W x H) photo stored sideways (32x48) with EXIF orientation 6, so viewers show it 48x32."""
+    root = generate_pennfudan(tmp_path / "p", num_images=2, height=32, width=48)
+    stored = Image.open(root / "PNGImages" / "SynthPed00001.png").convert("RGB").transpose(Image.Transpose.ROTATE_90)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to view
+    stored.save(root / "PNGImages" / "SynthPed00001.png", exif=exif)
+    mask = np.zeros((32, 48) if mask_upright else (48, 32), np.uint8)
+    mask[5:20, 4:12] = 1
+    Image.fromarray(mask, mode="L").save(root / "PedMasks" / "SynthPed00001_mask.png")
+    return root
+
+
+def test_exif_orientation_is_applied_to_dataset_images(tmp_path: Path) -> None:
+    """Training, evaluation and predict read the same (upright) image, so masks drawn upright fit."""
+    from insseg.io.images import load_image_rgb
+
+    root = _exif_rotated_pennfudan(tmp_path, mask_upright=True)
+    reader = PennFudanReader(root)
+    reader.verify()
+    image = reader.load_image(1)
+    assert image.shape == (32, 48, 3)
+    np.testing.assert_array_equal(image, load_image_rgb(root / "PNGImages" / "SynthPed00001.png"))
+    assert reader.annotation(1).masks().shape == (1, 32, 48)
+
+
+def test_a_mask_of_the_unrotated_image_is_an_error_naming_both_sizes(tmp_path: Path) -> None:
+    root = _exif_rotated_pennfudan(tmp_path, mask_upright=False)
+    with pytest.raises(DatasetError, match=r"SynthPed00001_mask.png is 32x48, the size of image .* as stored, but "
+                                           r"the image's EXIF orientation turns it to 48x32"):
+        PennFudanReader(root).verify()
 
 
 def test_voc_missing_split_file_explains_layout(tmp_path: Path, voc_root: Path) -> None:

@@ -8,7 +8,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -24,9 +23,9 @@ from insseg.errors import InssegError
 from insseg.evaluation.evaluate import HEADLINE, evaluate
 from insseg.evaluation.excel_report import OBJECT_COLUMNS
 from insseg.evaluation.prediction_cache import weights_identity
-from insseg.evaluation.timing import ImageTiming, SectionTimer, TimingStats
+from insseg.evaluation.timing import TimingEvaluator
 from insseg.models.maskrcnn import COCO_CATEGORIES
-from insseg.predictions import ImagePrediction, PredictionsWriter
+from insseg.predictions import ImagePrediction, ImageTiming, PredictionSet, encode_masks
 
 REPO = Path(__file__).resolve().parents[1]
 # A small, fast model: random weights, tiny input size, few detections (the mask head dominates CPU time),
@@ -71,7 +70,8 @@ def test_model_run_writes_every_artefact(model_run):
     assert saved["time_model_ms_per_image"] > 0 and saved["time_total_ms_per_image"] >= saved["time_model_ms_per_image"]
 
     preds = json.loads((out / "predictions.json").read_text())
-    assert set(preds) == {"images", "annotations", "categories"}
+    assert set(preds) == {"info", "images", "annotations", "categories"}
+    assert preds["info"]["precision"] == "float32" and saved["precision"] == "float32"
     assert [c["name"] for c in preds["categories"]] == ["person"]
     assert len(preds["images"]) == 4
     assert all(re.fullmatch(r"SynthPed\d{5}\.png", im["file_name"]) for im in preds["images"])
@@ -86,7 +86,11 @@ def test_model_run_writes_every_artefact(model_run):
     assert wb.sheetnames == ["objects", "images", "summary", "config"]
     rows = list(wb["objects"].iter_rows(values_only=True))
     assert list(rows[0]) == list(OBJECT_COLUMNS) and len(rows) == 1 + saved["num_objects"]
-    assert all(r[7] is not None and r[7] > 0 for r in rows[1:])  # timing per object
+    # Timing per object: the first batch (3 images, eval.warmup_iters=1) is warm-up and left untimed.
+    assert saved["timed_images"] == 1
+    last = Path(preds["images"][-1]["file_name"]).stem
+    assert all((r[7] is not None and r[7] > 0) == (r[0] == last) for r in rows[1:])
+    assert all(r[2] == k for k, r in enumerate(r for r in rows[1:] if r[0] == rows[1][0]))  # object index from 0
 
     masks = sorted(p.name for p in (out / "masks").iterdir())
     assert sum(n.endswith("_predict.png") for n in masks) == 4
@@ -106,28 +110,32 @@ def test_saved_predictions_file_reproduces_the_run(model_run):
     assert json.loads((tmp / "again" / "predictions.json").read_text()) == json.loads(pred_file.read_text())
 
 
-def ground_truth_predictions(cfg, class_names: list[str] | None = None, name_of=None, split: str = "eval") -> dict:
-    """A predictions file holding the ground truth itself (masks, tight boxes, score 1)."""
+def record(name: str, masks: np.ndarray, labels, scores=None, class_names=()) -> ImagePrediction:
+    """A record of ``masks`` with their pixel-extent boxes (pycocotools' convention) and score 1."""
+    h, w = masks.shape[1:]
+    boxes = masks_to_boxes(torch.from_numpy(masks)).numpy() + [0, 0, 1, 1] if len(masks) else np.zeros((0, 4), np.float32)
+    scores = np.ones(len(masks), np.float32) if scores is None else np.asarray(scores, np.float32)
+    return ImagePrediction(name, h, w, boxes.astype(np.float32), scores, np.asarray(labels, np.int64).reshape(-1),
+                           encode_masks(masks), class_names=class_names)
+
+
+def ground_truth_predictions(cfg, class_names: list[str] | None = None, name_of=None, split: str = "eval") -> PredictionSet:
+    """A predictions file holding the ground truth itself (masks, pixel-extent boxes, score 1)."""
     dataset = build_dataset(cfg.data, split)
     names = list(class_names or dataset.class_names)
-    writer = PredictionsWriter(names)
+    predictions = PredictionSet(names)
     for i in range(len(dataset)):
         ann = dataset.annotation(i)
-        masks = ann.masks()
-        boxes = masks_to_boxes(torch.from_numpy(masks)).numpy() if len(ann) else np.zeros((0, 4), np.float32)
         labels = ann.labels if name_of is None else np.array([name_of(dataset.class_names[k - 1]) for k in ann.labels])
-        writer.add(
-            dataset.file_name(i), ann.height, ann.width,
-            ImagePrediction(boxes, np.ones(len(ann), np.float32), labels.astype(np.int64), masks=masks),
-        )
-    return writer.to_dict()
+        predictions.images.append(record(dataset.file_name(i), ann.masks(), labels, class_names=names))
+    return predictions
 
 
 @pytest.mark.parametrize("layout", ["pennfudan", "voc"])
 def test_perfect_predictions_score_one(tmp_path, layout):
     cfg = config(tmp_path, f"data.layout={layout}")
     path = tmp_path / "perfect.json"
-    path.write_text(json.dumps(ground_truth_predictions(cfg)))
+    ground_truth_predictions(cfg).write(path)
     m = evaluate(config(tmp_path, f"data.layout={layout}", f"eval.predictions={path}"))
     for key in ("segm_AP", "segm_AP50", "bbox_AP", "mean_iou", "mean_f1", "mean_iou_with_bg", "mean_f1_with_bg",
                 "instance_precision", "instance_recall", "instance_f1"):
@@ -138,7 +146,7 @@ def test_perfect_predictions_score_one(tmp_path, layout):
         assert any(r[3] == 0 for r in images[1:])
     # The exported mask of each object is its ground truth, 0/255.
     out = tmp_path / "out" / "masks"
-    one = next(p for p in sorted(out.iterdir()) if "_object1_" in p.name)
+    one = next(p for p in sorted(out.iterdir()) if "_object0_" in p.name)
     assert "_iou1.0000_f1score1.0000" in one.name
     assert set(np.unique(np.asarray(Image.open(one)))) <= {0, 255}
 
@@ -148,17 +156,17 @@ def test_coco_named_model_is_bridged_to_voc(tmp_path):
     coco_names = COCO_CATEGORIES[1:]
     voc_to_coco = {"aeroplane": "airplane", "motorbike": "motorcycle", "sofa": "couch", "diningtable": "dining table",
                    "pottedplant": "potted plant", "tvmonitor": "tv"}
-    data = ground_truth_predictions(cfg, coco_names, lambda n: coco_names.index(voc_to_coco.get(n, n)) + 1)
+    predictions = ground_truth_predictions(cfg, coco_names, lambda n: coco_names.index(voc_to_coco.get(n, n)) + 1)
     # A confident giraffe covering every image: VOC has no giraffe.
     giraffe = coco_names.index("giraffe") + 1
-    for im in data["images"]:
-        full = ImagePrediction(np.array([[0, 0, im["width"], im["height"]]], np.float32), np.array([0.99], np.float32),
-                               np.array([giraffe]), masks=np.ones((1, im["height"], im["width"]), bool))
-        w = PredictionsWriter(coco_names)
-        w.add(im["file_name"], im["height"], im["width"], full)
-        data["annotations"].append({**w.annotations[0], "image_id": im["id"]})
+    for k, rec in enumerate(predictions.images):
+        full = record(rec.file_name, np.ones((1, rec.height, rec.width), bool), [giraffe], [0.99], coco_names)
+        predictions.images[k] = ImagePrediction(
+            rec.file_name, rec.height, rec.width, np.concatenate([full.boxes, rec.boxes]),
+            np.concatenate([full.scores, rec.scores]), np.concatenate([full.labels, rec.labels]),
+            full.rles + rec.rles, class_names=coco_names)
     path = tmp_path / "coco.json"
-    path.write_text(json.dumps(data))
+    predictions.write(path)
     dropped = evaluate(config(tmp_path, "data.layout=voc", f"eval.predictions={path}", "eval.save_masks=false"))
     assert dropped["segm_AP"] == 1.0 and dropped["mean_iou"] == 1.0 and dropped["instance_precision"] == 1.0
     kept = evaluate(config(tmp_path, "data.layout=voc", f"eval.predictions={path}", "eval.save_masks=false",
@@ -171,24 +179,44 @@ def test_coco_named_model_is_bridged_to_voc(tmp_path):
 def test_eval_split_selects_other_images(tmp_path):
     cfg = config(tmp_path)
     path = tmp_path / "train.json"
-    path.write_text(json.dumps(ground_truth_predictions(cfg, split="train")))
+    ground_truth_predictions(cfg, split="train").write(path)
     m = evaluate(config(tmp_path, f"eval.predictions={path}", "eval.split=train", "eval.save_masks=false"))
     assert m["num_images"] == 6 and m["segm_AP"] == 1.0
-    with pytest.raises(InssegError, match="does not hold"):  # train images are not in the held-out split
+    # The held-out images are not in a file of training images.
+    with pytest.raises(InssegError, match=r"no entry for 4 of the 4 images.*SynthPed"):
         evaluate(config(tmp_path, f"eval.predictions={path}", "eval.save_masks=false"))
     with pytest.raises(InssegError, match="eval.split"):
         evaluate(config(tmp_path, "eval.split=validation"))
 
 
-def test_unknown_file_names_are_an_error_listing_them(tmp_path):
+def test_extra_images_in_the_file_are_ignored_with_a_warning(tmp_path, caplog):
+    """predict.py over a whole folder, then evaluate.py on one split of it."""
     cfg = config(tmp_path)
-    data = ground_truth_predictions(cfg)
-    data["images"].append({"id": 99, "file_name": "not_here.png", "height": 64, "width": 80})
-    data["images"].append({"id": 98, "file_name": "nor_this.png", "height": 64, "width": 80})
-    path = tmp_path / "bad.json"
-    path.write_text(json.dumps(data))
-    with pytest.raises(InssegError, match=r"2 image\(s\).*nor_this\.png, not_here\.png"):
-        evaluate(config(tmp_path, f"eval.predictions={path}"))
+    predictions = ground_truth_predictions(cfg)
+    predictions.images += ground_truth_predictions(cfg, split="train").images
+    path = tmp_path / "all.json"
+    predictions.write(path)
+    m = evaluate(config(tmp_path, f"eval.predictions={path}", "eval.save_masks=false"))
+    assert m["num_images"] == 4 and m["segm_AP"] == 1.0
+    assert re.search(r"ignoring 6 image\(s\) that the evaluation split does not hold: SynthPed", caplog.text)
+
+
+def test_a_file_cut_above_the_floor_warns_and_records_its_lowest_score(tmp_path, caplog):
+    cfg = config(tmp_path)
+    predictions = ground_truth_predictions(cfg)
+    predictions.info["score_threshold"] = 0.5
+    for rec in predictions.images:
+        rec.scores[:] = np.linspace(0.9, 0.6, len(rec), dtype=np.float32)
+    path = tmp_path / "cut.json"
+    predictions.write(path)
+    m = evaluate(config(tmp_path, f"eval.predictions={path}", "eval.save_masks=false"))
+    assert "biased low" in caplog.text
+    assert m["lowest_score"] == pytest.approx(0.6) and m["predictions_score_threshold"] == 0.5
+    caplog.clear()
+    predictions.info["score_threshold"] = 0.0
+    predictions.write(path)
+    evaluate(config(tmp_path, f"eval.predictions={path}", "eval.save_masks=false"))
+    assert "biased low" not in caplog.text
 
 
 def test_cache_hit_gives_identical_metrics(tmp_path):
@@ -263,21 +291,29 @@ def test_parallel_joblib_sweep_shares_one_cache_entry(tmp_path):
     assert len(list((tmp_path / "cache" / "predictions").glob("*.json.gz"))) == 1
 
 
-def test_section_timer_and_stats():
-    timer = SectionTimer(torch.device("cpu"))
-    timer.reset()
-    with timer.section("model"):
-        time.sleep(0.02)
-    per_image = timer.split(2)  # a batch of two images shares the time
-    assert 0.009 < per_image.model < 0.5 and per_image.preprocess == 0.0
-    stats = TimingStats()
-    stats.add(per_image, 2)
-    stats.add(ImageTiming(0.01, 0.02, 0.03), 0)
-    stats.add(None, 5)  # not timed: ignored
-    s = stats.summary()
-    total = per_image.total + 0.06
-    assert s["time_total_ms_per_image"] == pytest.approx(1000 * total / 2)
-    assert s["time_total_ms_per_object"] == pytest.approx(1000 * total / 2)
+class _GT:
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+
+def _timed(timing):
+    rec = record("a.png", np.zeros((0, 4, 4), bool), [])
+    rec.timing = timing
+    return rec
+
+
+def test_timing_evaluator_sums_timed_records_only():
+    timing = TimingEvaluator()
+    timing.process(_GT(2), _timed(ImageTiming(0.01, 0.02, 0.005)))
+    timing.process(_GT(0), _timed(ImageTiming(0.01, 0.02, 0.025)))
+    timing.process(_GT(5), _timed(None))  # a warm-up record: not counted
+    s = timing.evaluate()
+    assert s["timed_images"] == 2
+    assert s["time_total_ms_per_image"] == pytest.approx(1000 * 0.09 / 2)
+    assert s["time_total_ms_per_object"] == pytest.approx(1000 * 0.09 / 2)
     assert s["time_postprocess_ms_per_image"] == pytest.approx(15.0)
 
 

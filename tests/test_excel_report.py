@@ -7,8 +7,8 @@ import pytest
 from openpyxl import load_workbook
 
 from insseg.evaluation.excel_report import OBJECT_COLUMNS, ExcelReport, flatten
-from insseg.evaluation.matching import ImageMatch
-from insseg.evaluation.timing import ImageTiming
+from insseg.evaluation.matching import ImageMatch, MatchingEvaluator
+from insseg.predictions import ImageTiming
 
 HARNESS_COLUMNS = [
     "image name", "num objects", "object index", "iou", "mean iou", "f1-score", "mean f1-score",
@@ -25,7 +25,7 @@ def image_match(name: str, ious: list[float], f1s: list[float], bg_iou: float = 
 
 
 def write_report(path, timing=ImageTiming(0.01, 0.2, 0.03)):
-    report = ExcelReport()
+    report = ExcelReport(MatchingEvaluator(0.5))
     report.add_image(image_match("a.png", [0.5, 1.0], [0.6, 1.0]), 40, 50, timing)
     report.add_image(image_match("empty.png", [], []), 30, 30, timing)
     report.add_image(image_match("c.png", [0.25], [0.4]), 20, 20, None)
@@ -49,8 +49,9 @@ def test_objects_sheet_has_the_harness_columns_and_one_row_per_object(tmp_path):
     assert list(rows[0]) == HARNESS_COLUMNS
     assert len(rows) == 1 + 3  # two objects of a.png, none of empty.png, one of c.png
     a1, a2, c1 = (dict(zip(HARNESS_COLUMNS, r)) for r in rows[1:])
-    assert (a1["image name"], a1["num objects"], a1["object index"]) == ("a.png", 2, 1)
-    assert a2["object index"] == 2 and a2["iou"] == 1.0 and a2["f1-score"] == 1.0
+    # As the original harness wrote them: the image's stem, objects counted from 0.
+    assert (a1["image name"], a1["num objects"], a1["object index"]) == ("a", 2, 0)
+    assert a2["object index"] == 1 and a2["iou"] == 1.0 and a2["f1-score"] == 1.0
     assert a1["mean iou"] == pytest.approx(0.75) and a1["mean f1-score"] == pytest.approx(0.8)
     assert a1["mean inference time for each object"] == pytest.approx(0.24 / 2)  # seconds
     assert a1["bg iou"] == 0.9 and a1["bg f1-score"] == 0.95
@@ -82,7 +83,7 @@ def test_write_is_atomic(tmp_path, monkeypatch):
     path = tmp_path / "metrics.xlsx"
     write_report(path)
     before = path.read_bytes()
-    report = ExcelReport()
+    report = ExcelReport(MatchingEvaluator(0.5))
 
     def broken_save(filename):
         open(filename, "wb").write(b"partial")

@@ -12,7 +12,7 @@ from insseg.evaluation import matching
 from insseg.evaluation.class_mapping import bridge_classes
 from insseg.evaluation.matching import MatchingAccumulator, iou_f1_matrices, match_image, overlap_counts
 from insseg.errors import InssegError
-from insseg.predictions import ImagePrediction
+from insseg.predictions import ImagePrediction, encode_masks
 
 
 def ann(instance_map: np.ndarray, labels: list[int] | None = None, name: str = "x.png") -> InstanceAnnotation:
@@ -207,8 +207,8 @@ def test_class_bridge_coco_to_voc():
     ]
     assert b.unmapped == ["giraffe"]
     pred = ImagePrediction(
-        boxes=np.zeros((3, 4), np.float32), scores=np.array([0.9, 0.8, 0.7], np.float32),
-        labels=np.array([2, 9, 10], np.int64), masks=np.zeros((3, 4, 4), bool),
+        "a.png", 4, 4, boxes=np.zeros((3, 4), np.float32), scores=np.array([0.9, 0.8, 0.7], np.float32),
+        labels=np.array([2, 9, 10], np.int64), rles=encode_masks(np.zeros((3, 4, 4), bool)),
     )
     out = b.to_dataset(pred)
     assert out.labels.tolist() == [1, 3] and out.scores.tolist() == pytest.approx([0.9, 0.7])

@@ -50,7 +50,8 @@ def check_run(
 ) -> dict:
     """Every readable input has its overlay, its masks match predictions.json, and pycocotools reads it."""
     data = json.loads((out / "predictions.json").read_text())
-    assert set(data) == {"images", "annotations", "categories"}
+    assert set(data) == {"info", "images", "annotations", "categories"}
+    assert data["info"]["score_threshold"] == threshold and data["info"]["precision"] == "float32"
     assert [c["name"] for c in data["categories"]] == list(classes)
     assert {im["file_name"]: (im["height"], im["width"]) for im in data["images"]} == sizes
     # The images and categories tables make the ground-truth side; the annotations load as results.
@@ -100,10 +101,10 @@ def test_folder_input_in_process(tmp_path: Path, caplog: pytest.LogCaptureFixtur
     assert any("bad.jpg" in m and "not an image" in m for m in messages)
     closing = messages[-1]
     assert closing.startswith("done: 3 image(s)") and "1 unreadable" in closing
-    for stage in ("load", "model", "postprocess", "write", "images/s", "warm-up"):
+    for stage in ("data", "model", "postprocess", "write", "images/s", "warm-up"):
         assert stage in closing
-    timing = result["timing"]
-    assert timing["warmup"]["batches"] == 1 and timing["steady"]["images"] == 2
+    timing = result["timing"]  # predict.warmup_iters=1, batch 1: the first readable image is warm-up
+    assert timing["steady"]["warmup_images"] == 1 and timing["steady"]["images"] == 2
 
 
 def test_missing_input_fails_before_building_a_model(tmp_path: Path) -> None:

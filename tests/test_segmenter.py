@@ -13,8 +13,9 @@ from torch import nn
 
 from insseg.config import compose_config
 from insseg.errors import ConfigError
-from insseg.inference import Segmentation, Segmenter
-from insseg.inference.segmenter import score_floor
+from insseg.inference import Segmenter
+from insseg.inference.loop import score_floor
+from insseg.predictions import ImagePrediction
 
 from conftest import SMALL_MODEL
 
@@ -54,7 +55,7 @@ def test_threshold_is_strictly_greater_and_results_sorted() -> None:
     # 0.5 itself is dropped, the next float32 above it is kept; highest score first.
     assert res.scores.tolist() == pytest.approx([0.9, 0.7, float(StubDetector.SCORES[4])])
     assert res.scores[-1] > np.float32(0.5)
-    assert res.labels.tolist() == [2, 2, 1] and res.class_names == ["dog", "dog", "cat"]
+    assert res.labels.tolist() == [2, 2, 1] and res.names == ["dog", "dog", "cat"]
     assert res.boxes[:, 0].tolist() == [1.0, 3.0, 4.0]  # boxes follow their scores
     assert [int(m[:, 0].sum()) for m in res.masks] == [2, 4, 5]  # 0.5 on the last row stays background
     res03 = Segmenter(StubDetector(), device="cpu", score_threshold=0.3).predict(np.zeros((6, 9, 3), np.uint8))
@@ -88,18 +89,17 @@ def segmenter(small_cfg) -> Segmenter:
     return Segmenter.from_config(small_cfg, score_threshold=0.05)
 
 
-def check_segmentation(res: Segmentation, h: int, w: int, class_names: list[str], some: bool = True) -> None:
+def check_segmentation(res: ImagePrediction, h: int, w: int, class_names: list[str], some: bool = True) -> None:
     n = len(res)
     assert n > 0 or not some
-    assert isinstance(res.masks, list) and len(res.masks) == n
-    assert all(m.dtype == np.bool_ and m.shape == (h, w) for m in res.masks)
-    assert res.mask_array.shape == (n, h, w) and res.mask_array.dtype == np.bool_
+    assert res.masks.shape == (n, h, w) and res.masks.dtype == np.bool_
+    assert len(res.rles) == n and np.array_equal(res.mask_array(), res.masks)
     assert res.boxes.dtype == np.float32 and res.boxes.shape == (n, 4)
     assert (res.boxes[:, 2] >= res.boxes[:, 0]).all() and (res.boxes[:, 3] >= res.boxes[:, 1]).all()
     assert res.labels.dtype == np.int64 and res.labels.shape == (n,)
     assert ((res.labels >= 1) & (res.labels <= len(class_names))).all()
     assert res.scores.dtype == np.float32 and (np.diff(res.scores) <= 0).all() and (res.scores > 0.05).all()
-    assert res.class_names == [class_names[k - 1] for k in res.labels]
+    assert res.names == [class_names[k - 1] for k in res.labels]
     assert (res.height, res.width) == (h, w)
 
 

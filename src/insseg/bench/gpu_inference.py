@@ -22,6 +22,8 @@ from insseg.bench.fixtures import config, run_on_cuda, force_detections, image_a
 from insseg.bench.report import BenchResult, Target
 from insseg.bench.timing import median, repeat
 from insseg.inference import Segmenter
+from insseg.inference.loop import to_tensor
+from insseg.utils.device import autocast_for
 from insseg.models import build_model
 
 BATCH_SIZE = 8
@@ -84,9 +86,10 @@ def measure(device: torch.device, quick: bool, out_dir: Path, overrides: list[st
     def project() -> None:
         seg.predict_batch(arrays)
 
-    def project_forward() -> None:  # the same without the host-side postprocessing, for the split
-        for s in range(0, len(arrays), BATCH_SIZE):
-            seg.forward(arrays[s : s + BATCH_SIZE])
+    def project_forward() -> None:  # the same forward passes without the host-side postprocessing, for the split
+        with torch.inference_mode(), autocast_for(seg.precision, device):
+            for s in range(0, len(arrays), BATCH_SIZE):
+                seg.model([to_tensor(a, device) for a in arrays[s : s + BATCH_SIZE]])
 
     times = {
         "baseline": repeat(baseline, repeats, warmup=1, device=device),

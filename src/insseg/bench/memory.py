@@ -21,7 +21,7 @@ from insseg.bench.report import BenchResult, Target
 from insseg.bench.timing import check_process, run_process
 from insseg.data.readers import VOCReader
 from insseg.data.voc_palette import VOC_CLASSES
-from insseg.predictions import ImagePrediction, PredictionsWriter
+from insseg.predictions import ImagePrediction, PredictionSet, encode_masks
 
 PREDICTIONS_PER_IMAGE = 30
 
@@ -47,7 +47,7 @@ def predictions_file(root: Path, split: str, path: Path, seed: int = 0) -> Path:
         return path
     reader = VOCReader(root, split)
     rng = np.random.default_rng(seed)
-    writer = PredictionsWriter(list(VOC_CLASSES))
+    predictions = PredictionSet(list(VOC_CLASSES))
     for i in range(len(reader)):
         ann = reader.annotation(i)
         h, w = ann.height, ann.width
@@ -65,11 +65,11 @@ def predictions_file(root: Path, split: str, path: Path, seed: int = 0) -> Path:
             scores.append(rng.uniform(0.05, 0.6))
         stack = np.stack(masks)
         order = np.argsort(-np.asarray(scores), kind="stable")
-        pred = ImagePrediction(boxes=_boxes(stack)[order], scores=np.asarray(scores, np.float32)[order],
-                               labels=np.asarray(labels, np.int64)[order], masks=stack[order])
-        writer.add(ann.file_name, h, w, pred)
+        predictions.images.append(ImagePrediction(
+            ann.file_name, h, w, boxes=_boxes(stack)[order], scores=np.asarray(scores, np.float32)[order],
+            labels=np.asarray(labels, np.int64)[order], rles=encode_masks(stack[order])))
     path.parent.mkdir(parents=True, exist_ok=True)
-    writer.write(path)
+    predictions.write(path)
     return path
 
 

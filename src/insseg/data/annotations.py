@@ -37,6 +37,7 @@ class InstanceAnnotation:
     # Map-based data has no ids of its own and no user-written COCO entries.
     image_id: int | None = None
     coco_entries: list[dict[str, Any]] | None = None
+    category_ids: tuple[int, ...] = ()
 
     def __len__(self) -> int:
         return int(self.instance_ids.shape[0])
@@ -69,7 +70,8 @@ class RleAnnotation:
 
     rles: compressed RLEs (``counts`` bytes or str) of the instances (non-crowd, non-empty), labels their
     classes (1-based); crowd_rles: the crowd regions. image_id: the file's image id; coco_entries: the file's
-    own annotation dicts of this image (crowd included), as COCO AP takes them.
+    own annotation dicts of this image (crowd included), as COCO AP takes them; category_ids: the file's id of
+    each label (label k is ``category_ids[k - 1]``); annotation_ids: the file's id of each instance.
     """
 
     file_name: str
@@ -81,6 +83,7 @@ class RleAnnotation:
     image_id: int | None = None
     coco_entries: list[dict[str, Any]] | None = None
     annotation_ids: list[int] = field(default_factory=list)
+    category_ids: tuple[int, ...] = ()
 
     def __len__(self) -> int:
         return len(self.rles)

@@ -296,7 +296,8 @@ class CocoReader:
                 log.warning(f"{self.json_path}: annotation id {ann['id']} has an empty mask and is skipped (further "
                             "empty masks are skipped silently; `python -m insseg.data.check` lists them all)")
         return RleAnnotation(self.file_name(index), h, w, rles, np.asarray(labels, dtype=np.int64), crowd,
-                             image_id=int(im["id"]), coco_entries=entries, annotation_ids=ids)
+                             image_id=int(im["id"]), coco_entries=entries, annotation_ids=ids,
+                             category_ids=self.category_ids)
 
     def _size_message(self, index: int, image_hw: tuple[int, ...]) -> str:
         im, path = self.index.images[index], self.image_path(index)

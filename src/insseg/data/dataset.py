@@ -58,6 +58,11 @@ class InstanceSegmentationDataset(Dataset):
     def load_image(self, i: int) -> np.ndarray:
         return self.reader.load_image(self.indices[i])
 
+    @property
+    def category_ids(self) -> tuple[int, ...] | None:
+        """The dataset's own category id of each class (COCO-format data), None when the layout has none."""
+        return getattr(self.reader, "category_ids", None)
+
     def image_id(self, i: int) -> int | None:
         """The dataset's own id of the image (COCO-format data), None when the layout has none."""
         own = getattr(self.reader, "image_id", None)

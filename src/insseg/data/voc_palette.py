@@ -3,7 +3,6 @@ index is the class (or instance) id, 255 marking the void band around objects.""
 
 from __future__ import annotations
 
-import numpy as np
 
 VOC_CLASSES: tuple[str, ...] = (
     "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",

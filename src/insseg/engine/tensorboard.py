@@ -7,9 +7,9 @@ from typing import Sequence
 
 import torch
 from torch.utils.tensorboard import SummaryWriter
-from torchvision.utils import draw_bounding_boxes, draw_segmentation_masks
 
-from insseg.predictions import ImagePrediction
+from insseg.inference.overlay import draw_overlay
+from insseg.predictions import ImagePrediction, class_name
 
 
 class TensorBoardLogger:
@@ -34,10 +34,9 @@ class TensorBoardLogger:
 
 
 def render_overlay(image: torch.Tensor, pred: ImagePrediction, class_names: Sequence[str]) -> torch.Tensor:
-    """uint8 [3, H, W]: masks and labelled boxes drawn over a float [3, H, W] image."""
-    canvas = (image.clamp(0, 1) * 255).to(torch.uint8)
-    if len(pred) == 0:
-        return canvas
-    canvas = draw_segmentation_masks(canvas, torch.from_numpy(pred.masks), alpha=0.5)
-    labels = [f"{class_names[int(l) - 1]} {s:.2f}" for l, s in zip(pred.labels, pred.scores)]
-    return draw_bounding_boxes(canvas, torch.from_numpy(pred.boxes), labels=labels, width=2)
+    """uint8 [3, H, W]: the predict.py overlay (:func:`insseg.inference.overlay.draw_overlay`) of a float
+    [3, H, W] image."""
+    rgb = (image.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    labels = [f"{class_name(class_names, int(k))} {s:.2f}" for k, s in zip(pred.labels, pred.scores)]
+    drawn = draw_overlay(rgb, pred.mask_array(), pred.boxes, labels)
+    return torch.from_numpy(drawn).permute(2, 0, 1)

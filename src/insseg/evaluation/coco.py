@@ -22,7 +22,6 @@ import io
 import math
 from typing import Any, Sequence
 
-import numpy as np
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
@@ -46,7 +45,7 @@ class CocoEvaluator:
     """bbox and segm AP of every prediction (no score threshold) over the images it is given.
 
     ``class_names``: the dataset's classes; ``category_ids``: their ids (label k is ``category_ids[k - 1]``;
-    default 1..K), the file's own ids for COCO-format data.
+    default 1..K). COCO-format ground truth brings the file's own ids, which then replace them.
     """
 
     def __init__(
@@ -75,6 +74,8 @@ class CocoEvaluator:
         if gt.coco_entries is not None:  # the user's file, as it is
             image_id = int(gt.image_id)
             self.gt.extend(gt.coco_entries)
+            if gt.category_ids:
+                self.category_ids = list(gt.category_ids)
         else:
             image_id = len(self.images) + 1
             self.gt.extend(ground_truth_entries(gt, image_id, len(self.gt) + 1))

@@ -1,38 +1,40 @@
 """The evaluation pipeline behind ``evaluate.py``: ``evaluate(cfg) -> metrics``, usable without Hydra.
 
-1. Predictions: from ``eval.predictions`` (a predictions.json), from the prediction cache, or by running the
-   model (batched, AMP on CUDA, timed); every detection above the model's own floor is kept.
-2. Per image, streamed: COCO AP accumulation (every prediction), one-to-one matching (score >
-   ``eval.score_threshold``), a row per object in metrics.xlsx, mask PNGs.
+1. Records (:class:`~insseg.predictions.ImagePrediction`): from ``eval.predictions`` (a predictions.json),
+   the prediction cache, or the inference loop (every detection above the model's floor, float32 unless
+   ``device.amp=true``).
+2. One pass: each record meets its image's ground truth and every evaluator (COCO AP, matching, timing,
+   metrics.xlsx rows, mask PNGs) processes it (:func:`score_records`).
 3. Files in ``cfg.paths.output_dir``: predictions.json, metrics.json, metrics.xlsx, masks/.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Iterator, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
-from insseg.data import build_dataset
-from insseg.data.annotations import InstanceAnnotation
 from insseg.data.dataset import InstanceSegmentationDataset
-from insseg.errors import ConfigError, InssegError
-from insseg.models.factory import check_weights_available
-from insseg.evaluation.class_mapping import bridge_classes
+from insseg.engine.progress import MetricLogger
+from insseg.errors import InssegError
+from insseg.evaluation.class_mapping import ClassBridge, bridge_classes
 from insseg.evaluation.coco import CocoEvaluator
+from insseg.evaluation.evaluator import Evaluators
 from insseg.evaluation.excel_report import ExcelReport
-from insseg.evaluation.mask_export import export_masks
-from insseg.evaluation.matching import MatchingAccumulator, match_image
-from insseg.evaluation.prediction_cache import PredictionCache, cache_key_info, round_trip
-from insseg.evaluation.sources import ImageRecord, PredictionSet, from_file, progress, run_model
-from insseg.evaluation.timing import TimingStats
-from insseg.predictions import PredictionsWriter
+from insseg.evaluation.mask_export import MaskExporter
+from insseg.evaluation.matching import MatchingEvaluator
+from insseg.evaluation.prediction_cache import PredictionCache, cache_key_info
+from insseg.evaluation.prediction_file import records_for_split
+from insseg.evaluation.split import eval_dataset, warn_if_split_differs
+from insseg.models.factory import check_weights_available
+from insseg.predictions import ImagePrediction, PredictionSet
+from insseg.evaluation.timing import TimingEvaluator
 from insseg.utils.atomic import atomic_write_json
-from insseg.utils.device import configure_runtime, resolve_device
+from insseg.utils.device import configure_runtime, inference_precision, resolve_device
+from insseg.utils.json_safe import json_safe
 from insseg.utils.logging import ensure_console_logging, log
 from insseg.utils.seed import seed_everything
 
@@ -42,105 +44,65 @@ HEADLINE = (
     "mean_iou", "mean_f1", "mean_iou_with_bg", "mean_f1_with_bg",
     "instance_precision", "instance_recall", "instance_f1", "num_images", "num_objects", "num_predictions",
 )
-PENNFUDAN_SPLITS = {"train": "train", "test": "eval", "val": "eval", "eval": "eval"}
+PRINT_FREQ = 20
 
 
-def eval_dataset(cfg: DictConfig) -> tuple[InstanceSegmentationDataset, str]:
-    """The dataset to evaluate and its split's name: ``eval.split`` or the dataset's evaluation split."""
-    split = cfg.eval.split
-    if cfg.data.layout == "voc":
-        data_cfg = cfg.data
-        if split is not None:
-            data_cfg = OmegaConf.create(OmegaConf.to_container(cfg.data, resolve=True))
-            data_cfg.eval_split = split
-        return build_dataset(data_cfg, "eval"), data_cfg.eval_split
-    if split is None:
-        return build_dataset(cfg.data, "eval"), "test"
-    if split not in PENNFUDAN_SPLITS:
-        raise ConfigError(
-            f"config key 'eval.split' is '{split}'; for the {cfg.data.name} dataset use train or test (or null)"
-        )
-    which = PENNFUDAN_SPLITS[split]
-    return build_dataset(cfg.data, which), "train" if which == "train" else "test"
+def build_evaluators(eval_cfg: Any, dataset_classes: list[str], out_dir: Path | None) -> Evaluators:
+    """evaluate.py's evaluators; ``out_dir=None`` leaves out the ones that write files."""
+    matching = MatchingEvaluator(eval_cfg.score_threshold, eval_cfg.void_as_background, eval_cfg.class_aware_matching)
+    evaluators: list[Any] = [CocoEvaluator(dataset_classes, eval_cfg.void_as_background), matching, TimingEvaluator()]
+    if out_dir is not None:
+        evaluators.append(ExcelReport(matching))
+        if eval_cfg.save_masks:
+            evaluators.append(MaskExporter(matching, out_dir / "masks"))
+    return Evaluators(evaluators)
 
 
-def _predictions(cfg: DictConfig, dataset: InstanceSegmentationDataset, split: str) -> tuple[PredictionSet, str]:
-    """The predictions and where they came from: 'file', 'cache' or 'model'."""
-    if cfg.eval.predictions:
-        log.info(f"evaluating predictions file {cfg.eval.predictions}")
-        return from_file(cfg.eval.predictions, dataset), "file"
-    device = resolve_device(cfg.device)
-    configure_runtime(cfg.device, device)
-    cache = None
-    if cfg.eval.cache:
-        names = [dataset.file_name(i) for i in range(len(dataset))]
-        cache = PredictionCache(cfg.paths.cache_dir, cache_key_info(cfg, split, names, dataset.class_names, device))
-    with cache.lock() if cache is not None else contextlib.nullcontext():
-        if cache is not None:
-            cached = cache.load()
-            if cached is not None:
-                log.info(f"prediction cache hit: {cache.path}")
-                return cached, "cache"
-        from insseg.models.factory import build_model
-
-        seed_everything(cfg.seed)
-        model = build_model(cfg.model, dataset_classes=dataset.class_names, fit_to_dataset=False)
-        log.info(f"running {cfg.model.name} on {len(dataset)} images ({device}, batch {cfg.eval.batch_size})")
-        fresh = run_model(model, dataset, device, cfg.device, cfg.eval.batch_size, cfg.eval.warmup_iters)
-        del model
-        if cache is not None:
-            cache.save(fresh)
-            log.info(f"prediction cache written: {cache.path}")
-    return round_trip(fresh), "model"
-
-
-class Scorer:
-    """Every per-image consumer of one evaluation (COCO AP, matching, timing, report rows, PNGs, the
-    predictions file) behind one ``process(annotation, record)``, as detectron2's evaluators are."""
-
-    def __init__(self, cfg: DictConfig, dataset_classes: list[str], model_classes: list[str], out_dir: Path) -> None:
-        self.e = cfg.eval
-        self.bridge = bridge_classes(model_classes, dataset_classes, keep_unmapped=self.e.keep_unmapped)
-        if not self.bridge.is_identity:
-            unmapped = self.bridge.unmapped
-            log.info(
-                f"model classes bridged to the dataset's by name; {len(unmapped)} without a counterpart "
-                f"({'kept' if self.e.keep_unmapped else 'dropped'}): {', '.join(unmapped[:12])}"
-                f"{' ...' if len(unmapped) > 12 else ''}"
-            )
-        self.coco = CocoEvaluator(dataset_classes)
-        self.matching = MatchingAccumulator()
-        self.timing = TimingStats()
-        self.report = ExcelReport()
-        self.writer = PredictionsWriter(model_classes)
-        self.masks_dir = out_dir / "masks"
-
-    def process(self, ann: InstanceAnnotation, rec: ImageRecord) -> None:
-        if (rec.height, rec.width) != (ann.height, ann.width):
+def score_records(
+    dataset: InstanceSegmentationDataset, records: Iterable[ImagePrediction], evaluators: Evaluators,
+    bridge: ClassBridge, header: str = "evaluate",
+) -> dict[str, Any]:
+    """The one pass: every record meets its image's ground truth and every evaluator; returns their metrics."""
+    position = {dataset.file_name(i): i for i in range(len(dataset))}
+    evaluators.reset()
+    total = len(records) if hasattr(records, "__len__") else len(dataset)
+    for rec in MetricLogger().log_every(records, PRINT_FREQ, header=header, total=total):
+        i = position[rec.file_name]
+        gt = dataset.annotation(i)
+        if gt.image_id is not None:  # COCO-format data: predictions.json carries the file's own image ids
+            rec.image_id = gt.image_id
+        if (rec.height, rec.width) != (gt.height, gt.width):
             raise InssegError(
                 f"predictions for {rec.file_name} are {rec.width}x{rec.height} but the image is "
-                f"{ann.width}x{ann.height}; predictions must be at the image's original size"
+                f"{gt.width}x{gt.height}; predictions must be at the image's original size"
             )
-        self.writer.add(rec.file_name, rec.height, rec.width, rec.prediction)
-        self.coco.add(ann, rec.prediction, self.bridge.names_for_dataset)
-        kept = self.bridge.to_dataset(rec.prediction.above(self.e.score_threshold))
-        masks = kept.get_masks(ann.height, ann.width)
-        match = match_image(ann, masks, kept.labels, self.e.void_as_background, self.e.class_aware_matching)
-        self.matching.add(match)
-        self.timing.add(rec.timing, len(ann))
-        self.report.add_image(match, ann.height, ann.width, rec.timing)
-        if self.e.save_masks:
-            export_masks(self.masks_dir, rec.file_name, match, masks, kept.scores)
+        evaluators.process(gt, bridge.to_dataset(rec))
+    return evaluators.evaluate()
 
-    def metrics(self, source: str) -> dict[str, Any]:
-        coco = self.coco.summarize()
-        matching = self.matching.summary()
-        metrics: dict[str, Any] = {k: coco[k] if k in coco else matching[k] for k in HEADLINE}
-        for part in (coco, matching, self.timing.summary()):
-            metrics.update({k: v for k, v in part.items() if k not in metrics})
-        metrics["score_threshold"] = float(self.e.score_threshold)
-        metrics["prediction_cache_hit"] = source == "cache"
-        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}
+
+def file_category_ids(bridge: ClassBridge, dataset_ids: Sequence[int]) -> list[int]:
+    """The category id predictions.json gives each model label on COCO-format data: the file's id of the
+    dataset class it is bridged to, so ``COCO(user_file).loadRes(...)`` needs no mapping; model classes without
+    a counterpart get ids above the file's (COCOeval leaves them out, as we do)."""
+    spare = max(dataset_ids, default=0)
+    ids = []
+    for label in bridge.dataset_label.tolist():
+        if label > 0:
+            ids.append(int(dataset_ids[label - 1]))
+        else:
+            spare += 1
+            ids.append(spare)
+    return ids
+
+
+def log_bridge(bridge: ClassBridge, keep_unmapped: bool) -> None:
+    if bridge.is_identity:
+        return
+    unmapped = bridge.unmapped
+    log.info(
+        f"model classes bridged to the dataset's by name; {len(unmapped)} without a counterpart "
+        f"({'kept' if keep_unmapped else 'dropped'}): {', '.join(unmapped[:12])}{' ...' if len(unmapped) > 12 else ''}"
+    )
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
@@ -155,40 +117,92 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if not cfg.eval.predictions:
         check_weights_available(cfg.model)  # before any dataset download
     dataset, split = eval_dataset(cfg)
-    preds, source = _predictions(cfg, dataset, split)
-    scorer = Scorer(cfg, list(dataset.class_names), preds.class_names, out_dir)
-    try:
-        bar = progress(len(preds.records), "evaluate")
-        for index, rec in zip(preds.indices, preds.records):
-            scorer.process(dataset.annotation(index), rec)
-            bar.update(1)
-        bar.close()
-    except BaseException:
-        scorer.report.discard()
-        raise
-
-    metrics = scorer.metrics(source)
-    scorer.writer.write(out_dir / "predictions.json")
+    with _records(cfg, dataset, split) as (predictions, records, source):
+        bridge = bridge_classes(predictions.class_names, list(dataset.class_names), keep_unmapped=cfg.eval.keep_unmapped)
+        log_bridge(bridge, cfg.eval.keep_unmapped)
+        evaluators = build_evaluators(cfg.eval, list(dataset.class_names), out_dir)
+        report = evaluators.get(ExcelReport)
+        try:
+            metrics = score_records(dataset, records, evaluators, bridge)
+        except BaseException:
+            report.discard()
+            raise
+    metrics = _finish_metrics(metrics, predictions, source)
+    if dataset.category_ids is not None:
+        predictions.category_ids = file_category_ids(bridge, dataset.category_ids)
+    predictions.write(out_dir / "predictions.json")
     atomic_write_json(out_dir / "metrics.json", metrics)
-    notes = {
+    coco = evaluators.get(CocoEvaluator)
+    report.write(out_dir / "metrics.xlsx", metrics, OmegaConf.to_container(cfg, resolve=True),
+                 coco_tables=coco.tables, per_class_ap=coco.per_class_ap(), notes=_notes(cfg, dataset, split, source))
+    log.info(_summary_line(metrics, out_dir, time.perf_counter() - start))
+    return metrics
+
+
+def _finish_metrics(metrics: dict[str, Any], predictions: PredictionSet, source: str) -> dict[str, Any]:
+    """Headline keys first, then the rest, then where the predictions came from; NaN -> null."""
+    out: dict[str, Any] = {k: metrics[k] for k in HEADLINE if k in metrics}
+    out.update({k: v for k, v in metrics.items() if k not in out})
+    out["precision"] = predictions.info.get("precision")
+    out["predictions_score_threshold"] = predictions.info.get("score_threshold")
+    out["lowest_score"] = predictions.lowest_score
+    out["prediction_cache_hit"] = source == "cache"
+    return json_safe(out)
+
+
+@contextlib.contextmanager
+def _records(cfg: DictConfig, dataset: InstanceSegmentationDataset, split: str) -> Iterator[tuple[PredictionSet, Iterable[ImagePrediction], str]]:
+    """The predictions to score, as (the set that predictions.json is written from, the records in dataset
+    order, where they came from: 'file', 'cache' or 'model'). Model records stream: each image is scored
+    as soon as the model has it, and the set fills as they pass."""
+    if cfg.eval.predictions:
+        log.info(f"evaluating predictions file {cfg.eval.predictions}")
+        predictions = records_for_split(cfg.eval.predictions, dataset, cfg.model)
+        yield predictions, predictions.images, "file"
+        return
+    device = resolve_device(cfg.device)
+    configure_runtime(cfg.device, device)
+    precision = inference_precision(cfg.device, device)
+    names = [dataset.file_name(i) for i in range(len(dataset))]
+    cache = PredictionCache(cfg.paths.cache_dir, cache_key_info(cfg, split, names, dataset.class_names, device, precision)) if cfg.eval.cache else None
+    with cache.lock() if cache is not None else contextlib.nullcontext():
+        cached = cache.load() if cache is not None else None
+        if cached is not None:
+            log.info(f"prediction cache hit: {cache.path}")
+            yield cached, cached.images, "cache"
+            return
+        from insseg.models.factory import build_model
+        from insseg.inference.loop import InferenceLoop
+        from insseg.inference.sources import DatasetSource
+
+        seed_everything(cfg.seed)
+        model = build_model(cfg.model, dataset_classes=dataset.class_names, fit_to_dataset=False).to(device)
+        warn_if_split_differs(getattr(model, "training_config", None), cfg.data)
+        log.info(f"running {cfg.model.name} on {len(dataset)} images ({device}, {precision}, batch {cfg.eval.batch_size})")
+        loop = InferenceLoop(model, DatasetSource(dataset), device, precision, cfg.eval.batch_size, cfg.eval.warmup_iters)
+        fresh = PredictionSet(list(model.class_names), info={"score_threshold": None, "precision": precision, "model": cfg.model.name})
+        yield fresh, _collect(loop, fresh), "model"
+        if cache is not None:
+            cache.save(fresh)
+            log.info(f"prediction cache written: {cache.path}")
+
+
+def _collect(records: Iterable[ImagePrediction], into: PredictionSet) -> Iterator[ImagePrediction]:
+    for rec in records:
+        into.images.append(rec)
+        yield rec
+
+
+def _notes(cfg: DictConfig, dataset: InstanceSegmentationDataset, split: str, source: str) -> dict[str, str]:
+    return {
         "predictions from": {"file": f"file {cfg.eval.predictions}", "cache": "prediction cache", "model": "model run"}[source],
         "dataset": f"{cfg.data.name} ({dataset.reader.root}, split {split})",
         "timing": (
-            "measured when the model ran (warm-up excluded; a cache hit reports the run that filled the cache)"
-            if scorer.timing.num_images else "not measured (predictions from a file)"
+            "not measured (predictions from a file)" if source == "file" else
+            "measured when the model ran (warm-up batches excluded; a cache hit reports the run that filled the cache)"
         ),
-        "mean inference time for each object": "seconds: the image's preprocess + model + postprocess time / its objects",
+        "mean inference time for each object": "seconds: the image's data + model + postprocess time / its objects",
     }
-    scorer.report.write(
-        out_dir / "metrics.xlsx",
-        metrics,
-        OmegaConf.to_container(cfg, resolve=True),
-        coco_tables=scorer.coco.tables,
-        per_class_ap=scorer.coco.per_class_ap(),
-        notes=notes,
-    )
-    log.info(_summary_line(metrics, out_dir, time.perf_counter() - start))
-    return metrics
 
 
 def _summary_line(m: dict[str, Any], out_dir: Path, seconds: float) -> str:
@@ -203,4 +217,4 @@ def _summary_line(m: dict[str, Any], out_dir: Path, seconds: float) -> str:
     )
 
 
-__all__ = ["evaluate", "eval_dataset", "Scorer", "HEADLINE"]
+__all__ = ["evaluate", "eval_dataset", "build_evaluators", "score_records", "HEADLINE"]

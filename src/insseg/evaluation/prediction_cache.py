@@ -3,7 +3,8 @@
 The key covers everything that changes what the model returns: the weights file's identity (resolved path,
 size, modification time), the whole model config, the seed when weights are random, the dataset (name,
 layout, resolved root, split, the exact list of image file names, its classes) and the device kind and AMP
-setting. The entry is one gzipped JSON (the predictions.json layout plus per-image timings) under
+setting. The entry is one gzipped predictions.json (plus the per-image timings), written and read by the
+same code as every predictions file, under
 ``<cache_dir>/predictions/``, written atomically. A file lock makes parallel jobs of one sweep (joblib) wait for
 the first job instead of all running the model.
 """
@@ -18,18 +19,14 @@ import time
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from insseg.evaluation.sources import ImageRecord, PredictionSet
-from insseg.evaluation.timing import ImageTiming
-from insseg.predictions import ImagePrediction, PredictionsWriter
+from insseg.predictions import ImageTiming, PredictionSet, predictions_from_dict
 from insseg.utils.atomic import atomic_path
-from insseg.utils.device import amp_enabled
 from insseg.utils.logging import log
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 try:  # POSIX; elsewhere parallel jobs may compute the same entry twice (still correct).
     import fcntl
@@ -64,7 +61,8 @@ def _file_identity(path: Path) -> dict[str, Any]:
 
 
 def cache_key_info(
-    cfg: Any, split: str, file_names: Sequence[str], dataset_classes: Sequence[str], device: torch.device
+    cfg: Any, split: str, file_names: Sequence[str], dataset_classes: Sequence[str], device: torch.device,
+    precision: str,
 ) -> dict[str, Any]:
     model = OmegaConf.to_container(cfg.model, resolve=True)
     return {
@@ -81,7 +79,7 @@ def cache_key_info(
             "file_names_sha256": hashlib.sha256("\n".join(file_names).encode()).hexdigest(),
             "classes": list(dataset_classes),
         },
-        "device": {"type": device.type, "amp": amp_enabled(cfg.device, device), "amp_dtype": cfg.device.amp_dtype},
+        "device": {"type": device.type, "precision": precision},
     }
 
 
@@ -120,57 +118,21 @@ class PredictionCache:
         except (OSError, ValueError, EOFError) as e:
             log.warning(f"ignoring unreadable prediction cache entry {self.path}: {e}")
             return None
-        if data.get("insseg_cache", {}).get("info") != json.loads(json.dumps(self.info, default=str)):
+        meta = data.pop("insseg_cache", {})
+        if meta.get("info") != json.loads(json.dumps(self.info, default=str)):
             return None
-        return _parse(data)
+        predictions = predictions_from_dict(data, str(self.path))
+        for rec, timing in zip(predictions.images, meta["timings"]):
+            rec.timing = ImageTiming.from_dict(timing) if timing else None
+        return predictions
 
     def save(self, predictions: PredictionSet) -> None:
-        data = to_payload(predictions)
-        data["insseg_cache"]["info"] = self.info
+        data = predictions.to_dict()
+        data["insseg_cache"] = {
+            "info": self.info,
+            "timings": [rec.timing.to_dict() if rec.timing is not None else None for rec in predictions.images],
+            "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+        }
         with atomic_path(self.path) as tmp:
             with gzip.open(tmp, "wt", encoding="utf-8", compresslevel=1) as f:
                 json.dump(data, f, default=str)
-
-
-def to_payload(predictions: PredictionSet) -> dict[str, Any]:
-    """The predictions.json layout (scores and boxes rounded as that file rounds them) plus timings."""
-    writer = PredictionsWriter(predictions.class_names)
-    for rec in predictions.records:
-        writer.add(rec.file_name, rec.height, rec.width, rec.prediction)
-    data = writer.to_dict()
-    data["insseg_cache"] = {
-        "timings": [rec.timing.to_dict() if rec.timing is not None else None for rec in predictions.records],
-        "indices": predictions.indices,
-        "created": time.strftime("%Y-%m-%d %H:%M:%S"),
-    }
-    return data
-
-
-def round_trip(predictions: PredictionSet) -> PredictionSet:
-    """``predictions`` exactly as they read back from the cache or predictions.json, so a fresh run, a cache
-    hit and a later ``eval.predictions=`` run all score the same numbers."""
-    return _parse(to_payload(predictions))
-
-
-def _parse(data: dict[str, Any]) -> PredictionSet:
-    meta = data["insseg_cache"]
-    categories = sorted(data["categories"], key=lambda c: c["id"])
-    result = PredictionSet(class_names=[c["name"] for c in categories], indices=list(meta["indices"]))
-    grouped: dict[int, list[dict[str, Any]]] = {im["id"]: [] for im in data["images"]}
-    for ann in data["annotations"]:
-        grouped[ann["image_id"]].append(ann)
-    for im, timing in zip(data["images"], meta["timings"]):
-        anns = grouped[im["id"]]
-        boxes = np.array([a["bbox"] for a in anns], dtype=np.float32).reshape(-1, 4)
-        boxes[:, 2:] += boxes[:, :2]
-        pred = ImagePrediction(
-            boxes=boxes,
-            scores=np.array([a["score"] for a in anns], dtype=np.float32),
-            labels=np.array([a["category_id"] for a in anns], dtype=np.int64),
-            rles=[{"size": a["segmentation"]["size"], "counts": a["segmentation"]["counts"]} for a in anns],
-        )
-        result.records.append(
-            ImageRecord(im["file_name"], int(im["height"]), int(im["width"]), pred,
-                        ImageTiming.from_dict(timing) if timing else None)
-        )
-    return result

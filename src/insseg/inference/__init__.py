@@ -1,6 +1,8 @@
-"""Inference: the :class:`Segmenter` API, overlays, and ``predict(cfg)`` behind predict.py."""
+"""Inference: the one inference loop, the :class:`Segmenter` API, overlays, and ``predict(cfg)`` behind
+predict.py."""
 
+from insseg.inference.loop import InferenceLoop
 from insseg.inference.overlay import draw_overlay, instance_colors
-from insseg.inference.segmenter import Segmentation, Segmenter
+from insseg.inference.segmenter import Segmenter
 
-__all__ = ["Segmenter", "Segmentation", "draw_overlay", "instance_colors"]
+__all__ = ["InferenceLoop", "Segmenter", "draw_overlay", "instance_colors"]

@@ -67,6 +67,11 @@ class InferenceLoop:
         return len(self.source)
 
     def __iter__(self) -> Iterator[ImagePrediction]:
+        for record, _ in self.with_images():
+            yield record
+
+    def with_images(self) -> Iterator[tuple[ImagePrediction, np.ndarray]]:
+        """(record, decoded uint8 [H, W, 3] image) pairs, for callers that draw on the image (no second decode)."""
         was_training = self.model.training
         self.model.eval()
         try:
@@ -74,7 +79,7 @@ class InferenceLoop:
         finally:
             self.model.train(was_training)
 
-    def _batches(self) -> Iterator[ImagePrediction]:
+    def _batches(self) -> Iterator[tuple[ImagePrediction, np.ndarray]]:
         batch: list[tuple[int, np.ndarray]] = []
         wait = 0.0
         num_batches = 0
@@ -83,7 +88,7 @@ class InferenceLoop:
             try:
                 batch.append((i, item.result()))
             except ImageLoadError as e:
-                self._fail(i, e.reason)
+                self._fail(i, e.reason, e)
             wait += time.perf_counter() - start
             if len(batch) == self.batch_size or (batch and i == len(self.source) - 1):
                 timed = num_batches >= self.warmup_iters
@@ -92,13 +97,13 @@ class InferenceLoop:
         if batch:
             yield from self._run(batch, wait, num_batches >= self.warmup_iters)
 
-    def _fail(self, index: int, reason: str) -> None:
+    def _fail(self, index: int, reason: str, error: InssegError | None = None) -> None:
         name = self.source.name(index)
         if not self.skip_failures:
-            raise InssegError(f"cannot process image {name}: {reason}")
+            raise error or InssegError(f"cannot process image {name}: {reason}")
         self.failures.append(LoadFailure(index, name, reason))
 
-    def _run(self, batch: list[tuple[int, np.ndarray]], wait: float, timed: bool) -> list[ImagePrediction]:
+    def _run(self, batch: list[tuple[int, np.ndarray]], wait: float, timed: bool) -> list[tuple[ImagePrediction, np.ndarray]]:
         """Forward and postprocess one batch. Out of memory: the images are retried one by one, and an image
         that does not fit alone becomes a failure."""
         try:
@@ -113,7 +118,7 @@ class InferenceLoop:
         return []
 
     @torch.inference_mode()
-    def _forward(self, batch: list[tuple[int, np.ndarray]], wait: float, timed: bool) -> list[ImagePrediction]:
+    def _forward(self, batch: list[tuple[int, np.ndarray]], wait: float, timed: bool) -> list[tuple[ImagePrediction, np.ndarray]]:
         t0 = time.perf_counter()
         tensors = [to_tensor(arr, self.device) for _, arr in batch]
         synchronize(self.device)
@@ -129,7 +134,7 @@ class InferenceLoop:
             timing = ImageTiming((wait + t1 - t0) / k, (t2 - t1) / k, (t3 - t2) / k)
             for rec in records:
                 rec.timing = timing
-        return records
+        return [(rec, arr) for rec, (_, arr) in zip(records, batch)]
 
     def _record(self, index: int, image: np.ndarray, output: dict[str, torch.Tensor]) -> ImagePrediction:
         h, w = image.shape[:2]

@@ -2,7 +2,8 @@
 
     overlays/<stem>.png      the image with each kept instance's mask, box, class name and score
     masks/<stem>_<k>.png     one 0/255 PNG per kept instance, k = 0, 1, ... by descending score
-    predictions.json         the kept instances (score > threshold) in evaluate.py's layout
+    predictions.json         the kept instances (score > threshold) in evaluate.py's layout, with
+                             ``info.score_threshold`` (evaluate.py warns when it scores AP on a cut file)
     failures.txt             only when some inputs could not be read (or did not fit in memory even alone):
                              "<path>\\t<reason>" per line
 
@@ -12,10 +13,9 @@ its suffix, so ``input='photos/**/*.jpg'`` mirrors ``photos/``'s sub-folders. Wh
 instead (``overlays/a.png.png``, ``overlays/a.jpg.png``); any clash left gets ``~2``, ``~3``, ... The
 ``file_name`` of each image in predictions.json is that relative path with its suffix.
 
-Timing is split into load (waiting for the next decoded image; decoding runs one batch ahead in a background
-thread), model (forward pass, CUDA synchronised), postprocess (threshold, binarise, RLE-encode) and write
-(overlay and mask PNGs). The first ``predict.warmup_iters`` batches are processed and written like the rest
-but left out of the figures.
+Images go through the one inference loop (:mod:`insseg.inference.loop`): decoding one batch ahead in a
+background thread, then the model, then postprocess. Timing adds the writing of overlays and mask PNGs. The
+first ``predict.warmup_iters`` batches are processed and written like the rest but left out of the figures.
 """
 
 from __future__ import annotations
@@ -23,45 +23,52 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections import Counter, deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
-import torch
 from PIL import Image
 from tqdm import tqdm
 
-from insseg.errors import ImageLoadError
+from insseg.inference.loop import InferenceLoop
 from insseg.inference.overlay import draw_overlay
-from insseg.inference.segmenter import Segmentation, Segmenter
-from insseg.io.images import IMAGE_EXTENSIONS, expand_inputs, input_root, load_image_rgb
-from insseg.predictions import PredictionsWriter
+from insseg.inference.segmenter import Segmenter
+from insseg.inference.sources import FileSource
+from insseg.io.images import IMAGE_EXTENSIONS, expand_inputs, input_root
+from insseg.predictions import ImagePrediction, PredictionSet
 from insseg.utils.atomic import atomic_write_text
 from insseg.utils.logging import ensure_console_logging, log
 from insseg.utils.seed import seed_everything
 
-STAGES = ("load", "model", "postprocess", "write")
+STAGES = ("data", "model", "postprocess", "write")
 
 
 @dataclass
 class _Timing:
+    """Steady-state seconds per stage (records of warm-up batches carry no timing and are not counted)."""
+
     seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
     images: int = 0
-    batches: int = 0
-    wall: float = 0.0
+    warmup_images: int = 0
+
+    def add(self, rec: ImagePrediction, write_s: float) -> None:
+        if rec.timing is None:
+            self.warmup_images += 1
+            return
+        self.images += 1
+        for k, v in rec.timing.to_dict().items():
+            self.seconds[k] += v
+        self.seconds["write"] += write_s
 
     def summary(self) -> dict[str, Any]:
         busy = sum(self.seconds.values())
         return {
             "images": self.images,
-            "batches": self.batches,
-            "wall_s": round(self.wall, 4),
+            "warmup_images": self.warmup_images,
             **{f"{k}_s": round(v, 4) for k, v in self.seconds.items()},
-            "other_s": round(max(0.0, self.wall - busy), 4),
-            "images_per_s": round(self.images / self.wall, 3) if self.wall > 0 else None,
+            "images_per_s": round(self.images / busy, 3) if busy > 0 else None,
         }
 
 
@@ -90,23 +97,6 @@ def output_stems(names: Sequence[str]) -> list[str]:
         seen.add(candidate.casefold())
         stems.append(candidate)
     return stems
-
-
-def _prefetch(paths: Sequence[Path], depth: int) -> Iterator[tuple[int, "Future[np.ndarray]"]]:
-    """Decode images ``depth`` ahead of the consumer in one background thread (PIL releases the GIL)."""
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="insseg-load") as pool:
-        pending: deque[tuple[int, Future]] = deque()
-        upcoming = iter(range(len(paths)))
-        for i in upcoming:
-            pending.append((i, pool.submit(load_image_rgb, paths[i])))
-            if len(pending) >= depth:
-                break
-        while pending:
-            item = pending.popleft()
-            nxt = next(upcoming, None)
-            if nxt is not None:
-                pending.append((nxt, pool.submit(load_image_rgb, paths[nxt])))
-            yield item
 
 
 def _save_png(array: np.ndarray, path: Path) -> None:
@@ -138,159 +128,101 @@ def predict(cfg: Any) -> dict[str, Any]:
     stems = output_stems(names)
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    note = _folder_note(pcfg.input)
-    if note:
-        log.info(note)
-    renamed = [(n, s) for n, s in zip(names, stems) if PurePosixPath(n).with_suffix("").as_posix() != s]
-    if renamed:
-        shown = ", ".join(f"{n} -> overlays/{s}.png" for n, s in renamed[:4]) + (", ..." if len(renamed) > 4 else "")
-        log.info(
-            f"note: {len(renamed)} input(s) share a stem with another, so their outputs use the full file name: "
-            + shown
-        )
+    _log_notes(pcfg.input, names, stems)
 
     t0 = time.perf_counter()
     seed_everything(cfg.seed)  # a model.weights=null dry run gives the same random model every time
     segmenter = Segmenter.from_config(cfg)
     build_s = time.perf_counter() - t0
     log.info(
-        f"predict: {len(paths)} image(s) with {cfg.model.name} on {segmenter.device}"
-        f"{' (AMP)' if segmenter.amp else ''}, batch {segmenter.batch_size}, score > {segmenter.score_threshold}"
+        f"predict: {len(paths)} image(s) with {cfg.model.name} on {segmenter.device} ({segmenter.precision}), "
+        f"batch {segmenter.batch_size}, score > {segmenter.score_threshold}"
     )
+    loop = InferenceLoop(
+        segmenter.model, FileSource(paths, names), segmenter.device, segmenter.precision, segmenter.batch_size,
+        pcfg.warmup_iters, segmenter.score_threshold, skip_failures=True, keep_masks=True,
+    )
+    predictions = PredictionSet(
+        segmenter.class_names,
+        info={"score_threshold": segmenter.score_threshold, "precision": segmenter.precision, "model": cfg.model.name},
+    )
+    timing = _Timing()
+    start = time.perf_counter()
+    _run(loop, predictions, timing, out_dir, dict(zip(names, stems)), pcfg)
+    wall = time.perf_counter() - start
 
-    writer = PredictionsWriter(segmenter.class_names)
-    failures: list[tuple[str, str]] = []
-    warm, steady = _Timing(), _Timing()
-    num_instances = 0
-    batch: list[tuple[int, np.ndarray]] = []
-    pending_load = 0.0
-    warm_end: float | None = None if pcfg.warmup_iters > 0 else time.perf_counter()
-    loop_start = time.perf_counter()
-
-    def run_batch() -> None:
-        nonlocal num_instances, pending_load, warm_end
-        timing = warm if warm.batches < pcfg.warmup_iters else steady
-        timing.seconds["load"] += pending_load
-        pending_load = 0.0
-        done = _segment(segmenter, batch, timing, failures, paths)  # adds model and postprocess time
-        t1 = time.perf_counter()
-        for i, arr, res in done:
-            writer.add(names[i], arr.shape[0], arr.shape[1], res.to_prediction())
-        t2 = time.perf_counter()
-        for i, arr, res in done:
-            _write_outputs(out_dir, stems[i], arr, res, pcfg.save_overlays, pcfg.save_masks)
-            num_instances += len(res)
-        t3 = time.perf_counter()
-        timing.seconds["postprocess"] += t2 - t1
-        timing.seconds["write"] += t3 - t2
-        timing.images += len(done)
-        timing.batches += 1
-        if timing is warm and warm.batches == pcfg.warmup_iters:
-            warm_end = t3
-        batch.clear()
-
-    # rate_noinv: always images per second (tqdm's default flips to s/img below 1 image/s).
-    bar_format = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_noinv_fmt}{postfix}]"
-    bar = tqdm(total=len(paths), unit="img", desc="predict", file=sys.stderr, dynamic_ncols=True, bar_format=bar_format)
-    with bar:
-        for i, future in _prefetch(paths, depth=segmenter.batch_size + 1):
-            t = time.perf_counter()
-            try:
-                batch.append((i, future.result()))
-            except ImageLoadError as e:
-                failures.append((str(paths[i]), e.reason))
-                log.warning(f"skipped {paths[i]}: {e.reason}")
-                bar.update(1)
-            finally:
-                pending_load += time.perf_counter() - t
-            if len(batch) == segmenter.batch_size:
-                n = len(batch)
-                run_batch()
-                bar.update(n)
-                bar.set_postfix(instances=num_instances, refresh=False)
-        if batch:
-            n = len(batch)
-            run_batch()
-            bar.update(n)
-            bar.set_postfix(instances=num_instances, refresh=False)
-    loop_end = time.perf_counter()
-    warm.wall = (warm_end or loop_end) - loop_start
-    steady.wall = loop_end - warm_end if warm_end is not None and steady.batches else 0.0
-    steady.seconds["load"] += pending_load  # waits for trailing unreadable files
-
-    writer.write(out_dir / "predictions.json")
-    failures_file = out_dir / "failures.txt"
-    if failures:
-        atomic_write_text(failures_file, "".join(f"{p}\t{r}\n" for p, r in failures))
-    elif failures_file.exists():
-        failures_file.unlink()  # a stale list from an earlier run into the same folder
-
-    done = len(paths) - len(failures)
+    predictions.write(out_dir / "predictions.json")
+    failures = [(str(paths[f.index]), f.reason) for f in loop.failures]
+    _write_failures(out_dir / "failures.txt", failures)
     result = {
         "output_dir": str(out_dir),
         "predictions": str(out_dir / "predictions.json"),
-        "num_images": done,
+        "num_images": len(predictions.images),
         "num_failed": len(failures),
-        "num_instances": num_instances,
+        "num_instances": sum(len(r) for r in predictions.images),
         "failures": failures,
         "outputs": dict(zip(names, stems)),
-        "timing": {"build_s": round(build_s, 4), "warmup": warm.summary(), "steady": steady.summary()},
+        "timing": {"build_s": round(build_s, 4), "wall_s": round(wall, 4), "steady": timing.summary()},
     }
-    log.info(_closing_line(result, warm, steady, segmenter.score_threshold, failures_file))
+    log.info(_closing_line(result, timing, segmenter.score_threshold, out_dir / "failures.txt"))
     return result
 
 
-def _segment(
-    segmenter: Segmenter,
-    batch: list[tuple[int, np.ndarray]],
-    timing: _Timing,
-    failures: list[tuple[str, str]],
-    paths: Sequence[Path],
-) -> list[tuple[int, np.ndarray, Segmentation]]:
-    """Model and postprocess for a batch. Out of memory: the images are retried one by one, and an image that
-    does not fit alone becomes a failure instead of ending the run."""
-    arrays = [a for _, a in batch]
-    t = time.perf_counter()
-    try:
-        outputs = segmenter.forward(arrays)
-        t1 = time.perf_counter()
-        results = segmenter.postprocess(outputs, [a.shape[:2] for a in arrays])
-        timing.seconds["model"] += t1 - t
-        timing.seconds["postprocess"] += time.perf_counter() - t1
-        return [(i, a, r) for (i, a), r in zip(batch, results)]
-    except (torch.cuda.OutOfMemoryError, MemoryError):
-        timing.seconds["model"] += time.perf_counter() - t
-        if segmenter.device.type == "cuda":
-            torch.cuda.empty_cache()
-    if len(batch) > 1:
-        return [r for item in batch for r in _segment(segmenter, [item], timing, failures, paths)]
-    (i, arr), = batch
-    h, w = arr.shape[:2]
-    reason = f"out of memory while segmenting this {w}x{h} image on {segmenter.device}"
-    failures.append((str(paths[i]), reason))
-    log.warning(f"skipped {paths[i]}: {reason}")
-    return []
+def _run(loop: InferenceLoop, predictions: PredictionSet, timing: _Timing, out_dir: Path, stems: dict[str, str], pcfg: Any) -> None:
+    """Drive the loop: write each record's overlay and masks, keep its RLEs for predictions.json."""
+    # rate_noinv: always images per second (tqdm's default flips to s/img below 1 image/s).
+    bar_format = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_noinv_fmt}{postfix}]"
+    with tqdm(total=len(loop), unit="img", desc="predict", file=sys.stderr, dynamic_ncols=True, bar_format=bar_format) as bar:
+        done = instances = 0
+        for rec, image in loop.with_images():
+            t = time.perf_counter()
+            _write_outputs(out_dir, stems[rec.file_name], image, rec, pcfg.save_overlays, pcfg.save_masks)
+            timing.add(rec, time.perf_counter() - t)
+            predictions.images.append(rec.without_masks())
+            instances += len(rec)
+            bar.update(len(predictions.images) + len(loop.failures) - done)
+            done = len(predictions.images) + len(loop.failures)
+            bar.set_postfix(instances=instances, refresh=False)
+        for failure in loop.failures:
+            log.warning(f"skipped {failure.name}: {failure.reason}")
+        bar.update(len(loop) - done)
 
 
-def _write_outputs(out_dir: Path, stem: str, image: np.ndarray, res: Segmentation, overlays: bool, masks: bool) -> None:
+def _write_failures(path: Path, failures: list[tuple[str, str]]) -> None:
+    if failures:
+        atomic_write_text(path, "".join(f"{p}\t{r}\n" for p, r in failures))
+    elif path.exists():
+        path.unlink()  # a stale list from an earlier run into the same folder
+
+
+def _log_notes(input: str, names: list[str], stems: list[str]) -> None:
+    note = _folder_note(input)
+    if note:
+        log.info(note)
+    renamed = [(n, s) for n, s in zip(names, stems) if PurePosixPath(n).with_suffix("").as_posix() != s]
+    if renamed:
+        shown = ", ".join(f"{n} -> overlays/{s}.png" for n, s in renamed[:4]) + (", ..." if len(renamed) > 4 else "")
+        log.info(f"note: {len(renamed)} input(s) share a stem with another, so their outputs use the full file name: {shown}")
+
+
+def _write_outputs(out_dir: Path, stem: str, image: np.ndarray, rec: ImagePrediction, overlays: bool, masks: bool) -> None:
     if overlays:
-        labels = [f"{name} {score:.2f}" for name, score in zip(res.class_names, res.scores)]
-        _save_png(draw_overlay(image, res.mask_array, res.boxes, labels), out_dir / "overlays" / f"{stem}.png")
+        labels = [f"{name} {score:.2f}" for name, score in zip(rec.names, rec.scores)]
+        _save_png(draw_overlay(image, rec.mask_array(), rec.boxes, labels), out_dir / "overlays" / f"{stem}.png")
     if masks:
-        for k, mask in enumerate(res.mask_array):
+        for k, mask in enumerate(rec.mask_array()):
             _save_png(mask.astype(np.uint8) * 255, out_dir / "masks" / f"{stem}_{k}.png")
 
 
-def _closing_line(result: dict, warm: _Timing, steady: _Timing, threshold: float, failures_file: Path) -> str:
+def _closing_line(result: dict, timing: _Timing, threshold: float, failures_file: Path) -> str:
     head = f"done: {result['num_images']} image(s), {result['num_instances']} instance(s) with score > {threshold}"
     if result["num_failed"]:
         head += f", {result['num_failed']} unreadable (listed in {failures_file})"
     head += f" -> {result['output_dir']}"
-    timed, label = (steady, "after warm-up") if steady.batches else (warm, "all batches were warm-up, so including it")
-    s = timed.seconds
+    s = timing.seconds
     split = ", ".join(f"{k} {s[k]:.2f}s" for k in STAGES)
-    rate = f"{timed.images / timed.wall:.2f} images/s" if timed.wall > 0 else "n/a images/s"
-    tail = f"; {rate} {label} ({timed.images} image(s) in {timed.wall:.2f}s: {split})"
-    if steady.batches and warm.batches:
-        tail += f"; warm-up {warm.batches} batch(es), {warm.wall:.2f}s, excluded"
+    rate = timing.summary()["images_per_s"]
+    tail = f"; {rate if rate is not None else 'n/a'} images/s after warm-up ({timing.images} image(s): {split})"
+    if timing.warmup_images:
+        tail += f"; warm-up {timing.warmup_images} image(s) excluded"
     return head + tail

@@ -2,8 +2,9 @@
 
     from insseg.inference import Segmenter
     seg = Segmenter.from_config(["model=maskrcnn", "model.weights=outputs/.../best.pt"])
-    result = seg.predict("photo.jpg")      # a path, a PIL image or an HxWx3 uint8 RGB array
+    result = seg.predict("photo.jpg")      # an ImagePrediction (insseg.predictions): the one record
     result.masks[0]                        # HxW bool at the original size, highest score first
+    result.names, result.scores, result.boxes
 
 Detections are kept when their score is strictly greater than ``score_threshold`` (0.5 by default, as the
 original RefineMask wrapper did).
@@ -11,48 +12,17 @@ original RefineMask wrapper did).
 
 from __future__ import annotations
 
-import contextlib
 import os
-from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
-import numpy as np
 import torch
 from torch import nn
 
 from insseg.errors import ConfigError
-from insseg.io.images import ImageLike, load_image_rgb
+from insseg.inference.loop import InferenceLoop
+from insseg.inference.sources import MemorySource
+from insseg.io.images import ImageLike
 from insseg.predictions import ImagePrediction
-
-
-@dataclass
-class Segmentation:
-    """Kept detections of one image, sorted by descending score.
-
-    mask_array: bool [N, H, W] at the original image size (``masks`` gives the same as a list of [H, W]);
-    boxes: float32 [N, 4] (x1, y1, x2, y2) pixels; labels: int64 [N] class ids (1-based);
-    scores: float32 [N]; class_names: the N instances' class names; height, width: the image size.
-    """
-
-    mask_array: np.ndarray
-    boxes: np.ndarray
-    labels: np.ndarray
-    scores: np.ndarray
-    class_names: list[str]
-    height: int
-    width: int
-
-    @property
-    def masks(self) -> list[np.ndarray]:
-        """One HxW bool array per instance (views into ``mask_array``)."""
-        return list(self.mask_array)
-
-    def __len__(self) -> int:
-        return int(self.scores.shape[0])
-
-    def to_prediction(self) -> ImagePrediction:
-        """The record :class:`~insseg.predictions.PredictionsWriter` takes."""
-        return ImagePrediction(boxes=self.boxes, scores=self.scores, labels=self.labels, masks=self.mask_array)
 
 
 def available_cpus() -> int:
@@ -72,29 +42,6 @@ def _as_device(device: str | torch.device) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device '{device}' was requested but no CUDA device is available; use 'cpu' or 'auto'")
     return dev
-
-
-@contextlib.contextmanager
-def score_floor(model: nn.Module, threshold: float) -> Iterator[None]:
-    """Let the detector drop boxes with score <= ``threshold`` itself, before NMS and mask computation.
-
-    The kept detections are exactly those a filter after the model would keep (the detectors' own test is
-    also strictly greater, and NMS only lets higher scores suppress lower ones), but far fewer masks are
-    computed and pasted at full image size. Works on torchvision's ``roi_heads.score_thresh`` and
-    RefineMask's ``score_thresh``; other models are left alone.
-    """
-    owner = getattr(model, "roi_heads", None)
-    if not isinstance(getattr(owner, "score_thresh", None), (int, float)):
-        owner = model
-    old = getattr(owner, "score_thresh", None)
-    if not isinstance(old, (int, float)) or isinstance(old, bool) or old >= threshold:
-        yield
-        return
-    owner.score_thresh = threshold
-    try:
-        yield
-    finally:
-        owner.score_thresh = old
 
 
 class Segmenter:
@@ -159,7 +106,7 @@ class Segmenter:
         params: dict[str, Any] = dict(
             device=device,
             score_threshold=cfg.predict.score_threshold,
-            amp=amp_enabled(cfg.device, device),
+            amp=amp_enabled(cfg.device, device),  # device.amp: off (float32) unless asked for
             amp_dtype=cfg.device.amp_dtype,
             batch_size=cfg.predict.batch_size,
             num_threads=cfg.device.num_threads,
@@ -169,72 +116,21 @@ class Segmenter:
 
     # -- the API -------------------------------------------------------------------------------------------
 
-    def predict(self, image: ImageLike) -> Segmentation:
+    def predict(self, image: ImageLike) -> ImagePrediction:
         """Kept detections for one image (a path, a PIL image or an HxWx3 uint8 RGB array)."""
         return self.predict_batch([image], batch_size=1)[0]
 
-    def predict_batch(self, images: Sequence[ImageLike], batch_size: int | None = None) -> list[Segmentation]:
+    def predict_batch(self, images: Sequence[ImageLike], batch_size: int | None = None) -> list[ImagePrediction]:
         """:meth:`predict` for many images, ``batch_size`` (default ``self.batch_size``) per forward pass."""
-        size = batch_size or self.batch_size
-        results: list[Segmentation] = []
-        for start in range(0, len(images), size):
-            arrays = [load_image_rgb(im) for im in images[start : start + size]]
-            results.extend(self.postprocess(self.forward(arrays), [a.shape[:2] for a in arrays]))
-        return results
+        loop = InferenceLoop(
+            self.model, MemorySource(images), self.device, self.precision, batch_size or self.batch_size,
+            score_threshold=self.score_threshold, keep_masks=True,
+        )
+        return list(loop)
 
-    # -- the stages, for callers that time them (predict.py) ---------------------------------------------------
-
-    def forward(self, arrays: Sequence[np.ndarray]) -> list[dict[str, torch.Tensor]]:
-        """Raw model outputs for uint8 [H, W, 3] RGB arrays; returns once the device has finished."""
-        with torch.inference_mode():
-            tensors = [self._to_tensor(a) for a in arrays]
-            with self._autocast(), score_floor(self.model, self.score_threshold):
-                outputs = self.model(tensors)
-            if self.device.type == "cuda":
-                torch.cuda.synchronize(self.device)
-        return outputs
-
-    def postprocess(
-        self, outputs: Sequence[dict[str, torch.Tensor]], sizes: Sequence[tuple[int, int]]
-    ) -> list[Segmentation]:
-        """Threshold (score strictly greater), sort by score, binarise masks (> 0.5) and move to numpy.
-        ``sizes``: each image's (height, width)."""
-        return [self._postprocess_one(out, int(h), int(w)) for out, (h, w) in zip(outputs, sizes)]
-
-    def _postprocess_one(self, out: dict[str, torch.Tensor], h: int, w: int) -> Segmentation:
-        with torch.inference_mode():
-            scores = out["scores"].float()
-            keep = torch.nonzero(scores > self.score_threshold).flatten()
-            keep = keep[torch.argsort(scores[keep], descending=True, stable=True)]
-            masks = out["masks"][keep]
-            if masks.ndim == 4:
-                masks = masks[:, 0]
-            if keep.numel() == 0:
-                mask_array = np.zeros((0, h, w), dtype=bool)
-            elif tuple(masks.shape[-2:]) != (h, w):
-                raise RuntimeError(f"the model returned masks of size {tuple(masks.shape[-2:])} for a {h}x{w} image")
-            else:
-                mask_array = (masks > 0.5).cpu().numpy()
-            boxes = out["boxes"][keep].float().cpu().numpy().astype(np.float32)
-            labels = out["labels"][keep].cpu().numpy().astype(np.int64)
-            kept_scores = scores[keep].cpu().numpy().astype(np.float32)
-        names = [self.class_name(int(k)) for k in labels]
-        return Segmentation(mask_array, boxes, labels, kept_scores, names, h, w)
-
-    def class_name(self, label: int) -> str:
-        return self.class_names[label - 1] if 1 <= label <= len(self.class_names) else f"class_{label}"
-
-    def _to_tensor(self, arr: np.ndarray) -> torch.Tensor:
-        if not arr.flags.writeable:
-            arr = arr.copy()
-        # Move uint8 (a quarter of the bytes of float) and convert on the device.
-        t = torch.from_numpy(arr).to(self.device, non_blocking=True)
-        return t.permute(2, 0, 1).float().div_(255.0)
-
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        if not self.amp:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type="cuda", dtype=self.amp_dtype)
+    @property
+    def precision(self) -> str:
+        return str(self.amp_dtype).removeprefix("torch.") if self.amp else "float32"
 
 
 def untrained_class_names(cfg: Any) -> list[str] | None:

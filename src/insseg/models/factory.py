@@ -153,4 +153,6 @@ def _from_insseg_checkpoint(
         model = build_model(arch_cfg, names, fit_to_dataset=True)
     load_torchvision_state_dict(model, checkpoint["model"], path)
     model.class_names = names
+    # The run's config: evaluate.py compares its data split with the one being evaluated.
+    model.training_config = checkpoint.get("config")
     return model
