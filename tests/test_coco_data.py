@@ -210,3 +210,16 @@ def test_benchmark_file_is_clean_and_indexed_as_pycocotools_does(tmp_path: Path)
     for i in range(len(reader)):
         ours = [a["id"] for a in reader.index.anns[i]]
         assert ours == coco.getAnnIds(imgIds=[reader.image_id(i)]) and len(ours) in (10, 11)
+
+
+def test_train_py_runs_the_fast_check_before_training(tmp_path: Path) -> None:
+    from insseg.engine.trainer import train
+
+    every_form_dataset(tmp_path / "d")
+    (tmp_path / "d" / "val2017" / "sub" / "dir" / "b.png").unlink()
+    overrides = _coco_overrides(tmp_path / "d", tmp_path) + ["model.weights=null", "data.train_images=val2017",
+                                                              "data.train_json=annotations/instances_val2017.json"]
+    cfg = compose_config("train", overrides, output_dir=tmp_path / "run")
+    with pytest.raises(DatasetError, match=r"sub/dir/b\.png: image id 7 listed in .*: the file does not exist"):
+        train(cfg)
+    assert not (tmp_path / "run" / "checkpoints").exists()
