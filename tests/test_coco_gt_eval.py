@@ -92,7 +92,7 @@ def test_coco_ap_equals_cocoeval_by_hand_on_the_users_file(tmp_path: Path) -> No
     gt_path = _user_file(tmp_path)
     reader = CocoReader(gt_path, tmp_path / "images")
     assert reader.category_ids == tuple(CATEGORY_IDS) and reader.class_names == tuple(CLASSES)
-    evaluator = CocoEvaluator(reader.class_names, category_ids=reader.category_ids)
+    evaluator = CocoEvaluator(reader.class_names)
     preds = _predictions()
     for i, pred in enumerate(preds):
         evaluator.process(reader.annotation(i), pred)

@@ -44,17 +44,13 @@ def _clean(value: float) -> float:
 class CocoEvaluator:
     """bbox and segm AP of every prediction (no score threshold) over the images it is given.
 
-    ``class_names``: the dataset's classes; ``category_ids``: their ids (label k is ``category_ids[k - 1]``;
-    default 1..K). COCO-format ground truth brings the file's own ids, which then replace them.
+    ``class_names``: the dataset's classes; label k is category id ``category_ids[k - 1]``: 1..K, or the file's
+    own ids, which COCO-format ground truth brings along.
     """
 
-    def __init__(
-        self, class_names: Sequence[str], void_as_background: bool = False, category_ids: Sequence[int] | None = None
-    ) -> None:
+    def __init__(self, class_names: Sequence[str], void_as_background: bool = False) -> None:
         self.class_names = list(class_names)
-        self.category_ids = list(category_ids) if category_ids is not None else list(range(1, len(self.class_names) + 1))
-        if len(self.category_ids) != len(self.class_names):
-            raise ValueError(f"{len(self.category_ids)} category ids for {len(self.class_names)} classes")
+        self.category_ids = list(range(1, len(self.class_names) + 1))
         self.void_as_background = void_as_background
         self.reset()
 
@@ -94,8 +90,8 @@ class CocoEvaluator:
                     f"a predicted mask of {gt.file_name} is {rle['size'][1]}x{rle['size'][0]} but the image is "
                     f"{w}x{h}; masks must be at the image's original size"
                 )
-            self.dt.append({"image_id": image_id, "category_id": self.category_ids[int(label) - 1], "score": float(score), "bbox": box,
-                            "segmentation": {"size": [h, w], "counts": rle["counts"]}})
+            self.dt.append({"image_id": image_id, "category_id": self.category_ids[int(label) - 1],
+                            "score": float(score), "bbox": box, "segmentation": {"size": [h, w], "counts": rle["counts"]}})
 
     def evaluate(self) -> dict[str, float]:
         """``segm_AP``, ``segm_AP50``, ..., ``bbox_ARl`` (0..1; NaN where COCO leaves it undefined)."""
