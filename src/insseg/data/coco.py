@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from pycocotools import mask as mask_utils
@@ -73,34 +73,9 @@ class CocoIndex:
 def index_coco(data: dict[str, Any], path: Path) -> CocoIndex:
     """Index a parsed file in one pass, collecting every problem (an entry with a wrong type is left out)."""
     problems: list[Problem] = []
-    src = str(path)
-
-    def report(severity: str, kind: str, message: str, ann_id: Any = None) -> None:
-        problems.append(Problem(severity, kind, src, message, ann_id))
-
-    categories: dict[int, str] = {}
-    for c in data["categories"]:
-        if not isinstance(c, dict) or not _is_int(c.get("id")) or not isinstance(c.get("name"), str):
-            report(ERROR, "bad_category", f"category {c!r:.80} needs an integer 'id' and a string 'name'")
-        elif c["id"] in categories:
-            report(ERROR, "duplicate_id", f"category id {c['id']} is used twice")
-        else:
-            categories[c["id"]] = c["name"]
-    if not categories and not problems:
-        report(ERROR, "no_categories", "the file lists no categories")
-
-    images: list[dict[str, Any]] = []
-    position: dict[int, int] = {}
-    for im in data["images"]:
-        bad = _image_type_problem(im)
-        if bad:
-            report(ERROR, "bad_type", f"image {im.get('id') if isinstance(im, dict) else im!r:.80}: {bad}")
-        elif im["id"] in position:
-            report(ERROR, "duplicate_id", f"image id {im['id']} ({im['file_name']}) is used twice")
-        else:
-            position[im["id"]] = len(images)
-            images.append(im)
-
+    report = _reporter(problems, str(path))
+    categories = _index_categories(data["categories"], report)
+    images, position = _index_images(data["images"], report)
     anns: list[list[dict[str, Any]]] = [[] for _ in images]
     seen: set[Any] = set()
     for ann in data["annotations"]:
@@ -108,23 +83,56 @@ def index_coco(data: dict[str, Any], path: Path) -> CocoIndex:
         ann_id = ann.get("id") if isinstance(ann, dict) else None
         if bad:
             report(ERROR, "bad_type" if "segmentation form" not in bad else "bad_segmentation", bad, ann_id)
-            continue
-        if ann_id in seen:
+        elif ann_id in seen:
             report(ERROR, "duplicate_id", "annotation id is used twice", ann_id)
-            continue
-        seen.add(ann_id)
-        if ann["image_id"] not in position:
+        elif ann["image_id"] not in position:
             report(ERROR, "unknown_image", f"image_id {ann['image_id']} is not in 'images'", ann_id)
-            continue
-        if ann["category_id"] not in categories:
+        elif ann["category_id"] not in categories:
             report(ERROR, "unknown_category", f"category_id {ann['category_id']} is not in 'categories'", ann_id)
-            continue
-        im = images[position[ann["image_id"]]]
-        problems.extend(Problem(s, k, src, m, ann_id) for s, k, m in _annotation_problems(ann, im))
-        anns[position[ann["image_id"]]].append(ann)
-
+        else:
+            k = position[ann["image_id"]]
+            for severity, kind, message in _annotation_problems(ann, images[k]):
+                report(severity, kind, message, ann_id)
+            anns[k].append(ann)
+        seen.add(ann_id)
     ids = sorted(categories)
     return CocoIndex(path, images, anns, ids, [categories[i] for i in ids], problems)
+
+
+def _reporter(problems: list[Problem], src: str) -> Callable[..., None]:
+    def report(severity: str, kind: str, message: str, ann_id: Any = None) -> None:
+        problems.append(Problem(severity, kind, src, message, ann_id))
+
+    return report
+
+
+def _index_categories(entries: list[Any], report: Callable[..., None]) -> dict[int, str]:
+    categories: dict[int, str] = {}
+    for c in entries:
+        if not isinstance(c, dict) or not _is_int(c.get("id")) or not isinstance(c.get("name"), str):
+            report(ERROR, "bad_category", f"category {c!r:.80} needs an integer 'id' and a string 'name'")
+        elif c["id"] in categories:
+            report(ERROR, "duplicate_id", f"category id {c['id']} is used twice")
+        else:
+            categories[c["id"]] = c["name"]
+    if not entries:
+        report(ERROR, "no_categories", "the file lists no categories")
+    return categories
+
+
+def _index_images(entries: list[Any], report: Callable[..., None]) -> tuple[list[dict[str, Any]], dict[int, int]]:
+    images: list[dict[str, Any]] = []
+    position: dict[int, int] = {}
+    for im in entries:
+        bad = _image_type_problem(im)
+        if bad:
+            report(ERROR, "bad_type", f"image {(im.get('id') if isinstance(im, dict) else im)!r:.80}: {bad}")
+        elif im["id"] in position:
+            report(ERROR, "duplicate_id", f"image id {im['id']} ({im['file_name']}) is used twice")
+        else:
+            position[im["id"]] = len(images)
+            images.append(im)
+    return images, position
 
 
 def _is_int(v: Any) -> bool:
