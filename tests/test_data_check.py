@@ -50,6 +50,7 @@ def test_every_problem_is_named_and_errors_exit_1(tmp_path: Path, capsys) -> Non
         _ann(10, 1, [polygon_of(2, 2, 12, 10)]),  # duplicate id
         _ann(14, 1, [polygon_of(50, 30, 60, 40)], bbox=[50.0, 30.0, 20.0, 10.0]),  # box outside the 60x40 image
         _ann(15, 1, rle_str(np.zeros((H, W), bool)), cat=9),  # empty mask
+        _ann(16, 1, rle_str(np.ones((H, W + 1), bool))),  # a mask of another size than its image
     ]
     _dataset(tmp_path / "d", anns, images)
     status, report = _check(tmp_path / "d", tmp_path / "out")
@@ -58,14 +59,14 @@ def test_every_problem_is_named_and_errors_exit_1(tmp_path: Path, capsys) -> Non
     assert found == {
         ("duplicate_id", None),  # image id 3 twice
         ("few_points", 11), ("unknown_image", 12), ("unknown_category", 13), ("duplicate_id", 10),
-        ("box_outside", 14), ("empty_mask", 15),
+        ("box_outside", 14), ("empty_mask", 15), ("rle_size", 16),
         ("missing_image", None), ("size_mismatch", None),
     }
     by_kind = {p["kind"]: p for p in report["problems"] if p["split"] == "eval"}
     assert by_kind["missing_image"]["file"].endswith("val2017/gone.png")
     assert by_kind["size_mismatch"]["file"].endswith("val2017/c.png")
     assert by_kind["few_points"]["file"].endswith("instances_val2017.json")
-    assert report["errors"] == 2 * 6 and report["warnings"] == 2 * 3
+    assert report["errors"] == 2 * 7 and report["warnings"] == 2 * 3
     printed = capsys.readouterr().out
     assert "instances_val2017.json, annotation id 13: category_id 5 is not in 'categories'" in printed
 

@@ -91,9 +91,11 @@ def index_coco(data: dict[str, Any], path: Path) -> CocoIndex:
             report(ERROR, "unknown_category", f"category_id {ann['category_id']} is not in 'categories'", ann_id)
         else:
             k = position[ann["image_id"]]
-            for severity, kind, message in _annotation_problems(ann, images[k]):
+            found = _annotation_problems(ann, images[k])
+            for severity, kind, message in found:
                 report(severity, kind, message, ann_id)
-            anns[k].append(ann)
+            if all(severity != ERROR for severity, _, _ in found):  # an RLE of another size cannot be drawn
+                anns[k].append(ann)
         seen.add(ann_id)
     ids = sorted(categories)
     return CocoIndex(path, images, anns, ids, [categories[i] for i in ids], problems)
