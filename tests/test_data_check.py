@@ -106,3 +106,9 @@ def test_voc_layout_clean_dataset_counts_classes(tmp_path: Path) -> None:
     ids = np.concatenate([np.unique(np.asarray(Image.open(p))) for p in (root / "SegmentationObject").glob("*.png")])
     instances = sum(report["splits"][s]["instances"] for s in ("train", "eval"))
     assert instances == int(((ids != 0) & (ids != 255)).sum())
+
+
+def test_bad_override_is_a_one_line_error_with_status_2(tmp_path: Path, capsys) -> None:
+    assert main(["data=imagenet", f"out={tmp_path}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "imagenet" in err and "Traceback" not in err

@@ -22,7 +22,7 @@ from omegaconf import OmegaConf
 from insseg.data.annotations import Annotation
 from insseg.data.build import open_reader
 from insseg.data.problems import ERROR, WARNING, Problem, errors, warnings
-from insseg.errors import DatasetError, ImageLoadError, InssegError
+from insseg.errors import ConfigError, DatasetError, ImageLoadError, InssegError
 from insseg.utils.atomic import atomic_write_json
 
 SPLITS = ("train", "eval")
@@ -133,6 +133,19 @@ def format_report(report: dict[str, Any], path: Path) -> str:
     return "\n".join(lines)
 
 
+def compose_data_config(overrides: Sequence[str]) -> Any:
+    """The composed config of these overrides (train.py's), or :class:`ConfigError` naming the bad override."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from insseg.config import compose_config
+
+    try:
+        return compose_config("train", list(overrides))
+    except (HydraException, OmegaConfBaseException) as e:
+        raise ConfigError(f"{e}".strip().splitlines()[0] + f" (overrides: {' '.join(overrides)})") from None
+
+
 def split_out(argv: Sequence[str]) -> tuple[str | None, list[str]]:
     """``out=DIR`` (ours) apart from the Hydra overrides."""
     out = [a.split("=", 1)[1] for a in argv if a.startswith("out=")]
@@ -140,11 +153,9 @@ def split_out(argv: Sequence[str]) -> tuple[str | None, list[str]]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from insseg.config import compose_config
-
     out, overrides = split_out(sys.argv[1:] if argv is None else argv)
     try:
-        cfg = compose_config("train", overrides)
+        cfg = compose_data_config(overrides)
         report = check_dataset(cfg.data)
     except InssegError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -20,7 +20,7 @@ from typing import Any, Sequence
 from pycocotools import mask as mask_utils
 
 from insseg.data.build import build_reader
-from insseg.data.check import split_out
+from insseg.data.check import compose_data_config, split_out
 from insseg.errors import ConfigError, InssegError
 from insseg.predictions import encode_masks
 from insseg.utils.atomic import atomic_write_json
@@ -87,14 +87,12 @@ def export_coco(data_cfg: Any, out: str | Path) -> dict[str, Path]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from insseg.config import compose_config
-
     ensure_console_logging()
     out, overrides = split_out(sys.argv[1:] if argv is None else argv)
     try:
         if not out:
             raise ConfigError("no output folder given: pass out=<dir>")
-        cfg = compose_config("train", overrides)
+        cfg = compose_data_config(overrides)
         export_coco(cfg.data, out)
     except InssegError as e:
         print(f"error: {e}", file=sys.stderr)
