@@ -19,6 +19,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "sharded": ("insseg.bench.sharded", "cpu"),
     "coco_scoring": ("insseg.bench.coco_scoring", "cpu"),
     "reports": ("insseg.bench.reports", "cpu"),
+    "coco_data": ("insseg.bench.coco_data", "cpu"),
     "gpu_inference": ("insseg.bench.gpu_inference", "cuda"),
     "gpu_training": ("insseg.bench.gpu_training", "cuda"),
     "gpu_refinemask": ("insseg.bench.gpu_refinemask", "cuda"),

@@ -15,7 +15,7 @@ from torch import nn
 
 from insseg.config import compose_config
 from insseg.config.compose import CONF_DIR
-from insseg.data.synthetic import generate_pennfudan, generate_voc
+from insseg.data.synthetic import generate_coco, generate_pennfudan, generate_voc
 from insseg.models import build_model
 from insseg.models.checkpoint_io import CHECKPOINT_FORMAT
 
@@ -32,7 +32,7 @@ def generated(out_dir: Path, layout: str, num_images: int, height: int, width: i
         shutil.rmtree(root)
     tmp = root.with_name(f".{name}.{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    generate = generate_voc if layout == "voc" else generate_pennfudan
+    generate = {"voc": generate_voc, "coco": generate_coco, "pennfudan": generate_pennfudan}[layout]
     generate(tmp, num_images=num_images, height=height, width=width, max_objects=max_objects, seed=seed)
     (tmp / ".complete").write_text("")
     tmp.rename(root)

@@ -42,8 +42,8 @@ class SyntheticConfig:
 
 @dataclass
 class DataConfig:
-    name: str = "synthetic"  # pennfudan | voc | synthetic
-    # Which reader: pennfudan (PNGImages/ + PedMasks/) or voc (VOC2012 layout).
+    name: str = "synthetic"  # pennfudan | voc | coco | synthetic
+    # Which reader: pennfudan (PNGImages/ + PedMasks/), voc (VOC2012 layout) or coco (COCO-format JSON + images).
     layout: str = "pennfudan"
     root: str = "${paths.data_dir}/synthetic"
     # Missing root: download (pennfudan), generate (synthetic) or fail with instructions (voc).
@@ -56,6 +56,12 @@ class DataConfig:
     # VOC: ImageSets/Segmentation/<name>.txt
     train_split: str = "train"
     eval_split: str = "val"
+    # COCO layout: instance JSON and the folder its file_names are relative to, per split (relative to root,
+    # or absolute). Defaults: the COCO 2017 layout.
+    train_json: str = "annotations/instances_train2017.json"
+    train_images: str = "train2017"
+    eval_json: str = "annotations/instances_val2017.json"
+    eval_images: str = "val2017"
     # Caps for quick runs (experiment=smoke); null = all images.
     max_train_images: Optional[int] = None
     max_eval_images: Optional[int] = None

@@ -9,8 +9,8 @@ from omegaconf import DictConfig, OmegaConf
 from insseg.errors import ConfigError
 
 CHOICES: dict[str, tuple[str, ...]] = {
-    "data.name": ("pennfudan", "voc", "synthetic"),
-    "data.layout": ("pennfudan", "voc"),
+    "data.name": ("pennfudan", "voc", "coco", "synthetic"),
+    "data.layout": ("pennfudan", "voc", "coco"),
     "model.name": ("maskrcnn", "refinemask"),
     "model.backbone": ("resnet50", "resnet18"),
     "device.type": ("auto", "cpu", "cuda"),

@@ -1,4 +1,5 @@
-"""Datasets: on-disk readers (PennFudanPed, VOC 2012), synthetic generators, download, torch datasets."""
+"""Datasets: on-disk readers (COCO-format JSON, PennFudanPed, VOC 2012), synthetic generators, the dataset check,
+the COCO export, download, torch datasets."""
 
 from insseg.data.annotations import InstanceAnnotation
 from insseg.data.build import build_dataset, build_reader, ensure_dataset, pennfudan_split

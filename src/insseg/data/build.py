@@ -8,10 +8,11 @@ from typing import Any
 
 import numpy as np
 
+from insseg.data.coco import CocoReader
 from insseg.data.dataset import InstanceSegmentationDataset
 from insseg.data.download import download_and_extract
 from insseg.data.readers import InstanceReader, PennFudanReader, VOCReader
-from insseg.data.synthetic import generate_pennfudan, generate_voc
+from insseg.data.synthetic import generate_coco, generate_pennfudan, generate_voc
 from insseg.data.transforms import RandomHorizontalFlip
 from insseg.errors import DatasetError
 from insseg.utils.logging import log
@@ -27,6 +28,8 @@ def ensure_dataset(data_cfg: Any) -> Path:
         return root
     if data_cfg.name == "synthetic":
         return _generate_synthetic(data_cfg, root)
+    if data_cfg.layout == "coco":
+        return root  # the annotation files may be given by absolute paths; coco_paths names what is missing
     expected = PENNFUDAN_EXPECTED if data_cfg.layout == "pennfudan" else VOC_EXPECTED
     if data_cfg.download and data_cfg.url:
         log.info(f"dataset {data_cfg.name} not found at {root}; downloading {data_cfg.url}")
@@ -42,7 +45,7 @@ def ensure_dataset(data_cfg: Any) -> Path:
 
 def _generate_synthetic(data_cfg: Any, root: Path) -> Path:
     s = data_cfg.synthetic
-    generate = generate_pennfudan if data_cfg.layout == "pennfudan" else generate_voc
+    generate = {"pennfudan": generate_pennfudan, "voc": generate_voc, "coco": generate_coco}[data_cfg.layout]
     root.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{root.name}.", dir=root.parent) as tmp:
         generate(Path(tmp) / "data", num_images=s.num_images, height=s.height, width=s.width,
@@ -53,10 +56,21 @@ def _generate_synthetic(data_cfg: Any, root: Path) -> Path:
 
 
 def build_reader(data_cfg: Any, split: str) -> tuple[InstanceReader, list[int]]:
-    """The reader for ``split`` ('train' or 'eval') and the indices of that split's images."""
+    """The reader for ``split`` ('train' or 'eval') and the indices of that split's images, after the fast check
+    (the files' structure, every image present at the size its labels have; warnings logged as one line)."""
+    reader, indices = open_reader(data_cfg, split)
+    reader.verify(indices)
+    return reader, indices
+
+
+def open_reader(data_cfg: Any, split: str) -> tuple[InstanceReader, list[int]]:
+    """:func:`build_reader` without the check (``insseg.data.check`` runs the full one)."""
     root = ensure_dataset(data_cfg)
-    if data_cfg.layout == "voc":
-        reader: InstanceReader = VOCReader(root, data_cfg.train_split if split == "train" else data_cfg.eval_split)
+    if data_cfg.layout == "coco":
+        reader: InstanceReader = CocoReader(*coco_paths(data_cfg, split))
+        indices = list(range(len(reader)))
+    elif data_cfg.layout == "voc":
+        reader = VOCReader(root, data_cfg.train_split if split == "train" else data_cfg.eval_split)
         indices = list(range(len(reader)))
     else:
         reader = PennFudanReader(root)
@@ -65,9 +79,29 @@ def build_reader(data_cfg: Any, split: str) -> tuple[InstanceReader, list[int]]:
     if limit is not None:
         indices = indices[:limit]
     if not indices:
-        raise DatasetError(f"the {split} split of {root} is empty (check data.num_test and the split settings)")
-    reader.verify(indices)
+        raise DatasetError(f"the {split} split of {root} is empty (check data.num_test and the split settings, or the "
+                           "annotation file's images)")
     return reader, indices
+
+
+def coco_paths(data_cfg: Any, split: str) -> tuple[Path, Path]:
+    """The annotation file and image folder of ``split`` (``data.train_json``/``data.train_images`` or the
+    ``eval_`` pair; relative to ``data.root`` unless absolute), checked to exist."""
+    key = "train" if split == "train" else "eval"
+    root = Path(data_cfg.root)
+    json_path, images = (root / str(data_cfg[f"{key}_{k}"]) for k in ("json", "images"))
+    hint = f" (data.root={root} does not exist)" if not root.exists() else ""
+    if not json_path.is_file():
+        raise DatasetError(
+            f"data.{key}_json: annotation file {json_path} does not exist{hint}. Point data.root at the folder "
+            f"holding it, or set data.{key}_json=<file> (relative to data.root, or absolute)"
+        )
+    if not images.is_dir():
+        raise DatasetError(
+            f"data.{key}_images: image folder {images} does not exist{hint}; set data.{key}_images=<folder> "
+            f"(the folder that the file_name entries of {json_path.name} are relative to)"
+        )
+    return json_path, images
 
 
 def pennfudan_split(num_images: int, num_test: int, seed: int) -> tuple[list[int], list[int]]:

@@ -9,13 +9,13 @@ import torch
 from torch.utils.data import Dataset
 from torchvision.ops import masks_to_boxes
 
-from insseg.data.annotations import InstanceAnnotation
+from insseg.data.annotations import Annotation
 from insseg.data.readers import InstanceReader
 
 Transform = Callable[[torch.Tensor, dict], tuple[torch.Tensor, dict]]
 
 
-def target_from_annotation(ann: InstanceAnnotation, image_id: int) -> dict[str, torch.Tensor]:
+def target_from_annotation(ann: Annotation, image_id: int) -> dict[str, torch.Tensor]:
     """torchvision's target dict. Boxes follow pycocotools' convention (the mask's pixel extent: x2 is the last
     column + 1), the convention of COCO-trained weights and of the evaluation's ground truth."""
     masks = torch.from_numpy(ann.masks()).to(torch.uint8)
@@ -52,11 +52,16 @@ class InstanceSegmentationDataset(Dataset):
     def file_name(self, i: int) -> str:
         return self.reader.file_name(self.indices[i])
 
-    def annotation(self, i: int) -> InstanceAnnotation:
+    def annotation(self, i: int) -> Annotation:
         return self.reader.annotation(self.indices[i])
 
     def load_image(self, i: int) -> np.ndarray:
         return self.reader.load_image(self.indices[i])
+
+    @property
+    def category_ids(self) -> tuple[int, ...] | None:
+        """The dataset's own category id of each class (COCO-format data), None when the layout has none."""
+        return getattr(self.reader, "category_ids", None)
 
     def image_id(self, i: int) -> int | None:
         """The dataset's own id of the image (COCO-format data), None when the layout has none."""

@@ -13,9 +13,10 @@ from typing import Protocol
 
 import numpy as np
 
-from insseg.data.annotations import VOID_ID, InstanceAnnotation
+from insseg.data.annotations import VOID_ID, Annotation, InstanceAnnotation
 from insseg.data.image_io import read_index_png
 from insseg.data.voc_palette import VOC_CLASSES
+from insseg.data.problems import ERROR, Problem, raise_on_errors
 from insseg.errors import DatasetError, ImageLoadError
 from insseg.io.images import image_size, load_image_rgb, stored_size
 
@@ -26,8 +27,10 @@ class InstanceReader(Protocol):
 
     def __len__(self) -> int: ...
     def file_name(self, index: int) -> str: ...
+    def image_path(self, index: int) -> Path: ...
     def load_image(self, index: int) -> np.ndarray: ...
-    def annotation(self, index: int) -> InstanceAnnotation: ...
+    def annotation(self, index: int, image_hw: tuple[int, int] | None = None) -> Annotation: ...
+    def file_problems(self, indices: list[int] | None = None) -> list[Problem]: ...
     def verify(self, indices: list[int] | None = None) -> None: ...
 
 
@@ -36,21 +39,26 @@ def _instance_ids(instance_map: np.ndarray) -> np.ndarray:
     return ids[(ids != 0) & (ids != VOID_ID)].astype(np.int64)
 
 
-def _check_size(mask: Path, mask_hw: tuple[int, ...], image: Path, image_hw: tuple[int, ...]) -> None:
+def _size_problem(mask: Path, mask_hw: tuple[int, ...], image: Path, image_hw: tuple[int, ...]) -> str | None:
     """Masks must have the size of the image as it is shown (EXIF orientation applied)."""
     if tuple(mask_hw) == tuple(image_hw):
-        return
-    message = (
-        f"mask {mask} is {mask_hw[1]}x{mask_hw[0]} but image {image} is {image_hw[1]}x{image_hw[0]}; "
-        "masks must have the image's size"
-    )
+        return None
     if tuple(stored_size(image)) == tuple(mask_hw):
-        message = (
+        return (
             f"mask {mask} is {mask_hw[1]}x{mask_hw[0]}, the size of image {image} as stored, but the image's EXIF "
             f"orientation turns it to {image_hw[1]}x{image_hw[0]} (as every viewer and this toolkit show it); "
             "draw the mask on the upright image, or remove the orientation tag from the image"
         )
-    raise DatasetError(message)
+    return (
+        f"mask {mask} is {mask_hw[1]}x{mask_hw[0]} but image {image} is {image_hw[1]}x{image_hw[0]}; "
+        "masks must have the image's size"
+    )
+
+
+def _check_size(mask: Path, mask_hw: tuple[int, ...], image: Path, image_hw: tuple[int, ...]) -> None:
+    message = _size_problem(mask, mask_hw, image, image_hw)
+    if message:
+        raise DatasetError(message)
 
 
 class _Reader:
@@ -68,6 +76,9 @@ class _Reader:
 
     def file_name(self, index: int) -> str:
         return self._image_paths[index].name
+
+    def image_path(self, index: int) -> Path:
+        return self._image_paths[index]
 
     def load_image(self, index: int) -> np.ndarray:
         return load_image_rgb(self._image_paths[index])
@@ -93,15 +104,25 @@ class _Reader:
             labels=self._labels_for(index, instance_map, ids),
         )
 
+    def file_problems(self, indices: list[int] | None = None) -> list[Problem]:
+        """Unreadable images and label PNGs, and sizes that differ (file headers only: fast)."""
+        problems = []
+        for i in range(len(self)) if indices is None else indices:
+            image = self._image_paths[i]
+            try:
+                image_hw = image_size(image)
+                for path in self._label_paths(i):
+                    message = _size_problem(path, stored_size(path), image, image_hw)
+                    if message:
+                        problems.append(Problem(ERROR, "size_mismatch", str(path), message))
+            except ImageLoadError as e:
+                kind = "missing_image" if not Path(e.path).exists() else "unreadable_image"
+                problems.append(Problem(ERROR, kind, e.path, e.reason))
+        return problems
+
     def verify(self, indices: list[int] | None = None) -> None:
         """Cheap up-front check (file headers only) so bad files fail before training starts."""
-        for i in range(len(self)) if indices is None else indices:
-            try:
-                image_hw = image_size(self._image_paths[i])
-            except ImageLoadError as e:
-                raise DatasetError(str(e)) from None
-            for path in self._label_paths(i):
-                _check_size(path, stored_size(path), self._image_paths[i], image_hw)
+        raise_on_errors(self.file_problems(indices), f"dataset {self.root}")
 
     def _label_paths(self, index: int) -> list[Path]:
         return [self._mask_paths[index]]

@@ -1,10 +1,13 @@
 """COCO bbox and segm AP with pycocotools (or faster-coco-eval: ``backend``), as an evaluator fed one image
 at a time.
 
-Ground truth: one annotation per instance, ``segmentation`` its mask as an RLE, ``area`` its pixel count,
-``bbox`` pycocotools' own ``toBbox`` of that RLE (the mask's pixel extent: x2 is the last column + 1, the
-convention of COCO-trained weights and of our training targets), ``iscrowd`` 0. Categories are the dataset's
-classes; predictions arrive in dataset labels (the class bridge ran before).
+Ground truth of COCO-format data is the user's own file as it is: their image ids, category ids, iscrowd,
+areas and boxes (the annotation carries the file's entries), so the numbers equal ``COCOeval`` run by hand on
+that file and our predictions.json. Other data (instance maps): one annotation per instance, ``segmentation``
+its mask as an RLE, ``area`` its pixel count, ``bbox`` pycocotools' own ``toBbox`` of that RLE (the mask's pixel
+extent: x2 is the last column + 1, the convention of COCO-trained weights and of our training targets),
+``iscrowd`` 0. Categories are the dataset's classes (with the file's ids for COCO-format data); predictions
+arrive in dataset labels (the class bridge ran before).
 
 Void (VOC's 255 band) counts for neither side: it is in no ground-truth mask, and it is cut out of every
 predicted mask before segm IoU, as the matching metrics do. ``void_as_background=True`` keeps predictions
@@ -22,7 +25,7 @@ from typing import Any, Sequence
 
 from pycocotools import mask as mask_utils
 
-from insseg.data.annotations import InstanceAnnotation
+from insseg.data.annotations import Annotation, InstanceAnnotation
 from insseg.evaluation.coco_backend import DEFAULT_BACKEND, coco_classes
 from insseg.errors import InssegError
 from insseg.predictions import ImagePrediction, encode_masks, xyxy_to_xywh
@@ -41,13 +44,15 @@ def _clean(value: float) -> float:
 class CocoEvaluator:
     """bbox and segm AP of every prediction (no score threshold) over the images it is given.
 
-    ``class_names``: the dataset's classes (category id k is ``class_names[k - 1]``). ``backend``: which COCO
+    ``class_names``: the dataset's classes; label k is category id ``category_ids[k - 1]``: 1..K, or the file's
+    own ids, which COCO-format ground truth brings along. ``backend``: which COCO
     implementation scores (:mod:`insseg.evaluation.coco_backend`); kept in :attr:`backend`.
     """
 
     def __init__(self, class_names: Sequence[str], void_as_background: bool = False,
                  backend: str = DEFAULT_BACKEND) -> None:
         self.class_names = list(class_names)
+        self.category_ids = list(range(1, len(self.class_names) + 1))
         self.void_as_background = void_as_background
         self.backend = backend
         self._coco, self._cocoeval = coco_classes(backend)
@@ -63,12 +68,18 @@ class CocoEvaluator:
     def __len__(self) -> int:
         return len(self.images)
 
-    def process(self, gt: InstanceAnnotation, pred: ImagePrediction) -> None:
+    def process(self, gt: Annotation, pred: ImagePrediction) -> None:
         """Add one image: its ground truth and every prediction whose label is a dataset class."""
-        image_id = len(self.images) + 1
         h, w = int(gt.height), int(gt.width)
+        if gt.coco_entries is not None:  # the user's file, as it is
+            image_id = int(gt.image_id)
+            self.gt.extend(gt.coco_entries)
+            if gt.category_ids:
+                self.category_ids = list(gt.category_ids)
+        else:
+            image_id = len(self.images) + 1
+            self.gt.extend(ground_truth_entries(gt, image_id, len(self.gt) + 1))
         self.images.append({"id": image_id, "file_name": gt.file_name, "height": h, "width": w})
-        self.gt.extend(ground_truth_entries(gt, image_id, len(self.gt) + 1))
         keep = (pred.labels >= 1) & (pred.labels <= len(self.class_names))
         if not keep.any():
             return
@@ -83,8 +94,8 @@ class CocoEvaluator:
                     f"a predicted mask of {gt.file_name} is {rle['size'][1]}x{rle['size'][0]} but the image is "
                     f"{w}x{h}; masks must be at the image's original size"
                 )
-            self.dt.append({"image_id": image_id, "category_id": int(label), "score": float(score), "bbox": box,
-                            "segmentation": {"size": [h, w], "counts": rle["counts"]}})
+            self.dt.append({"image_id": image_id, "category_id": self.category_ids[int(label) - 1],
+                            "score": float(score), "bbox": box, "segmentation": {"size": [h, w], "counts": rle["counts"]}})
 
     def evaluate(self) -> dict[str, float]:
         """``segm_AP``, ``segm_AP50``, ..., ``bbox_ARl`` (0..1; NaN where COCO leaves it undefined)."""
@@ -95,7 +106,7 @@ class CocoEvaluator:
         gt.dataset = {
             "images": list(self.images),
             "annotations": list(self.gt),
-            "categories": [{"id": k + 1, "name": n} for k, n in enumerate(self.class_names)],
+            "categories": [{"id": i, "name": n} for i, n in zip(self.category_ids, self.class_names)],
         }
         with contextlib.redirect_stdout(io.StringIO()):
             gt.createIndex()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import time
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -77,7 +77,10 @@ def score_records(
     evaluators.reset()
     total = len(records) if hasattr(records, "__len__") else len(dataset)
     for rec in MetricLogger().log_every(records, print_freq, header=header, total=total):
-        gt = dataset.annotation(position[rec.file_name])
+        i = position[rec.file_name]
+        gt = dataset.annotation(i)
+        if gt.image_id is not None:  # COCO-format data: predictions.json carries the file's own image ids
+            rec.image_id = gt.image_id
         if (rec.height, rec.width) != (gt.height, gt.width):
             raise InssegError(
                 f"predictions for {rec.file_name} are {rec.width}x{rec.height} but the image is "
@@ -85,6 +88,21 @@ def score_records(
             )
         evaluators.process(gt, bridge.to_dataset(rec))
     return evaluators.evaluate()
+
+
+def file_category_ids(bridge: ClassBridge, dataset_ids: Sequence[int]) -> list[int]:
+    """The category id predictions.json gives each model label on COCO-format data: the file's id of the
+    dataset class it is bridged to, so ``COCO(user_file).loadRes(...)`` needs no mapping; model classes without
+    a counterpart get ids above the file's (COCOeval leaves them out, as we do)."""
+    spare = max(dataset_ids, default=0)
+    ids = []
+    for label in bridge.dataset_label.tolist():
+        if label > 0:
+            ids.append(int(dataset_ids[label - 1]))
+        else:
+            spare += 1
+            ids.append(spare)
+    return ids
 
 
 def log_bridge(bridge: ClassBridge, keep_unmapped: bool) -> None:
@@ -137,6 +155,8 @@ def _evaluate(cfg: DictConfig, dist_info: DistInfo) -> dict[str, Any]:
             report.discard()
             raise
     metrics = _finish_metrics(metrics, predictions, source, dist_info.world_size, cfg.eval.coco_backend)
+    if dataset.category_ids is not None:
+        predictions.category_ids = file_category_ids(bridge, dataset.category_ids)
     predictions.write(out_dir / "predictions.json")
     atomic_write_json(out_dir / "metrics.json", metrics)
     coco = evaluators.get(CocoEvaluator)

@@ -1,13 +1,14 @@
 """One-to-one mask matching per image, and the dataset-level means built from it.
 
-Per image: the ground-truth objects are the distinct ids of the instance map other than 0 (background) and
-255 (void); void pixels are left out of every pixel count unless ``void_as_background`` (the old harness's
-behaviour, where they counted as background). The IoU matrix ground truth x prediction comes from exact pixel
+Per image: the ground-truth objects are the annotation's instances (the distinct ids of an instance map other
+than 0 and 255, or a COCO file's non-crowd instances); ignored pixels (VOC's 255 void band, COCO crowd regions)
+are left out of every pixel count unless ``void_as_background`` (the old harness's behaviour, where they
+counted as background). The IoU matrix ground truth x prediction comes from exact pixel
 counts of bit-packed masks (:func:`overlap_counts`); ``scipy.optimize.linear_sum_assignment`` pairs them one-to-one for the largest total
 IoU (pairs without overlap, or of different classes under ``class_aware``, stay unmatched). Each object scores
 the IoU and F1 (pixel Dice, 2|g∩p| / (|g| + |p|)) of its prediction, 0 when unmatched.
 
-Background: ground truth = pixels labelled 0; prediction = pixels outside every *matched* prediction.
+Background: ground truth = pixels of no instance (labelled 0 in a map); prediction = pixels outside every *matched* prediction.
 ``mean iou with bg`` of an image = (sum of object IoUs + bg IoU) / (N + 1), likewise for F1.
 """
 
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from insseg.data.annotations import VOID_ID, InstanceAnnotation
+from insseg.data.annotations import Annotation
 from insseg.predictions import ImagePrediction
 
 TP_IOU = 0.5  # a matched pair with IoU >= this is a true positive for instance precision / recall
@@ -143,23 +144,26 @@ class ImageMatch:
 
 
 def match_image(
-    annotation: InstanceAnnotation,
+    annotation: Annotation,
     pred_masks: np.ndarray,
     pred_labels: np.ndarray | None = None,
     void_as_background: bool = False,
     class_aware: bool = False,
 ) -> ImageMatch:
-    """Match the predictions (bool masks [M, H, W] at the image's size, dataset labels [M]) of one image."""
-    instance_map = annotation.instance_map
-    h, w = instance_map.shape
+    """Match the predictions (bool masks [M, H, W] at the image's size, dataset labels [M]) of one image.
+
+    Ignored pixels (VOC's void band, COCO crowd regions) are left out of every count, or count as background
+    with ``void_as_background``.
+    """
+    h, w = int(annotation.height), int(annotation.width)
     pred_masks = np.asarray(pred_masks, dtype=bool).reshape(-1, h, w)
     m = pred_masks.shape[0]
     n = len(annotation)
     if pred_labels is None:
         pred_labels = np.zeros(m, np.int64)
-    void = instance_map == VOID_ID
-    counted = np.ones_like(void) if void_as_background else ~void
-    gt_masks = annotation.masks()  # never holds void pixels
+    ignored = annotation.ignore()
+    counted = np.ones_like(ignored) if void_as_background else ~ignored
+    gt_masks = annotation.masks()  # never holds ignored pixels
     pred_counted = pred_masks & counted[None] if not void_as_background else pred_masks
 
     iou_all, f1_all = iou_f1_matrices(gt_masks, pred_counted)
@@ -170,15 +174,15 @@ def match_image(
     if n and m:
         score = iou_all.copy()
         if class_aware:
-            score[annotation.labels[:, None] != np.asarray(pred_labels)[None, :]] = 0.0
+            score[np.asarray(annotation.labels)[:, None] != np.asarray(pred_labels)[None, :]] = 0.0
         rows, cols = linear_sum_assignment(score, maximize=True)
         for r, c in zip(rows.tolist(), cols.tolist()):
             if score[r, c] > 0:
                 matched[r], pred_matched[c] = c, r
                 iou[r], f1[r] = iou_all[r, c], f1_all[r, c]
 
-    gt_bg = (instance_map == 0) | (void if void_as_background else False)
-    covered = pred_counted[matched[matched >= 0]].any(axis=0) if (matched >= 0).any() else np.zeros_like(void)
+    gt_bg = annotation.background() | (ignored if void_as_background else False)
+    covered = pred_counted[matched[matched >= 0]].any(axis=0) if (matched >= 0).any() else np.zeros_like(ignored)
     pred_bg = counted & ~covered
     bg_iou, bg_f1 = _iou_f1(gt_bg & counted, pred_bg)
     return ImageMatch(annotation.file_name, n, m, iou, f1, matched, pred_matched, bg_iou, bg_f1)
@@ -257,7 +261,7 @@ class MatchingEvaluator:
         self.totals = MatchingAccumulator()
         self.last: tuple[ImageMatch, ImagePrediction, np.ndarray] | None = None
 
-    def process(self, gt: InstanceAnnotation, pred: ImagePrediction) -> None:
+    def process(self, gt: Annotation, pred: ImagePrediction) -> None:
         kept = pred.above(self.score_threshold)
         masks = kept.mask_array()
         match = match_image(gt, masks, kept.labels, self.void_as_background, self.class_aware)

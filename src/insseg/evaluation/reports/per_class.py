@@ -47,11 +47,11 @@ def _mean_valid(values: np.ndarray) -> float:
 
 def per_class_metrics(coco: CocoEvaluator) -> dict[str, dict[str, Any] | None]:
     """The ``per_class`` block (see the module docstring) of an evaluated :class:`CocoEvaluator`."""
-    num_gt = Counter(int(a["category_id"]) for a in coco.gt)
+    num_gt = Counter(int(a["category_id"]) for a in coco.gt if not a.get("iscrowd"))  # crowd regions are no objects
     num_dt = Counter(int(d["category_id"]) for d in coco.dt)
     out: dict[str, dict[str, Any] | None] = {}
     for k, name in enumerate(coco.class_names):
-        cat_id = k + 1
+        cat_id = coco.category_ids[k]
         if num_gt[cat_id] == 0 or not coco.evals:
             out[name] = None
             continue

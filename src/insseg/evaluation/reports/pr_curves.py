@@ -55,7 +55,7 @@ def all_curves(coco: CocoEvaluator) -> dict[str, Any]:
         for label, iou in IOU_SETTINGS.items():
             entry["all"][label] = _list(pr_curve(ev, iou))
         for k, cat_id in enumerate(ev.params.catIds):
-            name = coco.class_names[cat_id - 1]
+            name = coco.class_names[coco.category_ids.index(cat_id)]
             entry["classes"][name] = {label: _list(pr_curve(ev, iou, k)) for label, iou in IOU_SETTINGS.items()}
         out[iou_type] = entry
     return out
