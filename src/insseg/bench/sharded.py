@@ -30,6 +30,19 @@ def _overrides(work: Path, num_images: int, run_dir: Path) -> list[str]:
     ]
 
 
+def _differences(one: dict, two: dict) -> dict:
+    """Keys whose values differ (timing aside; floats beyond a relative 1e-6)."""
+    out = {}
+    for key in set(one) | set(two):
+        a, b = one.get(key), two.get(key)
+        if key.startswith(TIMING) or a == b:
+            continue
+        if isinstance(a, float) and isinstance(b, float) and abs(a - b) <= 1e-6 * max(abs(a), abs(b)):
+            continue
+        out[key] = (a, b)
+    return out
+
+
 def run(quick: bool = False, out_dir: Path = Path("bench_results")) -> BenchResult:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     num_images, repeats = (4, 1) if quick else (40, 2)
@@ -50,10 +63,9 @@ def run(quick: bool = False, out_dir: Path = Path("bench_results")) -> BenchResu
             check_process(proc, f"evaluate.py ({kind} process)")
             metrics[kind] = json.loads((run_dir / "metrics.json").read_text())
             rates[kind].append(metrics[kind]["num_images"] / metrics[kind]["model_run_s"])
-    same = {k: v for k, v in metrics["one"].items() if not k.startswith(TIMING)} == {
-        k: v for k, v in metrics["two"].items() if not k.startswith(TIMING)}
-    if not same:
-        raise AssertionError("2-process evaluation gave other metrics than 1 process")
+    differ = _differences(metrics["one"], metrics["two"])
+    if differ:
+        raise AssertionError(f"2-process evaluation gave other metrics than 1 process: {differ}")
     shutil.rmtree(work, ignore_errors=True)
     result = BenchResult(
         "sharded", f"evaluate.py on {num_images} images: 2 processes (torchrun, gloo) vs 1",
@@ -65,5 +77,6 @@ def run(quick: bool = False, out_dir: Path = Path("bench_results")) -> BenchResu
     )
     two, one = median(rates["two"]), median(rates["one"])
     result.add("images/s of the model run", two, one, "img/s", two / one, Target(">=", 1.6))
-    result.notes.append("metrics.json identical apart from timing keys: " + str(same))
+    result.notes.append("metrics.json equal apart from timing keys (floats within 1e-6: other thread counts sum "
+                        "float32 in another order; with equal threads tests/test_sharded.py finds them identical)")
     return result
