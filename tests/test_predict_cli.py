@@ -83,7 +83,8 @@ def check_run(
 
 def test_folder_input_in_process(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     write_inputs(tmp_path / "in")
-    cfg = compose_config("predict", SMALL + [f"input={tmp_path / 'in'}"], output_dir=tmp_path / "out")
+    cfg = compose_config("predict", SMALL + [f"input={tmp_path / 'in'}", "predict.report=true"],
+                         output_dir=tmp_path / "out")
     caplog.set_level("INFO", logger="insseg")
     result = predict(cfg)
     messages = list(caplog.messages)
@@ -94,6 +95,11 @@ def test_folder_input_in_process(tmp_path: Path, caplog: pytest.LogCaptureFixtur
     assert result["outputs"] == {"a.jpg": "a.jpg", "a.png": "a.png", "bad.jpg": "bad", "gray.png": "gray"}
     data = check_run(out, {"a.jpg": (72, 56), "a.png": (60, 80), "gray.png": (40, 90)}, result["outputs"], 0.1)
     assert len(data["annotations"]) == result["num_instances"]
+    # predict.report=true: one offline page of the overlays, each linked relative to it.
+    sheet = (out / "contact_sheet.html").read_text()
+    linked = re.findall(r'src="([^"]+)"', sheet)
+    assert sorted(linked) == sorted(f"overlays/{s}.png" for s in ("a.jpg", "a.png", "gray"))
+    assert all((out / link).is_file() for link in linked) and "http" not in sheet
     lines = (out / "failures.txt").read_text().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"{tmp_path / 'in' / 'bad.jpg'}\t")
     assert any("notes.txt" in m for m in messages)  # the skipped non-image is mentioned, not silently dropped

@@ -20,6 +20,7 @@ COCO-format dataset's own ids); names bridge models and datasets.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,13 +106,8 @@ class ImagePrediction:
         return self.keep(self.scores > threshold)
 
     def without_masks(self) -> "ImagePrediction":
-        """The same record keeping only RLEs."""
-        return self.keep(np.arange(len(self))) if self.masks is None else _replace_masks(self, None)
-
-
-def _replace_masks(pred: ImagePrediction, masks: np.ndarray | None) -> ImagePrediction:
-    return ImagePrediction(pred.file_name, pred.height, pred.width, pred.boxes, pred.scores, pred.labels,
-                           pred.rles, masks, pred.class_names, pred.timing, pred.image_id)
+        """The same record keeping only RLEs (what a collection of many images holds)."""
+        return dataclasses.replace(self, masks=None)
 
 
 def class_name(class_names: Sequence[str], label: int) -> str:

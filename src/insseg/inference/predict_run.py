@@ -4,6 +4,7 @@
     masks/<stem>_<k>.png     one 0/255 PNG per kept instance, k = 0, 1, ... by descending score
     predictions.json         the kept instances (score > threshold) in evaluate.py's layout, with
                              ``info.score_threshold`` (evaluate.py warns when it scores AP on a cut file)
+    contact_sheet.html       with predict.report=true: the overlays on one offline page
     failures.txt             only when some inputs could not be read (or did not fit in memory even alone):
                              "<path>\\t<reason>" per line
 
@@ -33,6 +34,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from insseg.engine.distributed import DistInfo, cleanup, init_distributed
+from insseg.evaluation.reports.contact_sheet import write_contact_sheet
 from insseg.inference.loop import InferenceLoop
 from insseg.inference.sharding import ShardSource, gather_in_order, shard_indices
 from insseg.inference.overlay import draw_overlay
@@ -172,6 +174,11 @@ def _predict(cfg: Any, dist_info: DistInfo) -> dict[str, Any]:
     predictions.images, failures = gathered
     predictions.write(out_dir / "predictions.json")
     _write_failures(out_dir / "failures.txt", failures)
+    if pcfg.report and pcfg.save_overlays:
+        stem_of = dict(zip(names, stems))
+        write_contact_sheet(out_dir / "contact_sheet.html", [
+            (out_dir / "overlays" / f"{stem_of[r.file_name]}.png", f"{r.file_name}: {len(r)} instance(s)")
+            for r in predictions.images])
     result.update({
         "num_images": len(predictions.images), "num_failed": len(failures),
         "num_instances": sum(len(r) for r in predictions.images), "failures": failures,
