@@ -191,3 +191,21 @@ def test_polygons_scale_with_the_resize_and_feed_the_mask_loss() -> None:
     assert polygon["loss_semantic"].item() == bitmap["loss_semantic"].item()
     with pytest.raises(ValueError, match="gt_polygons"):
         refine_mask_loss(*args, gt_polygons=[[]])
+
+
+# ------------------------------------------------------------------------------ the official COCO 1x recipe
+def test_coco_1x_experiment_is_the_official_recipe() -> None:
+    from insseg.config import compose_config
+    from insseg.config.schema import TrainConfig
+
+    if "lr_schedule" not in TrainConfig.__dataclass_fields__:
+        pytest.skip("needs the trainer's train.lr_schedule / lr_milestones (lr schedules issue)")
+    cfg = compose_config("train", ["experiment=coco_1x", "model=refinemask"])
+    t = cfg.train
+    assert (t.epochs, t.batch_size, t.momentum, t.weight_decay) == (12, 2, 0.9, 1e-4)
+    assert t.lr * 16 / 2 == pytest.approx(0.02)  # rate for 2 images, scaled linearly to 16 at 8 x 2
+    assert (t.lr_schedule, list(t.lr_milestones), t.lr_gamma) == ("multistep", [8, 11], 0.1)
+    assert (t.warmup_iters, t.warmup_factor, t.clip_grad_norm) == (500, 0.001, 35)
+    m = cfg.model
+    assert (m.weights, m.backbone_weights, m.depth, m.min_size, m.max_size, m.bbox_loss) == (
+        None, "DEFAULT", 50, 800, 1333, "l1")
