@@ -150,6 +150,7 @@ def test_cityscapes_settings_come_from_the_checkpoint(cityscapes: Path) -> None:
     custom = build_model(_model_cfg(cityscapes, "model.min_size=800", "model.max_size=1333",
                                     "model.box_score_thresh=0.3", "model.detections_per_img=7"))
     assert custom.img_scale == (1333, 800) and custom.score_thresh == 0.3 and custom.detections_per_img == 7
+    assert build_model(_model_cfg(cityscapes, "model.max_size=1500")).img_scale == (1500, 1024)
 
 
 def test_checkpoint_that_does_not_fit_is_an_error(cityscapes: Path) -> None:

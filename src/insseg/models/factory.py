@@ -114,7 +114,6 @@ def _build_refinemask(model_cfg: Any, checkpoint: dict | None, dataset_classes: 
     names = None
     if fit or (model_cfg.weights is None and dataset_classes):
         names = list(dataset_classes)
-    scale = (model_cfg.max_size, model_cfg.min_size)
     backbone_weights = model_cfg.backbone_weights
     if backbone_weights == "DEFAULT":
         backbone_weights = None if model_cfg.weights else str(_imagenet_resnet(model_cfg.depth or 50))
@@ -124,7 +123,7 @@ def _build_refinemask(model_cfg: Any, checkpoint: dict | None, dataset_classes: 
         depth=model_cfg.depth,
         backbone_weights=backbone_weights,
         fine_tune=fit,
-        img_scale=scale if None not in scale else None,
+        img_scale=(model_cfg.max_size, model_cfg.min_size),
         score_thr=model_cfg.box_score_thresh,
         max_per_img=model_cfg.detections_per_img,
         bbox_loss=model_cfg.bbox_loss,

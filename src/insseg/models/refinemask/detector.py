@@ -17,7 +17,6 @@ padding beyond an image's own multiple of 32 would otherwise change the features
 from __future__ import annotations
 
 import contextlib
-import logging
 from dataclasses import replace
 from pathlib import Path
 from collections.abc import Iterator, Sequence
@@ -43,8 +42,6 @@ from .rpn import RPNHead
 from .sampling import MaxIoUAssigner, RandomSampler, assign_and_sample
 from .spec import RefineMaskSpec, spec_from_checkpoint
 from .zoo import missing_checkpoint_message
-
-log = logging.getLogger(__name__)
 
 COCO_CLASSES: tuple[str, ...] = (
     'person', 'bicycle', 'car', 'motorcycle', 'airplane', 'bus', 'train', 'truck', 'boat',
@@ -311,7 +308,8 @@ def scale_polygons(polygons: Sequence[Sequence[Sequence[float]]], sx: float, sy:
 def build_refinemask(weights: str | None = None, num_classes: int | None = None,
                      class_names: Sequence[str] | None = None, depth: int | None = None,
                      backbone_weights: str | None = None, fine_tune: bool = False, amp: bool = False,
-                     **test_settings: Any) -> RefineMaskDetector:
+                     img_scale: tuple[int | None, int | None] | None = None, score_thr: float | None = None,
+                     max_per_img: int | None = None, bbox_loss: str | None = None) -> RefineMaskDetector:
     """RefineMask, optionally with an official checkpoint (``weights``) or ImageNet backbone weights.
 
     * ``weights`` (any released ``.pth``): the architecture (depth, classes, class-agnostic stages), class names
@@ -320,8 +318,8 @@ def build_refinemask(weights: str | None = None, num_classes: int | None = None,
       layers are then re-initialised (logged) and everything else is loaded.
     * ``backbone_weights``: a torchvision ImageNet ResNet state dict, used when ``weights`` is not given.
     * ``class_names``: the names (default: the checkpoint's, else COCO's for 80 classes).
-    * ``test_settings``: overrides of :class:`RefineMaskSpec` test fields (``img_scale``, ``score_thr``,
-      ``max_per_img``, ``nms_thr``, ``mask_thr``) and of the box loss (``bbox_loss``); ``None`` values are ignored.
+    * ``img_scale`` (long, short; a ``None`` entry keeps the checkpoint's), ``score_thr``, ``max_per_img``,
+      ``bbox_loss``: overrides of the checkpoint's settings when not ``None``.
     """
     if weights and not Path(weights).is_file():
         raise CheckpointError(missing_checkpoint_message(weights))  # fail fast, before building the network
@@ -334,20 +332,11 @@ def build_refinemask(weights: str | None = None, num_classes: int | None = None,
     spec = RefineMaskSpec(depth=depth or 50, num_classes=num_classes or 80)
     if weights:
         sd, meta = read_checkpoint(weights)
-        spec = spec_from_checkpoint(sd, meta, str(weights))
-        if depth is not None and depth != spec.depth:
-            raise CheckpointError(f"checkpoint {weights} holds a ResNet-{spec.depth} RefineMask, but depth={depth} "
-                                  "was asked for (leave it unset to follow the checkpoint)")
-        if num_classes is not None and num_classes != spec.num_classes:
-            if not fine_tune:
-                raise class_count_error(str(weights), spec.num_classes, num_classes, meta)
-            spec = spec.with_classes(num_classes)
-        elif class_names is None and meta.get("CLASSES") is not None:
-            class_names = [str(c) for c in meta["CLASSES"]]
-            if len(class_names) != spec.num_classes:
-                raise CheckpointError(f"checkpoint {weights}: meta CLASSES has {len(class_names)} names for a "
-                                      f"detector of {spec.num_classes} classes")
-    spec = replace(spec, **{k: v for k, v in test_settings.items() if v is not None})
+        spec, class_names = _checkpoint_spec(str(weights), sd, meta, num_classes, class_names, depth, fine_tune)
+    if img_scale is not None:
+        img_scale = (img_scale[0] or spec.img_scale[0], img_scale[1] or spec.img_scale[1])
+    overrides = dict(img_scale=img_scale, score_thr=score_thr, max_per_img=max_per_img, bbox_loss=bbox_loss)
+    spec = replace(spec, **{k: v for k, v in overrides.items() if v is not None})
     model = RefineMaskDetector(spec, class_names=class_names, amp=amp)
     if weights:
         load_state(model, sd, meta, str(weights), fine_tune=fine_tune)
@@ -355,6 +344,26 @@ def build_refinemask(weights: str | None = None, num_classes: int | None = None,
         model.backbone.load_torchvision_weights(backbone_weights)
     model.eval()
     return model
+
+
+def _checkpoint_spec(source: str, sd: dict[str, Tensor], meta: dict[str, Any], num_classes: int | None,
+                     class_names: Sequence[str] | None, depth: int | None, fine_tune: bool
+                     ) -> tuple[RefineMaskSpec, Sequence[str] | None]:
+    """The checkpoint's spec checked against what was asked for, and the class names to use."""
+    spec = spec_from_checkpoint(sd, meta, source)
+    if depth is not None and depth != spec.depth:
+        raise CheckpointError(f"checkpoint {source} holds a ResNet-{spec.depth} RefineMask, but depth={depth} "
+                              "was asked for (leave it unset to follow the checkpoint)")
+    if num_classes is not None and num_classes != spec.num_classes:
+        if not fine_tune:
+            raise class_count_error(source, spec.num_classes, num_classes, meta)
+        return spec.with_classes(num_classes), class_names
+    if class_names is None and meta.get("CLASSES") is not None:
+        class_names = [str(c) for c in meta["CLASSES"]]
+        if len(class_names) != spec.num_classes:
+            raise CheckpointError(f"checkpoint {source}: meta CLASSES has {len(class_names)} names for a "
+                                  f"detector of {spec.num_classes} classes")
+    return spec, class_names
 
 
 __all__ = ["RefineMaskDetector", "build_refinemask", "load_official_checkpoint", "COCO_CLASSES",
