@@ -97,3 +97,33 @@ def mask_head_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """The checkpoint's ``roi_head.mask_head.*`` tensors with the prefix removed."""
     sd = load_state_dict(path)
     return {k[len(MASK_HEAD_PREFIX):]: v.clone() for k, v in sd.items() if k.startswith(MASK_HEAD_PREFIX)}
+
+
+# ------------------------------------------------------------------------------ the other released configs
+ZOO_DIR = REPO_ROOT / "tests" / "fixtures" / "refinemask_zoo"
+ZOO_CONFIGS = ("r101-coco-2x", "lvis-r50-1x", "cityscapes-r50")
+ZOO_SEED = 10
+
+
+def zoo_module() -> ModuleType:
+    """``make_checkpoint_zoo.py`` (official-layout checkpoints of the three configs; reads its calib npz)."""
+    if "zoo" not in _cache:
+        path = ZOO_DIR / "make_checkpoint_zoo.py"
+        spec = importlib.util.spec_from_file_location("refinemask_make_checkpoint_zoo", path)
+        module = importlib.util.module_from_spec(spec)
+        assert spec.loader is not None
+        spec.loader.exec_module(module)
+        _cache["zoo"] = module
+    return _cache["zoo"]  # type: ignore[return-value]
+
+
+def zoo_checkpoint(tmp_path_factory: pytest.TempPathFactory, config: str) -> Path:
+    """Write ``make_checkpoint_zoo.py --config CONFIG --seed 10`` once per session (190-270 MB) and return it."""
+    key = f"zoo:{config}"
+    if key not in _cache:
+        path = tmp_path_factory.mktemp(f"refinemask_{config}") / f"{config}.pth"
+        ckpt = zoo_module().make_checkpoint(config, ZOO_SEED)
+        torch.save(ckpt, path)
+        del ckpt
+        _cache[key] = path
+    return _cache[key]  # type: ignore[return-value]

@@ -228,7 +228,7 @@ def test_official_checkpoint_loads_every_tensor(model, ckpt):
 
 
 def test_finetune_build_reinitialises_class_layers(ckpt):
-    m = build_refinemask(num_classes=1, weights=str(ckpt), class_names=["person"])
+    m = build_refinemask(num_classes=1, weights=str(ckpt), class_names=["person"], fine_tune=True)
     sd = load_state_dict(ckpt)
     assert m.class_names == ["person"]
     own = m.state_dict()
@@ -300,7 +300,7 @@ def test_training_step(ckpt):
     """torchvision-style training call: finite mmdet losses, gradients reach every trainable part, the frozen
     stem and first stage stay untouched, and BatchNorm statistics never move."""
     torch.manual_seed(0)
-    m = build_refinemask(num_classes=1, weights=str(ckpt), class_names=["person"])
+    m = build_refinemask(num_classes=1, weights=str(ckpt), class_names=["person"], fine_tune=True)
     m.img_scale = (200, 128)
     m.roi_head.sampler.num = 32
     m.train()

@@ -103,17 +103,28 @@ class MaskRCNNConfig(ModelConfig):
 
 @dataclass
 class RefineMaskConfig(ModelConfig):
-    """RefineMask R50-FPN in plain PyTorch (``model=refinemask``), loading the official mmdet checkpoints."""
+    """RefineMask R50/R101-FPN in plain PyTorch (``model=refinemask``), loading the official mmdet checkpoints.
+
+    The architecture (depth, classes) and the test settings come from the checkpoint; each key left null here
+    follows it (the official r50-coco values without a checkpoint)."""
 
     name: str = "refinemask"
-    weights: Optional[str] = "${paths.models_dir}/r50-coco-2x.pth"
+    # A released checkpoint (insseg.models.refinemask.zoo.VARIANTS): names the default file and its download
+    # link: r50-coco-1x | r50-coco-2x | r101-coco-1x | r101-coco-2x | lvis-r50-1x | lvis-r101-1x | cityscapes-r50
+    variant: str = "r50-coco-2x"
+    weights: Optional[str] = "${paths.models_dir}/${.variant}.pth"
     # ImageNet weights for the ResNet when model.weights is null: DEFAULT | null.
     backbone_weights: Optional[str] = None
-    # mmdet's test scale (long side max_size, short side min_size).
-    min_size: int = 800
-    max_size: int = 1333
-    box_score_thresh: float = 0.05
-    detections_per_img: int = 100
+    # ResNet depth 50 | 101; null: the checkpoint's (50 without one). A value the checkpoint contradicts is an error.
+    depth: Optional[int] = None
+    # mmdet's test scale (long side max_size, short side min_size); null: the checkpoint config's.
+    min_size: Optional[int] = None
+    max_size: Optional[int] = None
+    # null: the checkpoint config's test_cfg (score_thr, max_per_img).
+    box_score_thresh: Optional[float] = None
+    detections_per_img: Optional[int] = None
+    # RCNN box loss for training, l1 | smooth_l1; null: the checkpoint config's (l1 without one).
+    bbox_loss: Optional[str] = None
 
 
 @dataclass

@@ -13,6 +13,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "data.layout": ("pennfudan", "voc", "coco"),
     "model.name": ("maskrcnn", "refinemask"),
     "model.backbone": ("resnet50", "resnet18"),
+    "model.bbox_loss": ("l1", "smooth_l1"),
     "device.type": ("auto", "cpu", "cuda"),
     "device.amp_dtype": ("float16", "bfloat16"),
     "eval.coco_backend": ("pycocotools", "faster_coco_eval"),  # = insseg.evaluation.coco_backend.BACKENDS
@@ -46,6 +47,7 @@ RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "data.synthetic.height": (lambda v: v >= 32, ">= 32"),
     "data.synthetic.width": (lambda v: v >= 32, ">= 32"),
     "data.synthetic.max_objects": (_non_negative, ">= 0"),
+    "model.depth": (lambda v: v in (50, 101), "50 or 101 (or null: the checkpoint's)"),
     "model.trainable_backbone_layers": (lambda v: 0 <= v <= 5, "between 0 and 5"),
     "model.min_size": (lambda v: v >= 32, ">= 32"),
     "model.max_size": (lambda v: v >= 32, ">= 32"),
@@ -93,7 +95,8 @@ def validate_config(cfg: DictConfig) -> None:
         value = OmegaConf.select(cfg, key, throw_on_missing=False)
         if value is not None and not ok(value):
             raise ConfigError(f"config key '{key}' is {value}; it must be {expected}")
-    if cfg.model.min_size > cfg.model.max_size:
+    min_size, max_size = OmegaConf.select(cfg, "model.min_size"), OmegaConf.select(cfg, "model.max_size")
+    if min_size is not None and max_size is not None and min_size > max_size:
         raise ConfigError(
             f"config key 'model.min_size' ({cfg.model.min_size}) is larger than 'model.max_size' ({cfg.model.max_size})"
         )

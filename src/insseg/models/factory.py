@@ -31,6 +31,10 @@ from insseg.models.maskrcnn import (
 def check_weights_available(model_cfg: Any) -> None:
     """Fail before any long work (a dataset download, an epoch) when the weights cannot be had."""
     weights = model_cfg.weights
+    if model_cfg.name == "refinemask":
+        from insseg.models.refinemask.zoo import get_variant
+
+        get_variant(model_cfg.variant)  # an unknown variant is a config error even with explicit weights
     if weights is None:
         return
     if weights == "DEFAULT":
@@ -42,9 +46,9 @@ def check_weights_available(model_cfg: Any) -> None:
         return
     if not Path(weights).is_file():
         if model_cfg.name == "refinemask":
-            from insseg.models.refinemask.checkpoint import missing_checkpoint_message
+            from insseg.models.refinemask.zoo import missing_checkpoint_message
 
-            raise CheckpointError(missing_checkpoint_message(weights))
+            raise CheckpointError(missing_checkpoint_message(weights, model_cfg.variant))
         read_weights_file(weights)  # raises with the path and what to do
 
 
@@ -95,35 +99,45 @@ def _build_maskrcnn(model_cfg: Any, state_dict: dict | None, dataset_classes: Se
 
 
 def _build_refinemask(model_cfg: Any, checkpoint: dict | None, dataset_classes: Sequence[str] | None, fit: bool) -> nn.Module:
-    from insseg.models.refinemask import COCO_CLASSES, build_refinemask
+    """Architecture, classes and test settings from the official checkpoint; non-null config keys override."""
+    from insseg.models.refinemask import build_refinemask
 
     if model_cfg.weights == "DEFAULT":
         raise ConfigError(
-            "model=refinemask has no DEFAULT download; set model.weights to the official r50-coco-2x.pth "
-            "(see models/README.md) or null"
+            "model=refinemask has no DEFAULT download; set model.variant (the file models/<variant>.pth) or "
+            "model.weights to an official RefineMask checkpoint (see docs/refinemask.md), or null"
         )
     if checkpoint is not None and not is_mmdet_checkpoint(checkpoint):
         raise CheckpointError(
             f"{model_cfg.weights} is neither an official RefineMask (mmdetection) checkpoint nor one of ours"
         )
+    names = None
     if fit or (model_cfg.weights is None and dataset_classes):
         names = list(dataset_classes)
-    elif checkpoint is not None:
-        names = list(checkpoint["meta"].get("CLASSES", COCO_CLASSES))
-    else:
-        names = list(COCO_CLASSES)
-    model = build_refinemask(
-        num_classes=len(names),
+    backbone_weights = model_cfg.backbone_weights
+    if backbone_weights == "DEFAULT":
+        backbone_weights = None if model_cfg.weights else str(_imagenet_resnet(model_cfg.depth or 50))
+    return build_refinemask(
         weights=model_cfg.weights,
         class_names=names,
-        backbone_weights=model_cfg.backbone_weights,
-        score_thresh=model_cfg.box_score_thresh,
-        detections_per_img=model_cfg.detections_per_img,
+        depth=model_cfg.depth,
+        backbone_weights=backbone_weights,
+        fine_tune=fit,
+        img_scale=(model_cfg.max_size, model_cfg.min_size),
+        score_thr=model_cfg.box_score_thresh,
+        max_per_img=model_cfg.detections_per_img,
+        bbox_loss=model_cfg.bbox_loss,
     )
-    # mmdet's test scale (long, short) follows the model config, so smoke runs work at small sizes too.
-    model.img_scale = (model_cfg.max_size, model_cfg.min_size)
-    model.class_names = names
-    return model
+
+
+def _imagenet_resnet(depth: int) -> Path:
+    """torchvision's ImageNet ResNet-50/101 (what mmdet's ``torchvision://resnetXX`` loads), cached locally."""
+    from torchvision.models import ResNet50_Weights, ResNet101_Weights
+
+    from insseg.models.weights_cache import ensure_cached
+
+    weights = {50: ResNet50_Weights.IMAGENET1K_V1, 101: ResNet101_Weights.IMAGENET1K_V1}[depth]
+    return ensure_cached(weights.url)
 
 
 def _from_insseg_checkpoint(

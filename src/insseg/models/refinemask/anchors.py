@@ -9,10 +9,15 @@ Base anchors of a level (scale-major order, ratios (0.5, 1, 2), scale 8)::
 shifted by ``(x * stride, y * stride)`` for every feature-map cell, ordered cell-major then anchor (the
 order of ``conv_output.permute(1, 2, 0).reshape(-1)``). Strides are the fixed 4, 8, 16, 32, 64, not derived
 from the padded image size as torchvision does.
+
+In training, an anchor is valid only on the cells that cover the image's OWN padded shape (``valid_flags``):
+in a batch padded to its largest member, a smaller image's anchors beyond its padded size are left out of
+assignment, sampling and the loss (the RPN's ``allowed_border=-1`` keeps every other anchor).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -60,4 +65,21 @@ class AnchorGenerator:
         if len(self._cache) > 16:
             self._cache.clear()
         self._cache[key] = out
+        return out
+
+    def valid_flags(self, featmap_sizes: Sequence[tuple[int, int]], pad_shape: Sequence[int],
+                    device=None) -> list[Tensor]:
+        """mmdet's ``valid_flags``: per level a bool ``[h * w * A]``, true on the cells of the first
+        ``min(ceil(pad_h / stride), h)`` rows and ``min(ceil(pad_w / stride), w)`` columns."""
+        pad_h, pad_w = int(pad_shape[0]), int(pad_shape[1])
+        out = []
+        for (h, w), stride in zip(featmap_sizes, self.strides):
+            valid_h = min(math.ceil(pad_h / stride), h)
+            valid_w = min(math.ceil(pad_w / stride), w)
+            valid_y = torch.zeros(h, dtype=torch.bool, device=device)
+            valid_x = torch.zeros(w, dtype=torch.bool, device=device)
+            valid_y[:valid_h] = True
+            valid_x[:valid_w] = True
+            cells = (valid_y[:, None] & valid_x[None, :]).reshape(-1)
+            out.append(cells[:, None].expand(cells.numel(), self.num_anchors).reshape(-1))
         return out

@@ -1,5 +1,5 @@
-"""ResNet-50 backbone as mmdet configures it for RefineMask (``style='pytorch'``, ``frozen_stages=1``,
-``norm_eval=True``): torchvision's ResNet-50 layout and parameter names (stride on the 3x3 conv), plain
+"""ResNet-50/101 backbone as mmdet configures it for RefineMask (``style='pytorch'``, ``frozen_stages=1``,
+``norm_eval=True``): torchvision's ResNet layout and parameter names (stride on the 3x3 conv), plain
 ``BatchNorm2d`` kept in eval mode (running statistics never updated; affine parameters still trained beyond
 the frozen stem and first stage). Returns C2..C5.
 """
@@ -11,15 +11,21 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 from torch import Tensor
-from torchvision.models import resnet50
+from torchvision.models import resnet50, resnet101
 
 from insseg.errors import CheckpointError
 
 
-class ResNet50(nn.Module):
-    def __init__(self, frozen_stages: int = 1, norm_eval: bool = True) -> None:
+RESNETS = {50: resnet50, 101: resnet101}
+
+
+class ResNet(nn.Module):
+    def __init__(self, depth: int = 50, frozen_stages: int = 1, norm_eval: bool = True) -> None:
         super().__init__()
-        net = resnet50(weights=None)
+        if depth not in RESNETS:
+            raise ValueError(f"RefineMask's ResNet depth must be one of {sorted(RESNETS)}, got {depth}")
+        self.depth = depth
+        net = RESNETS[depth](weights=None)
         self.conv1 = net.conv1
         self.bn1 = net.bn1
         self.relu = net.relu
@@ -46,7 +52,7 @@ class ResNet50(nn.Module):
             for p in m.parameters():
                 p.requires_grad_(False)
 
-    def train(self, mode: bool = True) -> "ResNet50":
+    def train(self, mode: bool = True) -> "ResNet":
         super().train(mode)
         self._freeze_stages()
         if mode and self.norm_eval:
@@ -64,12 +70,12 @@ class ResNet50(nn.Module):
         return outs
 
     def load_torchvision_weights(self, path: str | Path) -> None:
-        """Load an ImageNet ResNet-50 state dict in torchvision's layout (``fc.*`` ignored)."""
+        """Load an ImageNet ResNet state dict of this depth in torchvision's layout (``fc.*`` ignored)."""
         path = Path(path)
         if not path.is_file():
             raise CheckpointError(
-                f"backbone weights {path} not found: expected torchvision's ImageNet ResNet-50 state dict "
-                "(e.g. resnet50-0676ba61.pth from torchvision's model zoo)")
+                f"backbone weights {path} not found: expected torchvision's ImageNet ResNet-{self.depth} state "
+                f"dict (e.g. resnet{self.depth}-*.pth from torchvision's model zoo)")
         try:
             sd = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:  # noqa: BLE001 - any unreadable file is a user error
@@ -84,6 +90,6 @@ class ResNet50(nn.Module):
         bad_shape = sorted(k for k in set(own) & set(sd) if tuple(own[k].shape) != tuple(sd[k].shape))
         if missing or unexpected or bad_shape:
             raise CheckpointError(
-                f"backbone weights {path} do not fit ResNet-50: missing {missing[:10]} ({len(missing)}), "
+                f"backbone weights {path} do not fit ResNet-{self.depth}: missing {missing[:10]} ({len(missing)}), "
                 f"unexpected {unexpected[:10]} ({len(unexpected)}), wrong shape {bad_shape[:10]}")
         self.load_state_dict(sd, strict=True)

@@ -22,9 +22,14 @@ from .nms import batched_nms
 
 
 class Shared2FCBBoxHead(nn.Module):
-    def __init__(self, num_classes: int = 80, in_channels: int = 256, roi_size: int = 7, fc_channels: int = 1024):
+    def __init__(self, num_classes: int = 80, in_channels: int = 256, roi_size: int = 7, fc_channels: int = 1024,
+                 bbox_loss: str = "l1", bbox_loss_beta: float = 1.0):
         super().__init__()
+        if bbox_loss not in ("l1", "smooth_l1"):
+            raise ValueError(f"bbox_loss must be l1 or smooth_l1, got {bbox_loss!r}")
         self.num_classes = num_classes
+        self.bbox_loss = bbox_loss  # the config's loss_bbox: L1Loss (COCO, LVIS) or SmoothL1Loss (Cityscapes)
+        self.bbox_loss_beta = float(bbox_loss_beta)
         self.roi_size = roi_size
         self.shared_fcs = nn.ModuleList([nn.Linear(in_channels * roi_size * roi_size, fc_channels),
                                          nn.Linear(fc_channels, fc_channels)])
@@ -83,14 +88,22 @@ class Shared2FCBBoxHead(nn.Module):
 
     def loss(self, cls_score: Tensor, bbox_pred: Tensor, labels: Tensor, bbox_targets: Tensor,
              pos_mask: Tensor) -> dict[str, Tensor]:
-        """Softmax CE (weight 2) over all sampled RoIs and L1 (weight 2) on the positives' class deltas, both
-        divided by the number of sampled RoIs (mmdet's avg_factor)."""
+        """Softmax CE (weight 2) over all sampled RoIs and L1 or SmoothL1 (weight 2) on the positives' class
+        deltas, both divided by the number of sampled RoIs (mmdet's avg_factor)."""
         cls_score, bbox_pred = cls_score.float(), bbox_pred.float()
         n = max(labels.numel(), 1)
         loss_cls = F.cross_entropy(cls_score, labels, reduction="sum") / n
         if pos_mask.any():
             pred = bbox_pred.view(bbox_pred.shape[0], -1, 4)[pos_mask, labels[pos_mask]]
-            loss_bbox = (pred - bbox_targets[pos_mask]).abs().sum() / n
+            loss_bbox = box_regression_loss(pred, bbox_targets[pos_mask], self.bbox_loss, self.bbox_loss_beta) / n
         else:
             loss_bbox = bbox_pred.sum() * 0
         return {"loss_cls": 2.0 * loss_cls, "loss_bbox": 2.0 * loss_bbox}
+
+
+def box_regression_loss(pred: Tensor, target: Tensor, kind: str, beta: float = 1.0) -> Tensor:
+    """Summed mmdet ``L1Loss`` or ``SmoothL1Loss`` (``0.5 d^2 / beta`` below ``beta``, ``d - 0.5 beta`` above)."""
+    diff = (pred - target).abs()
+    if kind == "smooth_l1":
+        diff = torch.where(diff < beta, 0.5 * diff * diff / beta, diff - 0.5 * beta)
+    return diff.sum()

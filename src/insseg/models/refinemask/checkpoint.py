@@ -1,12 +1,14 @@
-"""Loading the official RefineMask checkpoint (mmdetection 2.3 / mmcv 1.0.5 layout).
+"""Loading the official RefineMask checkpoints (mmdetection 2.3 / mmcv 1.0.5 layout).
 
-The released file is a dict ``{'meta': {..., 'CLASSES': (80 names)}, 'state_dict': {418 tensors}}`` (possibly
-with an ``optimizer`` entry, ignored). Our module tree uses the same names, so loading is a strict
-``load_state_dict`` after checking that every key is consumed and every parameter filled.
+A released file is a dict ``{'meta': {'CLASSES': names, 'config': text, ...}, 'state_dict': tensors}`` (418
+tensors for ResNet-50, 724 for ResNet-101; possibly an ``optimizer`` entry, ignored). Our module tree uses the
+same names, so loading is a strict ``load_state_dict`` after checking that every key is consumed and every
+parameter filled.
 """
 
 from __future__ import annotations
 
+import logging
 import pickle
 import warnings
 from collections.abc import Mapping
@@ -18,8 +20,9 @@ import torch.nn as nn
 
 from insseg.errors import CheckpointError
 
-OFFICIAL_URL = "https://drive.google.com/file/d/1-UuTjM9b3EfINqgGH0jyJ9uWJ3P2_wgy/view?usp=sharing"
-DEFAULT_PATH = "models/r50-coco-2x.pth"
+from .zoo import missing_checkpoint_message
+
+log = logging.getLogger(__name__)
 
 # Layers whose shape depends on the number of classes; re-initialised when fine-tuning on another class set.
 CLASS_SPECIFIC_PREFIXES = (
@@ -30,14 +33,6 @@ CLASS_SPECIFIC_PREFIXES = (
     "roi_head.mask_head.stages.2.instance_logits.",
     "roi_head.mask_head.final_instance_logits.",
 )
-
-
-def missing_checkpoint_message(path: str | Path) -> str:
-    return (
-        f"RefineMask checkpoint {path} not found. Download 'RefineMask R50-FPN 2x' (COCO) from the official "
-        f"README (https://github.com/zhanggang001/RefineMask, Results on COCO table): {OFFICIAL_URL} "
-        f"and save it as {DEFAULT_PATH} (or point model.weights at the file)."
-    )
 
 
 def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -94,7 +89,7 @@ def check_and_load(model: nn.Module, sd: Mapping[str, torch.Tensor], source: str
                    for k in own_keys & ck_keys if tuple(sd[k].shape) != tuple(own[k].shape))
     if missing or unexpected or wrong:
         raise CheckpointError(
-            f"checkpoint {source} does not fit the RefineMask R50-FPN model: "
+            f"checkpoint {source} does not fit the RefineMask {_describe(model)} model: "
             f"{len(missing)} missing keys: {_fmt(missing)}; {len(unexpected)} unexpected keys: {_fmt(unexpected)}"
             + (f"; {len(wrong)} shape mismatches: {_fmt(wrong)}" if wrong else ""))
     filtered = {k: sd[k] for k in ck_keys}
@@ -104,27 +99,51 @@ def check_and_load(model: nn.Module, sd: Mapping[str, torch.Tensor], source: str
         raise CheckpointError(f"checkpoint {source}: missing {left}, unexpected {result.unexpected_keys}")
 
 
-def load_official_checkpoint(model: nn.Module, path: str | Path) -> dict[str, Any]:
-    """Load the official RefineMask checkpoint into ``model`` (a RefineMaskDetector) and return its meta.
+def _describe(model: nn.Module) -> str:
+    depth = getattr(getattr(model, "backbone", None), "depth", None)
+    return f"R{depth}-FPN" if depth else "R50-FPN"
 
-    With the model's class count equal to the checkpoint's, the load is strict and ``model.class_names``
-    becomes ``meta['CLASSES']``. With another class count (fine-tuning), the class-specific layers (``fc_cls``,
-    ``fc_reg``, the mask head's ``*instance_logits``) keep their fresh initialisation and everything else is
-    loaded strictly.
+
+def class_count_error(source: str, ckpt_classes: int, asked: int, meta: Mapping[str, Any]) -> CheckpointError:
+    names = [str(c) for c in meta.get("CLASSES") or ()]
+    shown = f" ({', '.join(names[:4])}{', ...' if len(names) > 4 else ''})" if names else ""
+    return CheckpointError(
+        f"checkpoint {source} holds a detector for {ckpt_classes} classes{shown}, but a model with {asked} "
+        "classes was asked for. For inference keep the checkpoint's classes (do not set num_classes); to train "
+        "on a dataset with other classes, fine-tune (the class-specific layers are then re-initialised)")
+
+
+def load_state(model: nn.Module, sd: Mapping[str, torch.Tensor], meta: Mapping[str, Any], source: str,
+               fine_tune: bool = False) -> None:
+    """Load ``sd`` into ``model`` (a RefineMaskDetector) strictly.
+
+    A checkpoint for another class count is an error, except when fine-tuning: then the class-specific layers
+    (``fc_cls``, ``fc_reg``, the mask head's ``*instance_logits``) keep their fresh initialisation, which is
+    logged, and everything else is loaded strictly.
     """
-    sd, meta = read_checkpoint(path)
     num_classes = int(getattr(model, "num_classes", 80))
     cls_w = sd.get("roi_head.bbox_head.fc_cls.weight")
-    ckpt_classes = int(cls_w.shape[0]) - 1 if cls_w is not None else None
+    ckpt_classes = int(cls_w.shape[0]) - 1 if cls_w is not None else num_classes
     skip: tuple[str, ...] = ()
-    if ckpt_classes is not None and ckpt_classes != num_classes:
+    if ckpt_classes != num_classes:
+        if not fine_tune:
+            raise class_count_error(source, ckpt_classes, num_classes, meta)
         skip = CLASS_SPECIFIC_PREFIXES
-    check_and_load(model, sd, str(path), skip_prefixes=skip)
+        log.warning("%s: fine-tuning from %d to %d classes; re-initialised the class-specific layers "
+                    "(bbox fc_cls, fc_reg, mask-head instance logits); every other tensor is loaded",
+                    source, ckpt_classes, num_classes)
+    check_and_load(model, sd, source, skip_prefixes=skip)
+
+
+def load_official_checkpoint(model: nn.Module, path: str | Path, fine_tune: bool = False) -> dict[str, Any]:
+    """Read ``path`` and load it into ``model`` (see :func:`load_state`); returns the checkpoint's meta.
+
+    Without fine-tuning, ``model.class_names`` becomes ``meta['CLASSES']`` when the checkpoint has them.
+    """
+    sd, meta = read_checkpoint(path)
+    load_state(model, sd, meta, str(path), fine_tune=fine_tune)
     classes = meta.get("CLASSES")
-    if not skip and classes is not None:
-        classes = [str(c) for c in classes]
-        if len(classes) != num_classes:
-            raise CheckpointError(f"checkpoint {path}: meta CLASSES has {len(classes)} names for {num_classes} classes")
-        if hasattr(model, "class_names"):
-            model.class_names = classes
+    num_classes = int(getattr(model, "num_classes", 80))
+    if classes is not None and len(classes) == num_classes and hasattr(model, "class_names"):
+        model.class_names = [str(c) for c in classes]
     return meta

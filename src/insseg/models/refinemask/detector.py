@@ -1,4 +1,4 @@
-"""RefineMask R50-FPN (the official ``r50-refinemask-2x`` detector) in plain PyTorch + torchvision.ops.
+"""RefineMask R50/R101-FPN (the official detectors of every released config) in plain PyTorch + torchvision.ops.
 
 ``RefineMaskDetector`` behaves like torchvision's ``MaskRCNN``:
 
@@ -17,6 +17,7 @@ padding beyond an image's own multiple of 32 would otherwise change the features
 from __future__ import annotations
 
 import contextlib
+from dataclasses import replace
 from pathlib import Path
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -28,16 +29,19 @@ from torch import Tensor
 
 from insseg.errors import CheckpointError, ConfigError
 
-from .backbone import ResNet50
+from .backbone import ResNet
 from .bbox_head import Shared2FCBBoxHead
-from .checkpoint import CLASS_SPECIFIC_PREFIXES, load_official_checkpoint, missing_checkpoint_message
+from .checkpoint import (CLASS_SPECIFIC_PREFIXES, class_count_error, load_official_checkpoint, load_state,
+                         read_checkpoint)
 from .fpn import FPN
 from .mask_head import RefineMaskHead
 from .mask_loss import refine_mask_loss
 from .mask_test import refine_mask_test_batch
 from .preprocess import Batch, preprocess_exact, preprocess_fast, rescale_size
 from .rpn import RPNHead
-from .sampling import MaxIoUAssigner, RandomSampler
+from .sampling import MaxIoUAssigner, RandomSampler, assign_and_sample
+from .spec import RefineMaskSpec, spec_from_checkpoint
+from .zoo import missing_checkpoint_message
 
 COCO_CLASSES: tuple[str, ...] = (
     'person', 'bicycle', 'car', 'motorcycle', 'airplane', 'bus', 'train', 'truck', 'boat',
@@ -69,39 +73,45 @@ def _no_tf32() -> Iterator[None]:
 class RoIHead(nn.Module):
     """Container giving the heads their checkpoint names (``roi_head.bbox_head``, ``roi_head.mask_head``)."""
 
-    def __init__(self, num_classes: int) -> None:
+    def __init__(self, spec: RefineMaskSpec) -> None:
         super().__init__()
-        self.bbox_head = Shared2FCBBoxHead(num_classes)
-        self.mask_head = RefineMaskHead(num_classes)
+        self.bbox_head = Shared2FCBBoxHead(spec.num_classes, bbox_loss=spec.bbox_loss,
+                                           bbox_loss_beta=spec.bbox_loss_beta)
+        self.mask_head = RefineMaskHead(spec.num_classes, spec.stages)
         # training: mmdet's rcnn assigner/sampler of the config
         self.assigner = MaxIoUAssigner(pos_iou_thr=0.5, neg_iou_thr=0.5, min_pos_iou=0.5)
         self.sampler = RandomSampler(num=512, pos_fraction=0.25, add_gt_as_proposals=True)
 
 
 class RefineMaskDetector(nn.Module):
-    def __init__(self, num_classes: int = 80, class_names: Sequence[str] | None = None, score_thresh: float = 0.05,
-                 detections_per_img: int = 100, amp: bool = False, nms_thresh: float = 0.5,
-                 mask_thresh: float = 0.5) -> None:
+    """The detector ``spec`` describes (default: the official r50-coco-2x one)."""
+
+    def __init__(self, spec: RefineMaskSpec | None = None, class_names: Sequence[str] | None = None,
+                 amp: bool = False) -> None:
         super().__init__()
+        spec = spec or RefineMaskSpec()
+        num_classes = spec.num_classes
         if num_classes < 1:
             raise ConfigError(f"num_classes must be >= 1, got {num_classes}")
         if class_names is None:
             class_names = COCO_CLASSES if num_classes == 80 else [f"class_{i + 1}" for i in range(num_classes)]
         if len(class_names) != num_classes:
             raise ConfigError(f"{len(class_names)} class names given for num_classes={num_classes}")
+        self.spec = spec
         self.num_classes = num_classes
         self.class_names: list[str] = [str(c) for c in class_names]
-        self.score_thresh = float(score_thresh)
-        self.detections_per_img = int(detections_per_img)
-        self.nms_thresh = float(nms_thresh)
-        self.mask_thresh = float(mask_thresh)
+        # test settings (mutable; the spec keeps what the model was built with)
+        self.score_thresh = float(spec.score_thr)
+        self.detections_per_img = int(spec.max_per_img)
+        self.nms_thresh = float(spec.nms_thr)
+        self.mask_thresh = float(spec.mask_thr)
         self.amp = bool(amp)
-        # mmdet's img_scale (test and train): longer side <= 1333, shorter side <= 800
-        self.img_scale: tuple[int, int] = (1333, 800)
-        self.backbone = ResNet50()
+        # mmdet's img_scale (test and train): (long side max, short side max)
+        self.img_scale: tuple[int, int] = tuple(spec.img_scale)  # type: ignore[assignment]
+        self.backbone = ResNet(spec.depth)
         self.neck = FPN()
         self.rpn_head = RPNHead()
-        self.roi_head = RoIHead(num_classes)
+        self.roi_head = RoIHead(spec)
 
     # ------------------------------------------------------------------ common
     @property
@@ -192,74 +202,88 @@ class RefineMaskDetector(nn.Module):
         return out
 
     # ------------------------------------------------------------------ training
-    def forward_train(self, images: Sequence[Tensor], targets: Sequence[dict[str, Tensor]]) -> dict[str, Tensor]:
-        """mmdet-style training losses (RPN, box head, RefineMask head) for a batch."""
+    def forward_train(self, images: Sequence[Tensor], targets: Sequence[dict[str, Any]]) -> dict[str, Tensor]:
+        """mmdet-style training losses (RPN, box head, RefineMask head) for a batch.
+
+        ``targets``: torchvision's (``boxes``, ``labels``, ``masks``), optionally with ``polygons`` (per
+        instance its parts as flat xy lists in original-image pixels, e.g. COCO ``segmentation`` polygons):
+        then the instance mask targets are drawn from the polygons at every stage size (see ``mask_targets``).
+        """
         images = list(images)
         if len(images) != len(targets):
             raise ValueError(f"{len(images)} images but {len(targets)} targets")
         param = self._param
         batch = preprocess_fast([im.to(param.device) for im in images], dtype=param.dtype, scale=self.img_scale)
-        gt_boxes, gt_labels, gt_masks = [], [], []
-        for t, meta in zip(targets, batch.metas):
-            sf = torch.as_tensor(meta["scale_factor"], device=param.device)
-            h, w = meta["img_shape"][:2]
-            b = t["boxes"].to(param.device, torch.float32).reshape(-1, 4) * sf
-            b[:, 0::2] = b[:, 0::2].clamp(0, w)
-            b[:, 1::2] = b[:, 1::2].clamp(0, h)
-            gt_boxes.append(b)
-            lab = t["labels"].to(param.device, torch.int64) - 1
-            if lab.numel() and (lab.min() < 0 or lab.max() >= self.num_classes):
-                raise ValueError(f"target labels must be in 1..{self.num_classes}, got {t['labels'].tolist()}")
-            gt_labels.append(lab)
-            m = t["masks"].to(param.device)
-            if m.shape[0]:
-                # mmdet rescales masks with nearest-neighbour interpolation to the resized image
-                m = F.interpolate(m[:, None].float(), size=(h, w), mode="nearest")[:, 0] >= 0.5
-            else:
-                m = torch.zeros((0, h, w), dtype=torch.bool, device=param.device)
-            gt_masks.append(m)
-
+        gt_boxes, gt_labels, gt_masks, gt_polygons = self._train_targets(targets, batch.metas, param.device)
+        head = self.roi_head
         with self._train_autocast(param.device):
             feats = self.extract_feats(batch.tensor)
             cls_scores, bbox_preds = self.rpn_head(feats)
             anchors = self.rpn_head.anchors_for(feats)
-            losses = self.rpn_head.loss(cls_scores, bbox_preds, anchors, gt_boxes)
+            losses = self.rpn_head.loss(cls_scores, bbox_preds, anchors, gt_boxes, batch.metas)
             proposals = self.rpn_head.get_proposals(cls_scores, bbox_preds, batch.metas, anchors, training=True)
-
-            rois_l, labels_l, targets_l, pos_l = [], [], [], []
-            pos_rois_l, pos_labels_l, pos_gt_l = [], [], []
-            head = self.roi_head
-            for i in range(len(images)):
-                boxes = proposals[i]["boxes"].float()
-                gt = gt_boxes[i]
-                if head.sampler.add_gt_as_proposals and gt.numel():
-                    boxes = torch.cat([gt, boxes])
-                assigned = head.assigner.assign(boxes, gt)
-                pos, neg = head.sampler.sample(assigned)
-                pos_gt = assigned.gt_inds[pos] - 1
-                sampled = torch.cat([boxes[pos], boxes[neg]])
-                labels = torch.full((sampled.shape[0],), self.num_classes, dtype=torch.long, device=boxes.device)
-                labels[: pos.numel()] = gt_labels[i][pos_gt]
-                tgt = sampled.new_zeros(sampled.shape)
-                if pos.numel():
-                    tgt[: pos.numel()] = head.bbox_head.bbox_coder.encode(boxes[pos], gt[pos_gt])
-                is_pos = torch.zeros_like(labels, dtype=torch.bool)
-                is_pos[: pos.numel()] = True
-                idx_col = sampled.new_full((sampled.shape[0], 1), float(i))
-                rois_l.append(torch.cat([idx_col, sampled], 1))
-                labels_l.append(labels)
-                targets_l.append(tgt)
-                pos_l.append(is_pos)
-                pos_rois_l.append(torch.cat([idx_col[: pos.numel()], boxes[pos]], 1))
-                pos_labels_l.append(gt_labels[i][pos_gt])
-                pos_gt_l.append(pos_gt)
-            rois = torch.cat(rois_l)
-            cls_score, bbox_pred = head.bbox_head.forward_rois(feats, rois)
-            losses.update(head.bbox_head.loss(cls_score, bbox_pred, torch.cat(labels_l), torch.cat(targets_l),
-                                              torch.cat(pos_l)))
-            losses.update(refine_mask_loss(head.mask_head, feats[:4], torch.cat(pos_rois_l), torch.cat(pos_labels_l),
-                                           torch.cat(pos_gt_l), gt_masks))
+            rcnn = self._rcnn_samples(proposals, gt_boxes, gt_labels)
+            cls_score, bbox_pred = head.bbox_head.forward_rois(feats, rcnn["rois"])
+            losses.update(head.bbox_head.loss(cls_score, bbox_pred, rcnn["labels"], rcnn["box_targets"],
+                                              rcnn["is_pos"]))
+            losses.update(refine_mask_loss(head.mask_head, feats[:4], rcnn["pos_rois"], rcnn["pos_labels"],
+                                           rcnn["pos_gt"], gt_masks, gt_polygons))
         return {k: v.float() for k, v in losses.items()}
+
+    def _train_targets(self, targets: Sequence[dict[str, Any]], metas: list[dict[str, Any]], device: torch.device
+                       ) -> tuple[list[Tensor], list[Tensor], list[Tensor], list[list] | None]:
+        """Ground truth in the resized image: boxes scaled and clipped, 0-based labels, masks resized with
+        nearest neighbour (mmdet), polygons scaled (all images or none carry ``polygons``)."""
+        gt_boxes, gt_labels, gt_masks, gt_polygons = [], [], [], []
+        for t, meta in zip(targets, metas):
+            sf = torch.as_tensor(meta["scale_factor"], device=device)
+            h, w = meta["img_shape"][:2]
+            b = t["boxes"].to(device, torch.float32).reshape(-1, 4) * sf
+            b[:, 0::2] = b[:, 0::2].clamp(0, w)
+            b[:, 1::2] = b[:, 1::2].clamp(0, h)
+            gt_boxes.append(b)
+            lab = t["labels"].to(device, torch.int64) - 1
+            if lab.numel() and (lab.min() < 0 or lab.max() >= self.num_classes):
+                raise ValueError(f"target labels must be in 1..{self.num_classes}, got {t['labels'].tolist()}")
+            gt_labels.append(lab)
+            m = t["masks"].to(device)
+            if m.shape[0]:
+                m = F.interpolate(m[:, None].float(), size=(h, w), mode="nearest")[:, 0] >= 0.5
+            else:
+                m = torch.zeros((0, h, w), dtype=torch.bool, device=device)
+            gt_masks.append(m)
+            if "polygons" in t:
+                gt_polygons.append(scale_polygons(t["polygons"], float(sf[0]), float(sf[1])))
+        if gt_polygons and len(gt_polygons) != len(targets):
+            raise ValueError("either every target of a batch carries 'polygons' or none does")
+        return gt_boxes, gt_labels, gt_masks, (gt_polygons or None)
+
+    def _rcnn_samples(self, proposals: list[dict[str, Tensor]], gt_boxes: list[Tensor], gt_labels: list[Tensor]
+                      ) -> dict[str, Tensor]:
+        """Sampled RoIs of the batch with their box-head targets, and the positives for the mask head."""
+        head = self.roi_head
+        out: dict[str, list[Tensor]] = {k: [] for k in ("rois", "labels", "box_targets", "is_pos", "pos_rois",
+                                                        "pos_labels", "pos_gt")}
+        for i, (props, gt) in enumerate(zip(proposals, gt_boxes)):
+            boxes, assigned, pos, neg = assign_and_sample(head.assigner, head.sampler, props["boxes"].float(), gt)
+            pos_gt = assigned.gt_inds[pos] - 1
+            sampled = torch.cat([boxes[pos], boxes[neg]])
+            labels = torch.full((sampled.shape[0],), self.num_classes, dtype=torch.long, device=boxes.device)
+            labels[: pos.numel()] = gt_labels[i][pos_gt]
+            tgt = sampled.new_zeros(sampled.shape)
+            if pos.numel():
+                tgt[: pos.numel()] = head.bbox_head.bbox_coder.encode(boxes[pos], gt[pos_gt])
+            is_pos = torch.zeros_like(labels, dtype=torch.bool)
+            is_pos[: pos.numel()] = True
+            idx_col = sampled.new_full((sampled.shape[0], 1), float(i))
+            out["rois"].append(torch.cat([idx_col, sampled], 1))
+            out["labels"].append(labels)
+            out["box_targets"].append(tgt)
+            out["is_pos"].append(is_pos)
+            out["pos_rois"].append(torch.cat([idx_col[: pos.numel()], boxes[pos]], 1))
+            out["pos_labels"].append(gt_labels[i][pos_gt])
+            out["pos_gt"].append(pos_gt)
+        return {k: torch.cat(v) for k, v in out.items()}
 
     def _train_autocast(self, device: torch.device):
         if self.amp and device.type == "cuda":
@@ -267,31 +291,79 @@ class RefineMaskDetector(nn.Module):
         return contextlib.nullcontext()
 
 
-def build_refinemask(num_classes: int = 80, weights: str | None = None, class_names: list[str] | None = None,
-                     backbone_weights: str | None = None, score_thresh: float = 0.05, detections_per_img: int = 100,
-                     amp: bool = False) -> RefineMaskDetector:
-    """RefineMask R50-FPN, optionally with the official checkpoint (``weights``) or ImageNet backbone weights.
+def scale_polygons(polygons: Sequence[Sequence[Sequence[float]]], sx: float, sy: float) -> list[list[list[float]]]:
+    """Polygons (per instance, its parts as flat xy lists) scaled like mmdet's ``PolygonMasks.resize``."""
+    out = []
+    for parts in polygons:
+        scaled = []
+        for p in parts:
+            q = [float(v) for v in p]
+            q[0::2] = [v * sx for v in q[0::2]]
+            q[1::2] = [v * sy for v in q[1::2]]
+            scaled.append(q)
+        out.append(scaled)
+    return out
 
-    * ``weights`` (the official ``r50-coco-2x.pth``): loaded strictly; with ``num_classes=80`` the class names
-      come from the checkpoint's ``meta['CLASSES']``. With another ``num_classes`` (fine-tuning) the
-      class-specific layers are re-initialised and everything else is loaded.
-    * ``backbone_weights``: a torchvision ImageNet ResNet-50 state dict, used when ``weights`` is not given.
-    * ``class_names``: overrides the names (must have ``num_classes`` entries).
+
+def build_refinemask(weights: str | None = None, num_classes: int | None = None,
+                     class_names: Sequence[str] | None = None, depth: int | None = None,
+                     backbone_weights: str | None = None, fine_tune: bool = False, amp: bool = False,
+                     img_scale: tuple[int | None, int | None] | None = None, score_thr: float | None = None,
+                     max_per_img: int | None = None, bbox_loss: str | None = None) -> RefineMaskDetector:
+    """RefineMask, optionally with an official checkpoint (``weights``) or ImageNet backbone weights.
+
+    * ``weights`` (any released ``.pth``): the architecture (depth, classes, class-agnostic stages), class names
+      and test settings come from the checkpoint (:func:`spec_from_checkpoint`). ``num_classes`` or ``depth``
+      that contradict it are an error, except ``num_classes`` with ``fine_tune=True``: the class-specific
+      layers are then re-initialised (logged) and everything else is loaded.
+    * ``backbone_weights``: a torchvision ImageNet ResNet state dict, used when ``weights`` is not given.
+    * ``class_names``: the names (default: the checkpoint's, else COCO's for 80 classes).
+    * ``img_scale`` (long, short; a ``None`` entry keeps the checkpoint's), ``score_thr``, ``max_per_img``,
+      ``bbox_loss``: overrides of the checkpoint's settings when not ``None``.
     """
     if weights and not Path(weights).is_file():
         raise CheckpointError(missing_checkpoint_message(weights))  # fail fast, before building the network
+    if num_classes is None and class_names is not None:
+        num_classes = len(class_names)
     if class_names is not None and len(class_names) != num_classes:
         raise ConfigError(f"{len(class_names)} class names given for num_classes={num_classes}")
-    model = RefineMaskDetector(num_classes=num_classes, class_names=class_names, score_thresh=score_thresh,
-                               detections_per_img=detections_per_img, amp=amp)
+    sd: dict[str, Tensor] = {}
+    meta: dict[str, Any] = {}
+    spec = RefineMaskSpec(depth=depth or 50, num_classes=num_classes or 80)
     if weights:
-        load_official_checkpoint(model, weights)
-        if class_names is not None:
-            model.class_names = list(class_names)
+        sd, meta = read_checkpoint(weights)
+        spec, class_names = _checkpoint_spec(str(weights), sd, meta, num_classes, class_names, depth, fine_tune)
+    if img_scale is not None:
+        img_scale = (img_scale[0] or spec.img_scale[0], img_scale[1] or spec.img_scale[1])
+    overrides = dict(img_scale=img_scale, score_thr=score_thr, max_per_img=max_per_img, bbox_loss=bbox_loss)
+    spec = replace(spec, **{k: v for k, v in overrides.items() if v is not None})
+    model = RefineMaskDetector(spec, class_names=class_names, amp=amp)
+    if weights:
+        load_state(model, sd, meta, str(weights), fine_tune=fine_tune)
     elif backbone_weights:
         model.backbone.load_torchvision_weights(backbone_weights)
     model.eval()
     return model
+
+
+def _checkpoint_spec(source: str, sd: dict[str, Tensor], meta: dict[str, Any], num_classes: int | None,
+                     class_names: Sequence[str] | None, depth: int | None, fine_tune: bool
+                     ) -> tuple[RefineMaskSpec, Sequence[str] | None]:
+    """The checkpoint's spec checked against what was asked for, and the class names to use."""
+    spec = spec_from_checkpoint(sd, meta, source)
+    if depth is not None and depth != spec.depth:
+        raise CheckpointError(f"checkpoint {source} holds a ResNet-{spec.depth} RefineMask, but depth={depth} "
+                              "was asked for (leave it unset to follow the checkpoint)")
+    if num_classes is not None and num_classes != spec.num_classes:
+        if not fine_tune:
+            raise class_count_error(source, spec.num_classes, num_classes, meta)
+        return spec.with_classes(num_classes), class_names
+    if class_names is None and meta.get("CLASSES") is not None:
+        class_names = [str(c) for c in meta["CLASSES"]]
+        if len(class_names) != spec.num_classes:
+            raise CheckpointError(f"checkpoint {source}: meta CLASSES has {len(class_names)} names for a "
+                                  f"detector of {spec.num_classes} classes")
+    return spec, class_names
 
 
 __all__ = ["RefineMaskDetector", "build_refinemask", "load_official_checkpoint", "COCO_CLASSES",

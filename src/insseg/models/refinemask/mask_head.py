@@ -12,8 +12,9 @@ Layout, with the official module names so ``state_dict()`` matches the released 
 * ``final_instance_logits``: class-specific logits at 112 px.
 
 Config values fixed here (r50-refinemask-2x): no norm layers, dilations (1, 3, 5), semantic stride 4,
-``mask_use_sigmoid=True`` (the masks fed into each fusion are probabilities, not logits), 80 classes at every
-stage, bilinear x2 upsampling.
+``mask_use_sigmoid=True`` (the masks fed into each fusion are probabilities, not logits), bilinear x2
+upsampling. ``stage_num_classes`` as the official head: each stage's classifier has ``num_classes`` outputs or
+one (class-agnostic: the LVIS configs' last stage, ``[1203, 1203, 1203, 1]``, whose label is taken as 0).
 
 One deliberate generalisation: the official stage samples the semantic *prediction* with every RoI's batch
 index forced to 0 (it only supports one image per batch); we use the RoI's real batch index, which is the same
@@ -91,6 +92,8 @@ def select_class_logits(conv: nn.Conv2d, feats: Tensor, labels: Tensor) -> Tenso
     The full conv would materialise ``n x num_classes x s x s`` values (400 MB for 100 RoIs at 112 px); a
     per-RoI dot product over the input channels gives the same logits (up to float summation order).
     """
+    if conv.out_channels == 1:  # class-agnostic stage: the official code clamps the label to 0
+        labels = torch.zeros_like(labels)
     weight = conv.weight[labels, :, 0, 0]  # [n, C]
     out = torch.einsum("nchw,nc->nhw", feats, weight.to(feats.dtype))
     out = out + conv.bias[labels].to(out.dtype)[:, None, None]
@@ -159,20 +162,24 @@ class SFMStage(nn.Module):
 
 
 class RefineMaskHead(nn.Module):
-    """The RefineMask mask head (r50-refinemask-2x configuration)."""
+    """The RefineMask mask head (official RefineMaskHead; ``stage_num_classes`` defaults to num_classes x 4)."""
 
-    def __init__(self, num_classes: int = 80) -> None:
+    def __init__(self, num_classes: int = 80, stage_num_classes: tuple[int, ...] | None = None) -> None:
         super().__init__()
         self.num_classes = num_classes
+        stage_nc = tuple(stage_num_classes or (num_classes,) * len(STAGE_SIZES))
+        if len(stage_nc) != len(STAGE_SIZES) or any(c not in (num_classes, 1) for c in stage_nc):
+            raise ValueError(f"stage_num_classes must be 4 entries of {num_classes} or 1, got {stage_nc}")
+        self.stage_num_classes = stage_nc
         self.instance_convs = nn.ModuleList([ConvAct(256, 256, 3) for _ in range(2)])
         self.semantic_convs = nn.ModuleList([ConvAct(256, 256, 3) for _ in range(4)])
         stages = []
         ch = 256
-        for size in STAGE_SIZES[:-1]:
-            stages.append(SFMStage(ch, size, num_classes))
+        for size, nc in zip(STAGE_SIZES[:-1], stage_nc):
+            stages.append(SFMStage(ch, size, nc))
             ch //= 2
         self.stages = nn.ModuleList(stages)
-        self.final_instance_logits = nn.Conv2d(ch, num_classes, 1)
+        self.final_instance_logits = nn.Conv2d(ch, stage_nc[-1], 1)
         self.semantic_logits = nn.Conv2d(256, 1, 1)
         _init_conv(self.final_instance_logits)
         _init_conv(self.semantic_logits)
@@ -208,8 +215,6 @@ class RefineMaskHead(nn.Module):
         for stage, sem_map in zip(self.stages, ctx.stage_maps):
             logits, x = stage(x, sem_map, semantic_prob, rois, labels)
             preds.append(logits)
-        if self.final_instance_logits.out_channels == 1:  # class-agnostic last stage (LVIS configs)
-            labels = torch.zeros_like(labels)
         preds.append(select_class_logits(self.final_instance_logits, x, labels))
         return preds
 

@@ -22,7 +22,8 @@ from torch import Tensor
 from insseg.models.refinemask.mask_boundary import mask_boundary
 from insseg.models.refinemask.mask_head import STAGE_SIZES, RefineMaskHead
 from insseg.models.refinemask.mask_roi_extract import extract_roi_feats
-from insseg.models.refinemask.mask_targets import instance_mask_targets, semantic_target
+from insseg.models.refinemask.mask_targets import (Polygons, instance_mask_targets, polygon_mask_targets,
+                                                   semantic_target)
 
 STAGE_WEIGHTS = (0.25, 0.5, 0.75, 1.0)
 SEMANTIC_WEIGHT = 1.0
@@ -84,7 +85,8 @@ def refine_losses(stage_preds: Sequence[Tensor], semantic_pred: Tensor, stage_ta
 
 
 def refine_mask_loss(head: RefineMaskHead, feats: Sequence[Tensor], pos_rois: Tensor, pos_labels: Tensor,
-                     pos_assigned_gt_inds: Tensor, gt_masks: Sequence[Tensor]) -> dict[str, Tensor]:
+                     pos_assigned_gt_inds: Tensor, gt_masks: Sequence[Tensor],
+                     gt_polygons: Sequence[Sequence[Polygons]] | None = None) -> dict[str, Tensor]:
     """RefineMask mask-branch losses for a batch.
 
     Args:
@@ -96,6 +98,9 @@ def refine_mask_loss(head: RefineMaskHead, feats: Sequence[Tensor], pos_rois: Te
         gt_masks: per image ``[G_i, H_i, W_i]`` bool/uint8 ground-truth masks in the resized image, as large as
             that image's padded input or smaller (they are zero-padded bottom/right to the batch input size).
             All of them make the semantic target, not only the sampled ones.
+        gt_polygons: optional, per image the ground truths' polygons (resized-image coordinates, same order as
+            ``gt_masks``); the instance targets are then drawn from them at every stage size, as the official
+            COCO/LVIS configs do (``poly2mask=False``). The semantic target still comes from ``gt_masks``.
 
     Returns:
         ``{'loss_instance': ..., 'loss_semantic': ...}``.
@@ -128,7 +133,13 @@ def refine_mask_loss(head: RefineMaskHead, feats: Sequence[Tensor], pos_rois: Te
         boxes[:, 0::2] = torch.minimum(boxes[:, 0::2].clamp(min=0), bounds[:, :1])
         boxes[:, 1::2] = torch.minimum(boxes[:, 1::2].clamp(min=0), bounds[:, 1:])
     gt_rows = torch.tensor(offsets, dtype=torch.long, device=device)[img_idx] + pos_assigned_gt_inds.to(device).long()
-    stage_targets = instance_mask_targets(boxes, stacked, gt_rows, STAGE_SIZES)
+    if gt_polygons is None:
+        stage_targets = instance_mask_targets(boxes, stacked, gt_rows, STAGE_SIZES)
+    else:
+        if len(gt_polygons) != num_imgs or any(len(p) != len(m) for p, m in zip(gt_polygons, gt_masks)):
+            raise ValueError("gt_polygons needs one polygon list per ground-truth mask of every image")
+        flat = [inst for per_image in gt_polygons for inst in per_image]
+        stage_targets = polygon_mask_targets(boxes, flat, gt_rows, STAGE_SIZES)
 
     roi_feats = extract_roi_feats(feats, pos_rois)
     stage_preds, semantic_pred = head(roi_feats, p2, pos_rois, pos_labels)

@@ -121,6 +121,7 @@ def preprocess_exact(images: list[Tensor], device: torch.device | str | None = N
 def preprocess_fast(images: list[Tensor], dtype: torch.dtype = torch.float32,
                     scale: tuple[int, int] = IMG_SCALE) -> Batch:
     """Training variant on the images' own device: float bilinear resize (no uint8 round trip, no OpenCV).
+    Images are float RGB in [0, 1] or uint8 in [0, 255].
 
     Same sizes, scale factors and normalisation as the exact path; pixel values differ by about one grey
     level, which is irrelevant for training.
@@ -131,7 +132,8 @@ def preprocess_fast(images: list[Tensor], dtype: torch.dtype = torch.float32,
     for image in images:
         h, w = int(image.shape[-2]), int(image.shape[-1])
         new_h, new_w = rescale_size(h, w, scale)
-        x = image.float() * 255.0
+        # uint8 images are already in [0, 255]; float images are in [0, 1] (as in the exact path's to_uint8)
+        x = image.float() if image.dtype == torch.uint8 else image.float() * 255.0
         if (new_h, new_w) != (h, w):
             x = F.interpolate(x[None], size=(new_h, new_w), mode="bilinear", align_corners=False)[0]
         tensors.append((x - mean) / std)

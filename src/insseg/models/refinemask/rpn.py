@@ -85,41 +85,54 @@ class RPNHead(nn.Module):
             out.append({"boxes": boxes[keep], "scores": scores[keep], "levels": ids[keep]})
         return out
 
-    def loss(self, cls_scores: list[Tensor], bbox_preds: list[Tensor], anchors: list[Tensor],
-             gt_boxes: list[Tensor]) -> dict[str, Tensor]:
-        """mmdet's anchor-head loss: MaxIoU assignment (0.7/0.3, low-quality matches from 0.3), 256 random
-        samples with half positive, sigmoid BCE and L1 on deltas, both averaged over the sampled anchors."""
+    def targets(self, anchors: list[Tensor], featmap_sizes: list[tuple[int, int]], gt_boxes: list[Tensor],
+                metas: list[dict[str, Any]]) -> tuple[Tensor, Tensor, Tensor, Tensor, int]:
+        """mmdet's ``get_targets`` for a batch: per anchor (images concatenated, each image's anchors in level
+        order) the label, label weight, delta target and delta weight, and the loss normaliser.
+
+        Only anchors valid for the image's own padded shape take part (see ``AnchorGenerator.valid_flags``).
+        The normaliser is mmdet's ``num_total_pos + num_total_neg`` with each image counting at least one
+        positive and one negative: ``sum_i max(pos_i, 1) + max(neg_i, 1)``.
+        """
         all_anchors = torch.cat(anchors)
-        num_imgs = cls_scores[0].shape[0]
         labels_l, label_w_l, targets_l, target_w_l = [], [], [], []
-        num_samples = 0
-        for i in range(num_imgs):
-            gt = gt_boxes[i].to(all_anchors)
-            assigned = self.assigner.assign(all_anchors, gt)
+        normaliser = 0
+        for gt, meta in zip(gt_boxes, metas):
+            gt = gt.to(all_anchors)
+            valid = torch.cat(self.anchor_generator.valid_flags(featmap_sizes, meta["pad_shape"], all_anchors.device))
+            valid_idx = torch.nonzero(valid, as_tuple=False).squeeze(1)
+            assigned = self.assigner.assign(all_anchors[valid_idx], gt)
             pos, neg = self.sampler.sample(assigned)
             n = all_anchors.shape[0]
-            labels = all_anchors.new_zeros(n)
-            label_w = all_anchors.new_zeros(n)
-            targets = all_anchors.new_zeros(n, 4)
-            target_w = all_anchors.new_zeros(n, 4)
+            labels, label_w = all_anchors.new_zeros(n), all_anchors.new_zeros(n)
+            targets, target_w = all_anchors.new_zeros(n, 4), all_anchors.new_zeros(n, 4)
+            pos_full, neg_full = valid_idx[pos], valid_idx[neg]
             if pos.numel():
-                labels[pos] = 1.0
-                targets[pos] = self.bbox_coder.encode(all_anchors[pos], gt[assigned.gt_inds[pos] - 1])
-                target_w[pos] = 1.0
-            label_w[pos] = 1.0
-            label_w[neg] = 1.0
-            num_samples += int(pos.numel() + neg.numel())
+                labels[pos_full] = 1.0
+                targets[pos_full] = self.bbox_coder.encode(all_anchors[pos_full], gt[assigned.gt_inds[pos] - 1])
+                target_w[pos_full] = 1.0
+            label_w[pos_full] = 1.0
+            label_w[neg_full] = 1.0
+            normaliser += max(int(pos.numel()), 1) + max(int(neg.numel()), 1)
             labels_l.append(labels)
             label_w_l.append(label_w)
             targets_l.append(targets)
             target_w_l.append(target_w)
-        num_samples = max(num_samples, 1)
+        return (torch.cat(labels_l), torch.cat(label_w_l), torch.cat(targets_l), torch.cat(target_w_l),
+                normaliser)
+
+    def loss(self, cls_scores: list[Tensor], bbox_preds: list[Tensor], anchors: list[Tensor],
+             gt_boxes: list[Tensor], metas: list[dict[str, Any]]) -> dict[str, Tensor]:
+        """mmdet's anchor-head loss: MaxIoU assignment (0.7/0.3, low-quality matches from 0.3) among the valid
+        anchors, 256 random samples with half positive, sigmoid BCE and L1 on deltas, both divided by the
+        normaliser of :meth:`targets`."""
+        featmap_sizes = [(int(s.shape[-2]), int(s.shape[-1])) for s in cls_scores]
+        labels, label_w, box_targets, box_w, normaliser = self.targets(anchors, featmap_sizes, gt_boxes, metas)
+        num_imgs = cls_scores[0].shape[0]
         scores = torch.cat([torch.cat([s[i].permute(1, 2, 0).reshape(-1) for s in cls_scores])
                             for i in range(num_imgs)]).float()
         deltas = torch.cat([torch.cat([d[i].permute(1, 2, 0).reshape(-1, 4) for d in bbox_preds])
                             for i in range(num_imgs)]).float()
-        labels = torch.cat(labels_l)
-        label_w = torch.cat(label_w_l)
         loss_cls = (F.binary_cross_entropy_with_logits(scores, labels, reduction="none") * label_w).sum()
-        loss_bbox = ((deltas - torch.cat(targets_l)).abs() * torch.cat(target_w_l)).sum()
-        return {"loss_rpn_cls": loss_cls / num_samples, "loss_rpn_bbox": loss_bbox / num_samples}
+        loss_bbox = ((deltas - box_targets).abs() * box_w).sum()
+        return {"loss_rpn_cls": loss_cls / normaliser, "loss_rpn_bbox": loss_bbox / normaliser}

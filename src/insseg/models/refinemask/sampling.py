@@ -1,6 +1,12 @@
 """Training-time target assignment and sampling as mmdet 2.3 does it (``MaxIoUAssigner``,
 ``RandomSampler``); used by the RPN (256 samples, half positive) and the box head (512, a quarter positive,
-ground truths added as proposals)."""
+ground truths added as proposals).
+
+Order matters for the box head (``StandardRoIHead.forward_train``): the proposals are assigned first,
+low-quality matches included, and only then are the ground truths prepended, each assigned to itself
+(``AssignResult.add_gt_``). Prepending first would make every ground truth's best IoU 1 (its own copy), so the
+low-quality matching would never move a proposal to a ground truth it overlaps less than another one.
+"""
 
 from __future__ import annotations
 
@@ -46,6 +52,28 @@ class MaxIoUAssigner:
             best = ranks.max(dim=0).values
             gt_inds = torch.where(best > 0, best, gt_inds)
         return AssignResult(gt_inds, max_ov, g)
+
+
+def add_gt(assigned: AssignResult) -> AssignResult:
+    """mmdet's ``add_gt_``: ground truths prepended as boxes ``0..g-1``, each assigned to itself (IoU 1)."""
+    g = assigned.num_gts
+    self_inds = torch.arange(1, g + 1, dtype=torch.long, device=assigned.gt_inds.device)
+    ones = assigned.max_overlaps.new_ones(g)
+    return AssignResult(torch.cat([self_inds, assigned.gt_inds]), torch.cat([ones, assigned.max_overlaps]), g)
+
+
+def assign_and_sample(assigner: MaxIoUAssigner, sampler: "RandomSampler", proposals: Tensor,
+                      gt_boxes: Tensor) -> tuple[Tensor, AssignResult, Tensor, Tensor]:
+    """RCNN targets of one image as mmdet orders them: assign the proposals, then (``add_gt_as_proposals``)
+    prepend the ground truths, then sample. Returns ``(boxes, assigned, pos, neg)``; ``pos``/``neg`` index
+    ``boxes`` (the proposals with the ground truths in front)."""
+    assigned = assigner.assign(proposals, gt_boxes)
+    boxes = proposals
+    if sampler.add_gt_as_proposals and gt_boxes.numel():
+        boxes = torch.cat([gt_boxes.to(proposals.dtype), proposals])
+        assigned = add_gt(assigned)
+    pos, neg = sampler.sample(assigned)
+    return boxes, assigned, pos, neg
 
 
 class RandomSampler:
