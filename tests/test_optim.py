@@ -50,7 +50,7 @@ def test_multistep_and_cosine() -> None:
     assert c.factor(10) == pytest.approx(0.5 * (1 + math.cos(math.pi / 4)))
     warm = build_schedule(train_cfg(lr_schedule="cosine", epochs=4, warmup_iters=4), 1, iters_per_epoch=10)
     assert warm.factor(2) == pytest.approx(c.factor(2) * (0.001 * 0.5 + 0.5))
-    assert "lr at the start of each epoch: 0.01, 0.00854, 0.005, 0.00146" in c.describe()
+    assert "lr at the start of each epoch (epoch 0: after warm-up): 0.01, 0.00854, 0.005, 0.00146" in c.describe()
 
 
 @pytest.mark.parametrize("kind", ["step", "multistep", "cosine"])

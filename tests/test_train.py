@@ -142,3 +142,20 @@ def test_ddp_on_gloo_writes_one_run_dir(tmp_path: Path, pennfudan_root: Path) ->
     assert result.stdout.count("Epoch: [0] [0/1]") == 1
     # train.lr (0.002 in experiment=smoke) is for 2 images; 2 processes x 2 images run at twice the rate.
     assert "optimizer: SGD lr 0.004 " in result.stdout
+
+
+def test_ddp_nan_on_one_rank_stops_every_rank_with_the_same_error(tmp_path: Path, pennfudan_root: Path) -> None:
+    """Losses are averaged over the ranks before the finiteness check: no rank is left waiting in an all-reduce."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(REPO_ROOT / "src"), str(REPO_ROOT / "tests")])}
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         str(REPO_ROOT / "tests" / "ddp_nan_train.py"), str(tmp_path), *smoke_overrides(tmp_path, pennfudan_root)],
+        capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path,
+    )
+    assert result.returncode != 0
+    stopped = [r for r in (0, 1) if (tmp_path / f"rank{r}.txt").is_file()]
+    assert stopped == [0, 1], f"ranks that stopped on the error: {stopped}\n{result.stderr[-3000:]}"
+    messages = [(tmp_path / f"rank{r}.txt").read_text() for r in (0, 1)]
+    assert messages[0] == messages[1], messages
+    assert messages[0].startswith("training diverged: loss is nan at epoch 0, iteration 0")
+    assert "averaged over 2 processes" in messages[0]

@@ -73,7 +73,7 @@ class Schedule:
         per_epoch = ", ".join(f"{self.lr_at(max(e * self.iters_per_epoch, self.warmup_iters)):.3g}"
                               for e in range(self.epochs))
         return (f"schedule: {self.kind} ({shape}); {self.epochs} epochs x {self.iters_per_epoch} iterations; {warm}\n"
-                f"lr at the start of each epoch: {per_epoch}")
+                f"lr at the start of each epoch (epoch 0: after warm-up): {per_epoch}")
 
 
 def effective_lr(train_cfg: Any, world_size: int) -> float:

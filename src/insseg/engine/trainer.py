@@ -78,7 +78,7 @@ class Run:
     generator: torch.Generator
     eval_set: Any
     class_names: list[str]
-    logger: RunLogger
+    logger: RunLogger = field(default_factory=RunLogger)  # rank 0's is set by _train; the others log nothing
 
     @property
     def ckpt_dir(self) -> Path:
@@ -111,7 +111,10 @@ def _train(cfg: DictConfig, device: torch.device, dist_info: DistInfo) -> dict[s
         _save_config_outside_hydra(cfg, out_dir)
         check_weights_available(cfg.model)
     run, state = _setup(cfg, device, dist_info, out_dir)
+    if dist_info.is_main:
+        run.logger = build_run_logger(cfg.logger, out_dir, run_name=_run_name(cfg, out_dir))
     try:
+        run.logger.log_params(flatten(OmegaConf.to_container(cfg, resolve=True)))
         _fit(run, state)
     except BaseException:
         run.logger.close(failed=True)
@@ -121,6 +124,7 @@ def _train(cfg: DictConfig, device: torch.device, dist_info: DistInfo) -> dict[s
                           {**state.summary(), "early_stopped": state.epoch < cfg.train.epochs - 1})
         for name in ("metrics.json", "config.yaml", ".hydra/config.yaml"):
             run.logger.log_artifact(out_dir / name)
+        _print_summary(state, out_dir)
     run.logger.close()
     return broadcast_object(state.metrics, dist_info)
 
@@ -150,14 +154,11 @@ def _setup(cfg: DictConfig, device: torch.device, dist_info: DistInfo, out_dir: 
         train_model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[dist_info.local_rank] if device.type == "cuda" else None
         )
-    logger = RunLogger()
     if main:
         log.info(describe_optimizer(cfg.train, dist_info.world_size, schedule))
-        logger = build_run_logger(cfg.logger, out_dir, run_name=_run_name(cfg, out_dir))
-        logger.log_params(flatten(OmegaConf.to_container(cfg, resolve=True)))
     eval_set = build_dataset(cfg.data, "eval") if main else None
     run = Run(cfg, device, dist_info, out_dir, model, train_model, optimizer, lr_scheduler, scaler, loader,
-              generator, eval_set, class_names, logger)
+              generator, eval_set, class_names)
     return run, state
 
 
@@ -348,6 +349,13 @@ def _run_name(cfg: DictConfig, out_dir: Path) -> str:
 
 def _print_metrics(epoch: int, metrics: dict[str, float]) -> None:
     log.info(f"Epoch [{epoch}] " + "  ".join(f"{k}: {metrics[k]:.4f}" for k in METRIC_KEYS if k in metrics))
+
+
+def _print_summary(state: TrainState, out_dir: Path) -> None:
+    last = state.metrics.get("segm_AP", math.nan)
+    best = (f"best {state.best_metric:.4f} at epoch {state.best_epoch} (checkpoints/best.pt)"
+            if state.best_epoch is not None else "no evaluation")
+    log.info(f"held-out segm AP {last:.4f}, {best}; run dir {out_dir}")
 
 
 def _save_config_outside_hydra(cfg: DictConfig, out_dir: Path) -> None:
