@@ -120,8 +120,7 @@ def _train(cfg: DictConfig, device: torch.device, dist_info: DistInfo) -> dict[s
         run.logger.close(failed=True)
         raise
     if dist_info.is_main:
-        atomic_write_json(out_dir / "metrics.json",
-                          {**state.summary(), "early_stopped": state.epoch < cfg.train.epochs - 1})
+        _write_metrics(out_dir, cfg, state)
         for name in ("metrics.json", "config.yaml", ".hydra/config.yaml"):
             run.logger.log_artifact(out_dir / name)
         _print_summary(state, out_dir)
@@ -218,8 +217,13 @@ def _end_epoch(run: Run, state: TrainState, epoch: int, epoch_values: dict[str, 
         if state.record(epoch, segm_ap if math.isfinite(segm_ap) else -1.0):
             run.save("best.pt", state)
     run.save("last.pt", state)
-    atomic_write_json(run.out_dir / "metrics.json", {**state.summary(), "early_stopped": False})
+    _write_metrics(run.out_dir, cfg, state)
     run.logger.log_epoch({k: v for k, v in epoch_values.items() if math.isfinite(v)}, epoch)
+
+
+def _write_metrics(out_dir: Path, cfg: DictConfig, state: TrainState) -> None:
+    early = _stopped_early(cfg, state) and state.epoch < cfg.train.epochs - 1
+    atomic_write_json(out_dir / "metrics.json", {**state.summary(), "early_stopped": early})
 
 
 def _stopped_early(cfg: DictConfig, state: TrainState) -> bool:
