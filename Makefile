@@ -15,11 +15,14 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed
 
-# Train a small model on the generated synthetic set, evaluate its checkpoint, predict on a few images.
+# Train a small random-init model on a generated set until it visibly learns (held-out segm AP ~0.5+),
+# evaluate its best checkpoint, predict on a few images.
+QUICKSTART_RUNS := outputs/train/quickstart_maskrcnn_synthetic
 quickstart: setup
-	$(PY) train.py experiment=smoke
-	$(PY) evaluate.py experiment=smoke model.weights=$$(ls -t outputs/train/smoke_maskrcnn_synthetic/*/checkpoints/best.pt | head -1)
-	$(PY) predict.py experiment=smoke model.weights=$$(ls -t outputs/train/smoke_maskrcnn_synthetic/*/checkpoints/best.pt | head -1) input=data/synthetic_pennfudan/PNGImages
+	$(PY) train.py experiment=quickstart
+	$(PY) evaluate.py experiment=quickstart model.weights=$$(ls -t $(QUICKSTART_RUNS)/*/checkpoints/best.pt | head -1)
+	$(PY) predict.py experiment=quickstart model.weights=$$(ls -t $(QUICKSTART_RUNS)/*/checkpoints/best.pt | head -1) \
+		input='data/synthetic_quickstart_pennfudan/PNGImages/SynthPed0000*.png'
 
 # The default suite (slow tests excluded; see pyproject.toml).
 test: setup

@@ -47,6 +47,7 @@ def test_one_epoch_writes_every_artefact(trained_run) -> None:
     for term in ("loss_classifier", "loss_box_reg", "loss_mask", "loss_objectness", "loss_rpn_box_reg"):
         assert f"train/loss/{term}" in scalars
     assert "train/lr" in scalars and "val/segm_AP" in scalars
+    assert "epoch/loss/total" in scalars and "epoch/lr" in scalars
     assert events.Tags()["images"], "prediction overlays are logged"
 
 
@@ -54,6 +55,9 @@ def test_checkpoint_is_self_describing_and_reloads(trained_run) -> None:
     run_dir, _, overrides = trained_run
     ckpt = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
     assert ckpt["epoch"] == 0 and ckpt["class_names"] == ["person"] and ckpt["model_cfg"]["backbone"] == "resnet18"
+    # The data split it was trained on, so evaluation can tell whether a split would hold training images.
+    data = ckpt["config"]["data"]
+    assert (data["name"], data["split_seed"], data["num_test"]) == ("pennfudan", 0, 4)
     # The checkpoint rebuilds its own architecture even when the config names another backbone.
     cfg = compose_config("evaluate", [f"model.weights={run_dir / 'checkpoints' / 'last.pt'}"])
     model = build_model(cfg.model)
@@ -69,7 +73,7 @@ def test_resume_continues_with_full_state(trained_run, tmp_path: Path) -> None:
     ckpt = torch.load(tmp_path / "resumed" / "checkpoints" / "last.pt", weights_only=True)
     first = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
     assert ckpt["epoch"] == 1
-    assert ckpt["lr_scheduler"]["last_epoch"] == 2
+    assert ckpt["lr_scheduler"]["last_epoch"] == 2 * 2, "stepped per iteration: 2 epochs of 2 iterations"
     step_counts = {s["step"].item() for s in ckpt["optimizer"]["state"].values() if "step" in s}
     first_counts = {s["step"].item() for s in first["optimizer"]["state"].values() if "step" in s}
     assert all(c > max(first_counts) for c in step_counts), "optimizer state (momentum buffers) carried over"
@@ -136,3 +140,24 @@ def test_ddp_on_gloo_writes_one_run_dir(tmp_path: Path, pennfudan_root: Path) ->
     assert (runs[0] / "checkpoints" / "last.pt").is_file() and (runs[0] / "metrics.json").is_file()
     # 4 training images over 2 ranks with batch 2: each rank runs 1 iteration, and only rank 0 prints.
     assert result.stdout.count("Epoch: [0] [0/1]") == 1
+    # train.lr (0.002 in experiment=smoke) is for 2 images; 2 processes x 2 images run at twice the rate.
+    assert "optimizer: SGD lr 0.004 " in result.stdout
+
+
+def test_ddp_nan_on_one_rank_stops_every_rank_with_the_same_error(tmp_path: Path, pennfudan_root: Path) -> None:
+    """Losses are averaged over the ranks before the finiteness check: no rank is left waiting in an all-reduce."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         str(REPO_ROOT / "tests" / "ddp_nan_train.py"), str(tmp_path), *smoke_overrides(tmp_path, pennfudan_root)],
+        capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path,
+    )
+    assert result.returncode != 0
+    stopped = [r for r in (0, 1) if (tmp_path / f"rank{r}.txt").is_file()]
+    assert stopped == [0, 1], f"ranks that stopped on the error: {stopped}\n{result.stderr[-3000:]}"
+    messages = [(tmp_path / f"rank{r}.txt").read_text() for r in (0, 1)]
+    assert messages[0] == messages[1], messages
+    assert messages[0].startswith("training diverged: loss is nan at epoch 0, iteration 0")
+    assert "averaged over 2 processes" in messages[0]
+    stopped_at = [(tmp_path / f"rank{r}.txt").stat().st_mtime for r in (0, 1)]
+    assert abs(stopped_at[0] - stopped_at[1]) < 5.0, "both ranks stop at the same iteration, not after a timeout"

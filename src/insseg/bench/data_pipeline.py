@@ -21,13 +21,10 @@ from insseg.bench.fixtures import config, generated
 from insseg.bench.report import BenchResult, Target
 from insseg.bench.timing import median
 from insseg.data import build_dataset, collate
+from insseg.engine.optim import build_optimizer, build_schedule
+from insseg.engine.run_logger import RunLogger
 from insseg.engine.trainer import train_one_epoch
 from insseg.models import build_model
-
-
-class _NoLog:
-    def scalars(self, *args, **kwargs) -> None:
-        pass
 
 
 def loader_rate(train_set, batch_size: int, num_workers: int, batches: int, seed: int = 0) -> float:
@@ -47,8 +44,7 @@ def model_rate(cfg, train_set, steps: int) -> float:
     """Training steps/s of the trainer's ``train_one_epoch`` on batches already in memory."""
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model, list(train_set.class_names), fit_to_dataset=True)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.SGD(params, lr=cfg.train.lr, momentum=cfg.train.momentum, weight_decay=cfg.train.weight_decay)
+    optimizer = build_optimizer(model.parameters(), cfg.train, build_schedule(cfg.train, 1, steps))
     scaler = torch.amp.GradScaler("cpu", enabled=False)
     loader = DataLoader(train_set, batch_size=cfg.train.batch_size, shuffle=True, collate_fn=collate,
                         generator=torch.Generator().manual_seed(0))
@@ -57,9 +53,9 @@ def model_rate(cfg, train_set, steps: int) -> float:
         batches.extend(loader)
     device = torch.device("cpu")
     # epoch 1: no warm-up schedule; one untimed step first
-    train_one_epoch(model, optimizer, batches[:1], device, 1, scaler, cfg, _NoLog(), False)
+    train_one_epoch(model, optimizer, batches[:1], device, 1, scaler, cfg, RunLogger(), False)
     start = time.perf_counter()
-    train_one_epoch(model, optimizer, batches[1 : steps + 1], device, 1, scaler, cfg, _NoLog(), False)
+    train_one_epoch(model, optimizer, batches[1 : steps + 1], device, 1, scaler, cfg, RunLogger(), False)
     return steps / (time.perf_counter() - start)
 
 

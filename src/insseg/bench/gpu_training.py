@@ -3,7 +3,7 @@ torchvision tutorial's fp32 training loop, and their loss curves over the first 
 
 Both runs start from the same weights, see the same batches in the same order (a seeded sampler; the same
 worker seeds, hence the same flips) with the same SGD settings and linear warm-up. Project:
-``insseg.engine.trainer.train_one_epoch`` with ``device.amp=true`` (float16 and a GradScaler, the default).
+``insseg.engine.trainer.train_one_epoch`` with ``train.amp=true`` (float16 and a GradScaler, the default).
 Baseline: the tutorial's ``train_one_epoch`` (forward, sum of losses, backward, step) in fp32. Images/s are
 measured after the first 20 iterations (CUDA synchronised). "Same loss curve within noise": in each block of
 50 iterations the mean losses differ by at most 3 standard errors, the noise being each curve's scatter
@@ -25,6 +25,8 @@ from insseg.bench.fixtures import config, run_on_cuda, generated, maskrcnn_weigh
 from insseg.bench.report import BenchResult, Target
 from insseg.bench.timing import sync
 from insseg.data import build_dataset, collate
+from insseg.engine.optim import build_lr_scheduler, build_schedule
+from insseg.engine.run_logger import RunLogger
 from insseg.engine.trainer import train_one_epoch
 from insseg.models import build_model
 
@@ -34,18 +36,18 @@ DRY_RUN_OVERRIDES = ["model.min_size=96", "model.max_size=128", "model.rpn_pre_n
                      "model.rpn_post_nms_top_n_train=50", "model.box_batch_size_per_image=32"]
 
 
-class Recorder:
-    """Stands in for the trainer's TensorBoard logger: the total loss and a synchronised timestamp per step."""
+class Recorder(RunLogger):
+    """Stands in for the trainer's run logger: the total loss and a synchronised timestamp per step."""
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
         self.losses: list[float] = []
         self.times: list[float] = []
 
-    def scalars(self, values: dict[str, float], step: int, prefix: str = "") -> None:
-        if "loss/total" in values:
+    def log_step(self, values: dict[str, float], step: int) -> None:
+        if "train/loss/total" in values:
             sync(self.device)
-            self.losses.append(float(values["loss/total"]))
+            self.losses.append(float(values["train/loss/total"]))
             self.times.append(time.perf_counter())
 
 
@@ -64,7 +66,7 @@ def tutorial_epoch(model, optimizer, loader, device, warmup_factor: float, warmu
         losses.backward()
         optimizer.step()
         lr_scheduler.step()
-        recorder.scalars({"loss/total": loss_value}, 0)
+        recorder.log_step({"train/loss/total": loss_value}, 0)
 
 
 def _noise(losses: np.ndarray) -> float:
@@ -130,8 +132,10 @@ def measure(device: torch.device, quick: bool, out_dir: Path, overrides: list[st
 
     model, optimizer, loader = setup()
     runs["amp"] = Recorder(device)
-    scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda" and cfg.device.amp)
-    train_one_epoch(model, optimizer, loader, device, 0, scaler, cfg, runs["amp"], False)
+    scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda" and cfg.train.amp)
+    # The trainer's own schedule (the tutorial's warm-up; one epoch of `iters`, so no step yet).
+    lr_scheduler = build_lr_scheduler(optimizer, build_schedule(cfg.train, 1, iters))
+    train_one_epoch(model, optimizer, loader, device, 0, scaler, cfg, runs["amp"], False, lr_scheduler)
     peak_mem["amp"] = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
     del model, optimizer, loader
 
@@ -141,7 +145,7 @@ def measure(device: torch.device, quick: bool, out_dir: Path, overrides: list[st
     result = BenchResult(
         "gpu_training",
         f"Mask R-CNN R50-FPN training, AMP vs fp32, {iters} iterations on {name}",
-        project=f"trainer.train_one_epoch, device.amp=true ({cfg.device.amp_dtype}, GradScaler)",
+        project=f"trainer.train_one_epoch, train.amp=true ({cfg.device.amp_dtype}, GradScaler)",
         baseline="torchvision tutorial train_one_epoch in fp32",
         settings={"iterations": iters, "timed_after": skip, "batch_size": bs, "image_size": "500x375 (model 800x1066)",
                   "weights": desc,

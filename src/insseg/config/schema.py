@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
@@ -145,18 +145,30 @@ class DeviceConfig:
 class TrainConfig:
     epochs: int = 10
     batch_size: int = 2
+    # The rate for a total batch of 2 images (the tutorial's); scaled linearly with processes x batch_size
+    # unless scale_lr is false (torchvision's reference: 0.02 for 8 GPUs x 2 images).
     lr: float = 0.005
+    scale_lr: bool = True
     momentum: float = 0.9
     weight_decay: float = 0.0005
-    # Linear warm-up over the first min(warmup_iters, len(loader) - 1) iterations of epoch 0.
+    # step (x lr_gamma every lr_step_size epochs) | multistep (x lr_gamma at each epoch in lr_milestones)
+    # | cosine (to 0 over all iterations). Every schedule starts with the warm-up below.
+    lr_schedule: str = "step"
+    lr_step_size: int = 3
+    lr_milestones: List[int] = field(default_factory=list)
+    lr_gamma: float = 0.1
+    # Linear warm-up over the first min(warmup_iters, iterations per epoch) iterations of epoch 0.
     warmup_iters: int = 1000
     warmup_factor: float = 0.001
-    lr_step_size: int = 3
-    lr_gamma: float = 0.1
     hflip_prob: float = 0.5
+    # Mixed precision (autocast + GradScaler) for the training step on CUDA; ignored on CPU.
+    amp: bool = True
     # null | path to a checkpoint | auto (newest last.pt of the same experiment).
     resume: Optional[str] = None
+    # Evaluate (COCO AP on the eval split) every N epochs and after the last one.
     eval_every: int = 1
+    # Stop when segm AP has not improved for this many evaluations (null: never); best.pt keeps the best.
+    early_stopping: Optional[int] = None
     print_freq: int = 10
     num_overlays: int = 4
     clip_grad_norm: Optional[float] = None
@@ -209,6 +221,24 @@ class PredictConfig:
 
 
 @dataclass
+class LoggerConfig:
+    """Where training reports go (``logger=tensorboard|csv``); see insseg.engine.run_logger."""
+
+    name: str = "tensorboard"  # tensorboard | mlflow | csv
+
+
+@dataclass
+class MLflowLoggerConfig(LoggerConfig):
+    """``logger=mlflow``: a local store (SQLite + artefact folder) under ``store_dir``, or a server."""
+
+    name: str = "mlflow"
+    store_dir: str = "${paths.log_dir}/mlflow"
+    # e.g. http://localhost:5000; null = the local store in store_dir.
+    tracking_uri: Optional[str] = None
+    experiment: str = "${task_name}/${experiment_name}"
+
+
+@dataclass
 class Config:
     task_name: str = "train"
     experiment_name: str = "${model.name}_${data.name}"
@@ -220,6 +250,8 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     predict: PredictConfig = field(default_factory=PredictConfig)
+    # Training only (conf/logger/); null in evaluate/predict.
+    logger: Any = None
     # predict.py's `input=...` shorthand for predict.input.
     input: Optional[str] = None
     # Free-form notes from experiment configs (not read by code).
@@ -252,3 +284,5 @@ def register_configs() -> None:
     cs.store(group="model", name="maskrcnn_schema", node=MaskRCNNConfig)
     cs.store(group="model", name="refinemask_schema", node=RefineMaskConfig)
     cs.store(group="device", name="schema", node=DeviceConfig)
+    cs.store(group="logger", name="schema", node=LoggerConfig)
+    cs.store(group="logger", name="mlflow_schema", node=MLflowLoggerConfig)

@@ -17,6 +17,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "device.type": ("auto", "cpu", "cuda"),
     "device.amp_dtype": ("float16", "bfloat16"),
     "eval.coco_backend": ("pycocotools", "faster_coco_eval"),  # = insseg.evaluation.coco_backend.BACKENDS
+    "train.lr_schedule": ("step", "multistep", "cosine"),
+    "logger.name": ("tensorboard", "mlflow", "csv"),
 }
 
 
@@ -71,6 +73,7 @@ RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "train.lr_gamma": (lambda v: 0 < v <= 1, "in (0, 1]"),
     "train.hflip_prob": (_unit, "in [0, 1]"),
     "train.eval_every": (_positive, "> 0"),
+    "train.early_stopping": (_positive, "> 0 evaluations (or null: never stop early)"),
     "train.print_freq": (_positive, "> 0"),
     "train.num_overlays": (_non_negative, ">= 0"),
     "train.clip_grad_norm": (_positive, "> 0 (or null)"),
@@ -95,8 +98,17 @@ def validate_config(cfg: DictConfig) -> None:
         value = OmegaConf.select(cfg, key, throw_on_missing=False)
         if value is not None and not ok(value):
             raise ConfigError(f"config key '{key}' is {value}; it must be {expected}")
+    _check_milestones(cfg)
     min_size, max_size = OmegaConf.select(cfg, "model.min_size"), OmegaConf.select(cfg, "model.max_size")
     if min_size is not None and max_size is not None and min_size > max_size:
         raise ConfigError(
             f"config key 'model.min_size' ({cfg.model.min_size}) is larger than 'model.max_size' ({cfg.model.max_size})"
         )
+
+
+def _check_milestones(cfg: DictConfig) -> None:
+    milestones = list(OmegaConf.select(cfg, "train.lr_milestones", default=None) or [])
+    if milestones != sorted(set(milestones)) or any(m <= 0 for m in milestones):
+        raise ConfigError(f"config key 'train.lr_milestones' is {milestones}; it must be increasing epoch numbers > 0")
+    if OmegaConf.select(cfg, "train.lr_schedule", default=None) == "multistep" and not milestones:
+        raise ConfigError("train.lr_schedule=multistep needs config key 'train.lr_milestones', e.g. train.lr_milestones=[8,11]")

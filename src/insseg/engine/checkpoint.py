@@ -23,11 +23,14 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer,
     lr_scheduler: Any,
     scaler: torch.amp.GradScaler,
-    epoch: int,
-    best_metric: float,
-    metrics: dict[str, float],
     cfg: DictConfig,
+    **progress: Any,
 ) -> None:
+    """``progress``: the trainer's state (epoch, best_metric, best_epoch, stale_evals, metrics), stored as keys.
+
+    ``config`` is the whole resolved config, data split settings included (``data.name``, ``data.split_seed``,
+    ``data.num_test``), so evaluation can tell whether a split would hold training images.
+    """
     net = unwrap(model)
     atomic_torch_save(
         {
@@ -39,9 +42,7 @@ def save_checkpoint(
             "optimizer": optimizer.state_dict(),
             "lr_scheduler": lr_scheduler.state_dict(),
             "scaler": scaler.state_dict(),
-            "epoch": epoch,
-            "best_metric": best_metric,
-            "metrics": metrics,
+            **progress,
             "config": OmegaConf.to_container(cfg, resolve=True),
         },
         path,

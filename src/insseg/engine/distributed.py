@@ -56,6 +56,20 @@ def broadcast_object(obj: Any, info: DistInfo) -> Any:
     return box[0]
 
 
+def reduce_mean(values: dict[str, torch.Tensor], info: DistInfo) -> dict[str, float]:
+    """The mean of each scalar over all ranks, the same on every rank (one all-reduce).
+
+    Every rank then takes the same decisions from it: a NaN on one rank is a NaN on all, so all stop
+    together instead of the others waiting in the next gradient all-reduce.
+    """
+    keys = list(values)  # the same model on every rank: the same keys in the same order
+    stacked = torch.stack([values[k].detach().float().reshape(()) for k in keys])
+    if info.enabled:
+        dist.all_reduce(stacked)
+        stacked /= info.world_size
+    return dict(zip(keys, stacked.tolist()))
+
+
 def cleanup(info: DistInfo) -> None:
     if info.enabled and dist.is_initialized():
         dist.destroy_process_group()

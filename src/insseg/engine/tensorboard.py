@@ -1,36 +1,49 @@
-"""TensorBoard output: loss terms and learning rate per iteration, AP per epoch, prediction overlays."""
+"""``logger=tensorboard`` (the default): loss terms and learning rate per iteration, epoch means, AP per
+epoch (overall and per class), PR curves, prediction overlays, the config as text."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
+from insseg.engine.run_logger import RunLogger
+from insseg.evaluation.reports.tensorboard import tensorboard_per_class, tensorboard_pr_curves
 from insseg.inference.overlay import draw_overlay
 from insseg.predictions import ImagePrediction, class_name
 
 
-class TensorBoardLogger:
-    def __init__(self, log_dir: Path, enabled: bool = True) -> None:
-        self.writer = SummaryWriter(str(log_dir)) if enabled else None
+class TensorBoardLogger(RunLogger):
+    def __init__(self, log_dir: Path, score_threshold: float = 0.5) -> None:
+        self.writer = SummaryWriter(str(log_dir))
+        self.score_threshold = score_threshold
 
-    def scalars(self, values: dict[str, float], step: int, prefix: str = "") -> None:
-        if self.writer is not None:
-            for k, v in values.items():
-                self.writer.add_scalar(f"{prefix}{k}", v, step)
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        self.writer.add_text("config", "\n".join(f"    {k}: {v}" for k, v in params.items()), 0)
 
-    def overlays(self, samples: Sequence[tuple[torch.Tensor, ImagePrediction]], class_names: Sequence[str],
-                 step: int, score_threshold: float = 0.5) -> None:
-        if self.writer is None:
-            return
+    def log_step(self, values: Mapping[str, float], step: int) -> None:
+        for k, v in values.items():
+            self.writer.add_scalar(k, v, step)
+
+    def log_epoch(self, values: Mapping[str, float], epoch: int) -> None:
+        self.log_step(values, epoch)
+
+    def log_overlays(self, samples: Sequence[tuple[torch.Tensor, ImagePrediction]], class_names: Sequence[str],
+                     epoch: int) -> None:
         for k, (image, pred) in enumerate(samples):
-            self.writer.add_image(f"predictions/{k}", render_overlay(image, pred.above(score_threshold), class_names), step)
+            overlay = render_overlay(image, pred.above(self.score_threshold), class_names)
+            self.writer.add_image(f"predictions/{k}", overlay, epoch)
 
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
+    def log_evaluation(self, coco: Any, per_class: Mapping[str, Any] | None, epoch: int) -> None:
+        if per_class:
+            tensorboard_per_class(self.writer, per_class, epoch)
+        if coco is not None:
+            tensorboard_pr_curves(self.writer, coco, epoch)
+
+    def close(self, failed: bool = False) -> None:
+        self.writer.close()
 
 
 def render_overlay(image: torch.Tensor, pred: ImagePrediction, class_names: Sequence[str]) -> torch.Tensor:

@@ -1,10 +1,15 @@
-"""The training loop of the torchvision detection reference and tutorial: SGD, linear warm-up in epoch 0,
-StepLR, AMP on CUDA, COCO evaluation after every epoch, atomic checkpoints, resume, DDP via torchrun."""
+"""The training loop of the torchvision detection reference and tutorial: SGD with warm-up and a step,
+multistep or cosine schedule (insseg.engine.optim), AMP on CUDA, COCO evaluation every ``train.eval_every``
+epochs with optional early stopping, atomic checkpoints, resume, DDP via torchrun."""
 
 from __future__ import annotations
 
+import contextlib
 import math
+import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, ContextManager
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -12,17 +17,22 @@ from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
 from insseg.data import build_dataset, collate
 from insseg.engine.checkpoint import find_latest_checkpoint, load_training_state, save_checkpoint
-from insseg.engine.distributed import DistInfo, barrier, broadcast_object, cleanup, init_distributed
+from insseg.engine.distributed import DistInfo, barrier, broadcast_object, cleanup, init_distributed, reduce_mean
+from insseg.engine.optim import build_lr_scheduler, build_optimizer, build_schedule, describe_optimizer
 from insseg.engine.progress import MetricLogger
-from insseg.engine.tensorboard import TensorBoardLogger
-from insseg.engine.validation import evaluate_coco
+from insseg.engine.run_logger import RunLogger, build_run_logger, flatten
+from insseg.engine.validation import Evaluation, evaluate_coco
+from insseg.evaluation.reports.training import discard_report, publish_report
 from insseg.errors import InssegError
 from insseg.models import build_model, check_weights_available
-from insseg.utils.atomic import atomic_write_json, atomic_write_text
+from insseg.utils.atomic import atomic_path, atomic_write_json, atomic_write_text
+from insseg.utils.device import configure_runtime, inference_precision, resolve_device
+from insseg.utils.json_safe import json_safe
 from insseg.utils.logging import ensure_console_logging, log
-from insseg.utils.device import amp_enabled, autocast, configure_runtime, resolve_device
 from insseg.utils.seed import seed_everything
 
+# The best epoch's report pictures are drawn here during an evaluation, then published or discarded.
+REPORT_STAGING = ".report_staging"
 METRIC_KEYS = ("segm_AP", "segm_AP50", "segm_AP75", "bbox_AP", "bbox_AP50", "bbox_AP75")
 
 
@@ -30,9 +40,62 @@ class TrainingDiverged(InssegError):
     pass
 
 
+@dataclass
+class TrainState:
+    """Progress a checkpoint records besides the weights and optimizer state."""
+
+    epoch: int = -1  # the last finished epoch
+    best_metric: float = -math.inf  # segm AP of best.pt (-1: its evaluation had no ground truth to score)
+    best_epoch: int | None = None
+    stale_evals: int = 0  # evaluations since best.pt was written (early stopping)
+    metrics: dict[str, float] = field(default_factory=dict)  # of the last evaluation
+
+    def record(self, epoch: int, score: float) -> bool:
+        """Count one evaluation; True when it is the best so far."""
+        if score > self.best_metric:
+            self.best_metric, self.best_epoch, self.stale_evals = score, epoch, 0
+            return True
+        self.stale_evals += 1
+        return False
+
+    def summary(self) -> dict[str, Any]:
+        """metrics.json: the last evaluation and the best one."""
+        best = self.best_metric if self.best_metric >= 0 else None
+        return json_safe({**self.metrics, "best_segm_AP": best, "best_epoch": self.best_epoch})
+
+
+@dataclass
+class Run:
+    """What one training run works with, built once by :func:`_setup`."""
+
+    cfg: DictConfig
+    device: torch.device
+    dist: DistInfo
+    out_dir: Path
+    model: torch.nn.Module
+    train_model: torch.nn.Module  # the DDP wrapper under torchrun, else the model
+    optimizer: torch.optim.Optimizer
+    lr_scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    loader: DataLoader
+    generator: torch.Generator
+    eval_set: Any
+    class_names: list[str]
+    logger: RunLogger = field(default_factory=RunLogger)  # rank 0's is set by _train; the others log nothing
+
+    @property
+    def ckpt_dir(self) -> Path:
+        return self.out_dir / "checkpoints"
+
+    def save(self, name: str, state: TrainState) -> None:
+        save_checkpoint(self.ckpt_dir / name, self.model, self.optimizer, self.lr_scheduler, self.scaler,
+                        self.cfg, epoch=state.epoch, best_metric=state.best_metric, best_epoch=state.best_epoch,
+                        stale_evals=state.stale_evals, metrics=state.metrics)
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
-    """Train ``cfg.model`` on ``cfg.data``; write checkpoints, TensorBoard events and metrics.json to
-    ``cfg.paths.output_dir``. Returns the final metrics."""
+    """Train ``cfg.model`` on ``cfg.data``; write checkpoints, logs (``cfg.logger``) and metrics.json to
+    ``cfg.paths.output_dir``. Returns the metrics of the last evaluation."""
     ensure_console_logging()
     device = resolve_device(cfg.device)
     dist_info = init_distributed(device)
@@ -46,44 +109,63 @@ def _train(cfg: DictConfig, device: torch.device, dist_info: DistInfo) -> dict[s
     configure_runtime(cfg.device, device)
     seed_everything(cfg.seed + dist_info.rank)
     out_dir = Path(cfg.paths.output_dir)
-    main = dist_info.is_main
-    if main:
+    if dist_info.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
         _save_config_outside_hydra(cfg, out_dir)
-
-    if main:
         check_weights_available(cfg.model)
+    run, state = _setup(cfg, device, dist_info, out_dir)
+    if dist_info.is_main:
+        run.logger = build_run_logger(cfg.logger, out_dir, run_name=_run_name(cfg, out_dir))
+    try:
+        run.logger.log_params(flatten(OmegaConf.to_container(cfg, resolve=True)))
+        _fit(run, state)
+    except BaseException:
+        run.logger.close(failed=True)
+        raise
+    if dist_info.is_main:
+        _write_metrics(out_dir, cfg, state)
+        for name in ("metrics.json", "config.yaml", ".hydra/config.yaml"):
+            run.logger.log_artifact(out_dir / name)
+        _print_summary(state, out_dir)
+    run.logger.close()
+    return broadcast_object(state.metrics, dist_info)
+
+
+def _setup(cfg: DictConfig, device: torch.device, dist_info: DistInfo, out_dir: Path) -> tuple[Run, TrainState]:
+    """Data, model, optimizer and schedule, restored from a checkpoint when resuming."""
+    main = dist_info.is_main
     # Rank 0 prepares (downloads or generates) the data first; the others then read it.
-    if main:
-        train_set = build_dataset(cfg.data, "train", hflip_prob=cfg.train.hflip_prob)
+    train_set = build_dataset(cfg.data, "train", hflip_prob=cfg.train.hflip_prob) if main else None
     barrier(dist_info)
     if not main:
         train_set = build_dataset(cfg.data, "train", hflip_prob=cfg.train.hflip_prob)
-    eval_set = build_dataset(cfg.data, "eval") if main else None
     class_names = list(train_set.class_names)
+    loader, generator = _build_loader(cfg, train_set, device, dist_info)
 
-    resume_path = _resolve_resume(cfg, out_dir, dist_info)
     model = build_model(cfg.model, class_names, fit_to_dataset=True).to(device)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.SGD(params, lr=cfg.train.lr, momentum=cfg.train.momentum, weight_decay=cfg.train.weight_decay)
-    lr_scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.train.lr_step_size, gamma=cfg.train.lr_gamma)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_enabled(cfg.device, device))
-    start_epoch, best_metric, metrics = 0, -1.0, {}
+    schedule = build_schedule(cfg.train, dist_info.world_size, len(loader))
+    optimizer = build_optimizer(model.parameters(), cfg.train, schedule)
+    scaler = torch.amp.GradScaler(device.type, enabled=training_amp(cfg, device))
+    state = TrainState()
+    resume_path = _resolve_resume(cfg, out_dir, dist_info)
     if resume_path is not None:
-        ckpt = load_training_state(resume_path, class_names)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        lr_scheduler.load_state_dict(ckpt["lr_scheduler"])
-        scaler.load_state_dict(ckpt["scaler"])
-        start_epoch, best_metric, metrics = ckpt["epoch"] + 1, ckpt["best_metric"], dict(ckpt.get("metrics", {}))
-        if main:
-            log.info(f"resumed from {resume_path} at epoch {start_epoch}")
-
+        state = _restore(resume_path, model, optimizer, scaler, class_names, out_dir / "checkpoints", main)
+    lr_scheduler = build_lr_scheduler(optimizer, schedule, start_iter=(state.epoch + 1) * len(loader))
     train_model: torch.nn.Module = model
     if dist_info.enabled:
         train_model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[dist_info.local_rank] if device.type == "cuda" else None
         )
+    if main:
+        log.info(describe_optimizer(cfg.train, dist_info.world_size, schedule))
+    eval_set = build_dataset(cfg.data, "eval")  # every rank evaluates its shard
+    run = Run(cfg, device, dist_info, out_dir, model, train_model, optimizer, lr_scheduler, scaler, loader,
+              generator, eval_set, class_names)
+    return run, state
+
+
+def _build_loader(cfg: DictConfig, train_set: Any, device: torch.device, dist_info: DistInfo
+                  ) -> tuple[DataLoader, torch.Generator]:
     generator = torch.Generator()
     sampler = (
         DistributedSampler(train_set, shuffle=True, seed=cfg.seed) if dist_info.enabled
@@ -91,90 +173,180 @@ def _train(cfg: DictConfig, device: torch.device, dist_info: DistInfo) -> dict[s
     )
     loader = DataLoader(
         train_set, batch_size=cfg.train.batch_size, sampler=sampler, num_workers=cfg.data.num_workers,
-        collate_fn=collate, generator=generator, pin_memory=device.type == "cuda",
-        persistent_workers=False,
+        collate_fn=collate, generator=generator, pin_memory=device.type == "cuda", persistent_workers=False,
     )
+    return loader, generator
 
-    tb = TensorBoardLogger(out_dir / "tensorboard", enabled=main)
-    ckpt_dir = out_dir / "checkpoints"
-    try:
-        for epoch in range(start_epoch, cfg.train.epochs):
-            # Seeding per epoch keeps the data order and augmentation the same whether or not a run resumed.
-            generator.manual_seed(cfg.seed + epoch)
-            torch.manual_seed(cfg.seed + epoch + 1000 * dist_info.rank)
-            if isinstance(sampler, DistributedSampler):
-                sampler.set_epoch(epoch)
-            train_one_epoch(train_model, optimizer, loader, device, epoch, scaler, cfg, tb, main)
-            lr_scheduler.step()
-            last_epoch = epoch == cfg.train.epochs - 1
-            if main and ((epoch + 1) % cfg.train.eval_every == 0 or last_epoch):
-                metrics, samples = evaluate_coco(model, eval_set, device, cfg.device, print_freq=cfg.train.print_freq * 5)
-                metrics = {k: float(v) for k, v in metrics.items()}
-                _print_metrics(epoch, metrics)
-                tb.scalars({k: v for k, v in metrics.items() if k in METRIC_KEYS}, epoch, prefix="val/")
-                tb.overlays(samples[: cfg.train.num_overlays], class_names, epoch)
-                metrics["epoch"] = epoch
-                score = metrics["segm_AP"] if math.isfinite(metrics["segm_AP"]) else -1.0
-                if score > best_metric or not (ckpt_dir / "best.pt").exists():
-                    best_metric = max(score, best_metric)
-                    save_checkpoint(ckpt_dir / "best.pt", model, optimizer, lr_scheduler, scaler, epoch, best_metric, metrics, cfg)
-            if main:
-                save_checkpoint(ckpt_dir / "last.pt", model, optimizer, lr_scheduler, scaler, epoch, best_metric, metrics, cfg)
-                atomic_write_json(out_dir / "metrics.json", _json_safe({**metrics, "best_segm_AP": best_metric}))
-            barrier(dist_info)
-    finally:
-        tb.close()
-    if main and start_epoch >= cfg.train.epochs:
-        log.info(f"nothing to train: the checkpoint already finished {cfg.train.epochs} epochs")
-        atomic_write_json(out_dir / "metrics.json", _json_safe({**metrics, "best_segm_AP": best_metric}))
-    return broadcast_object(metrics, dist_info)
+
+def _fit(run: Run, state: TrainState) -> None:
+    cfg = run.cfg
+    start = state.epoch + 1
+    if start >= cfg.train.epochs or _stopped_early(cfg, state):
+        if run.dist.is_main:
+            log.info(f"nothing to train: the checkpoint finished epoch {state.epoch} of {cfg.train.epochs}"
+                     + (" and had stopped early" if _stopped_early(cfg, state) else ""))
+        return
+    for epoch in range(start, cfg.train.epochs):
+        # Seeding per epoch keeps the data order and augmentation the same whether or not a run resumed.
+        run.generator.manual_seed(cfg.seed + epoch)
+        torch.manual_seed(cfg.seed + epoch + 1000 * run.dist.rank)
+        if isinstance(run.loader.sampler, DistributedSampler):
+            run.loader.sampler.set_epoch(epoch)
+        epoch_values = train_one_epoch(run.train_model, run.optimizer, run.loader, run.device, epoch, run.scaler,
+                                       run.cfg, run.logger, run.dist.is_main, run.lr_scheduler, run.dist)
+        state.epoch = epoch
+        evaluation = _evaluate_if_due(run, epoch)  # every rank runs its shard
+        if run.dist.is_main:
+            _end_epoch(run, state, epoch, epoch_values, evaluation)
+        barrier(run.dist)
+        if broadcast_object(_stopped_early(cfg, state), run.dist):
+            if run.dist.is_main:
+                log.info(f"early stopping: segm AP has not improved for {state.stale_evals} evaluations; "
+                         f"best.pt holds epoch {state.best_epoch} (segm AP {state.best_metric:.4f})")
+            break
+
+
+def _evaluate_if_due(run: Run, epoch: int) -> Evaluation | None:
+    cfg = run.cfg
+    if (epoch + 1) % cfg.train.eval_every != 0 and epoch != cfg.train.epochs - 1:
+        return None
+    staging = run.out_dir / REPORT_STAGING if cfg.eval.reports.html and run.dist.is_main else None
+    return evaluate_coco(run.model, run.eval_set, run.device, cfg.eval, run.dist, staging,
+                         inference_precision(cfg.device, run.device), print_freq=cfg.train.print_freq * 5)
+
+
+def _end_epoch(run: Run, state: TrainState, epoch: int, epoch_values: dict[str, float],
+               evaluation: Evaluation | None) -> None:
+    """Rank 0: keep the best checkpoint (and its report.html), write last.pt and metrics.json, report."""
+    cfg = run.cfg
+    if evaluation is not None:
+        per_class = evaluation.metrics.pop("per_class", None)
+        state.metrics = {**{k: float(v) for k, v in evaluation.metrics.items()}, "epoch": epoch}
+        _print_metrics(epoch, state.metrics)
+        epoch_values = {**epoch_values, **{f"val/{k}": state.metrics[k] for k in METRIC_KEYS if k in state.metrics}}
+        run.logger.log_overlays(evaluation.samples[: cfg.train.num_overlays], run.class_names, epoch)
+        run.logger.log_evaluation(evaluation.coco, per_class, epoch)
+        segm_ap = state.metrics["segm_AP"]
+        # An evaluation without ground truth to score (AP undefined) still yields a best.pt, beaten by any real AP.
+        if state.record(epoch, segm_ap if math.isfinite(segm_ap) else -1.0):
+            run.save("best.pt", state)
+            _publish_best_report(run, {**state.metrics, "per_class": per_class}, epoch)
+        discard_report(run.out_dir / REPORT_STAGING)
+    run.save("last.pt", state)
+    _write_metrics(run.out_dir, cfg, state)
+    run.logger.log_epoch({k: v for k, v in epoch_values.items() if math.isfinite(v)}, epoch)
+
+
+def _publish_best_report(run: Run, metrics: dict[str, Any], epoch: int) -> None:
+    if run.cfg.eval.reports.html:
+        publish_report(run.out_dir / REPORT_STAGING, run.out_dir, json_safe(metrics),
+                       OmegaConf.to_container(run.cfg, resolve=True), epoch)
+
+
+def _write_metrics(out_dir: Path, cfg: DictConfig, state: TrainState) -> None:
+    early = _stopped_early(cfg, state) and state.epoch < cfg.train.epochs - 1
+    atomic_write_json(out_dir / "metrics.json", {**state.summary(), "early_stopped": early})
+
+
+def _stopped_early(cfg: DictConfig, state: TrainState) -> bool:
+    patience = cfg.train.early_stopping
+    return patience is not None and state.stale_evals >= patience
+
+
+def training_amp(cfg: DictConfig, device: torch.device) -> bool:
+    """``train.amp`` on CUDA: float16/bfloat16 autocast (``device.amp_dtype``) and a GradScaler."""
+    return bool(cfg.train.amp) and device.type == "cuda"
+
+
+def _train_autocast(cfg: DictConfig, device: torch.device) -> ContextManager:
+    if not training_amp(cfg, device):
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if cfg.device.amp_dtype == "bfloat16" else torch.float16
+    return torch.autocast(device_type="cuda", dtype=dtype)
 
 
 def train_one_epoch(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
-    loader: DataLoader,
+    loader: Any,
     device: torch.device,
     epoch: int,
     scaler: torch.amp.GradScaler,
     cfg: DictConfig,
-    tb: TensorBoardLogger,
+    logger: RunLogger,
     verbose: bool,
-) -> None:
+    lr_scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    dist_info: DistInfo = DistInfo(),
+) -> dict[str, float]:
+    """One pass over ``loader``; returns the epoch's mean losses and last learning rate (``epoch/...``).
+
+    Losses are averaged over the ranks before anything reads them, so every rank sees the same values:
+    a non-finite loss on one rank stops all of them with the same error, and the logged losses are the
+    averaged ones. ``lr_scheduler`` (warm-up included) is stepped once per iteration.
+    """
     model.train()
-    warmup = None
-    if epoch == 0 and cfg.train.warmup_iters > 0:
-        iters = min(cfg.train.warmup_iters, len(loader) - 1)
-        if iters > 0:
-            warmup = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=cfg.train.warmup_factor, total_iters=iters)
-    logger = MetricLogger(enabled=verbose)
+    progress = MetricLogger(enabled=verbose)
     step = epoch * len(loader)
-    for images, targets in logger.log_every(loader, cfg.train.print_freq, header=f"Epoch: [{epoch}]"):
+    sums: dict[str, float] = {}
+    lr = optimizer.param_groups[0]["lr"]
+    for images, targets in progress.log_every(loader, cfg.train.print_freq, header=f"Epoch: [{epoch}]"):
         images = [img.to(device, non_blocking=True) for img in images]
         targets = [{k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in t.items()} for t in targets]
-        with autocast(cfg.device, device):
+        with _train_autocast(cfg, device):
             loss_dict = model(images, targets)
             loss = sum(loss_dict.values())
-        loss_values = {k: float(v.detach()) for k, v in loss_dict.items()}
+        loss_values = reduce_mean(loss_dict, dist_info)
         loss_value = sum(loss_values.values())
         if not math.isfinite(loss_value):
             raise TrainingDiverged(
-                f"training diverged: loss is {loss_value} at epoch {epoch}, iteration {step} ({loss_values}). "
-                "Lower train.lr or set train.clip_grad_norm; checkpoints/last.pt holds the last finished epoch."
+                f"training diverged: loss is {loss_value} at epoch {epoch}, iteration {step} ({loss_values}"
+                + (f", averaged over {dist_info.world_size} processes" if dist_info.enabled else "")
+                + "). Lower train.lr or set train.clip_grad_norm; checkpoints/last.pt holds the last finished epoch."
             )
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        if cfg.train.clip_grad_norm is not None:
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.clip_grad_norm)
-        scaler.step(optimizer)
-        scaler.update()
-        if warmup is not None:
-            warmup.step()
+        _optimizer_step(model, optimizer, scaler, loss, cfg.train.clip_grad_norm)
+        if lr_scheduler is not None:
+            lr_scheduler.step()
+        progress.update(loss=loss_value, lr=lr, **loss_values)
+        logger.log_step({**{f"train/loss/{k}": v for k, v in loss_values.items()}, "train/loss/total": loss_value,
+                         "train/lr": lr}, step)
+        for k, v in {**loss_values, "total": loss_value}.items():
+            sums[k] = sums.get(k, 0.0) + v
         lr = optimizer.param_groups[0]["lr"]
-        logger.update(loss=loss_value, lr=lr, **loss_values)
-        tb.scalars({**{f"loss/{k}": v for k, v in loss_values.items()}, "loss/total": loss_value, "lr": lr}, step, prefix="train/")
         step += 1
+    n = max(1, len(loader))
+    return {**{f"epoch/loss/{k}": v / n for k, v in sums.items()}, "epoch/lr": lr}
+
+
+def _optimizer_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+                    loss: torch.Tensor, clip_grad_norm: float | None) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    if clip_grad_norm is not None:
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
+    scaler.step(optimizer)
+    scaler.update()
+
+
+def _restore(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+             class_names: list[str], ckpt_dir: Path, main: bool) -> TrainState:
+    """Load a training checkpoint; the earlier run's best.pt comes along so best.pt stays the best overall."""
+    ckpt = load_training_state(path, class_names)
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    scaler.load_state_dict(ckpt["scaler"])
+    state = TrainState(epoch=ckpt["epoch"], best_metric=ckpt["best_metric"], best_epoch=ckpt.get("best_epoch"),
+                       stale_evals=ckpt.get("stale_evals", 0), metrics=dict(ckpt.get("metrics", {})))
+    if main:
+        log.info(f"resumed from {path} at epoch {state.epoch + 1}")
+        earlier_best, best = Path(path).parent / "best.pt", ckpt_dir / "best.pt"
+        if earlier_best.is_file() and earlier_best.resolve() != best.resolve():
+            with atomic_path(best) as tmp:
+                shutil.copyfile(earlier_best, tmp)
+        elif not earlier_best.is_file() and state.best_metric > -math.inf:
+            log.warning(f"no best.pt beside {path}: best.pt will hold the best evaluation of this run only")
+            state.best_metric, state.best_epoch = -math.inf, None
+    return state
 
 
 def _resolve_resume(cfg: DictConfig, out_dir: Path, dist_info: DistInfo) -> Path | None:
@@ -193,13 +365,23 @@ def _resolve_resume(cfg: DictConfig, out_dir: Path, dist_info: DistInfo) -> Path
     return Path(resume)
 
 
-def _json_safe(values: dict[str, float]) -> dict[str, float | None]:
-    """NaN (AP with no ground truth to score) becomes null: strict JSON has no NaN."""
-    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in values.items()}
+def _run_name(cfg: DictConfig, out_dir: Path) -> str:
+    """``<experiment>/<run dir>``, e.g. ``smoke_maskrcnn_synthetic/multirun/<time>/3`` for job 3 of a sweep."""
+    try:
+        return str(out_dir.resolve().relative_to((Path(cfg.paths.log_dir) / cfg.task_name).resolve()))
+    except ValueError:
+        return out_dir.name
 
 
 def _print_metrics(epoch: int, metrics: dict[str, float]) -> None:
     log.info(f"Epoch [{epoch}] " + "  ".join(f"{k}: {metrics[k]:.4f}" for k in METRIC_KEYS if k in metrics))
+
+
+def _print_summary(state: TrainState, out_dir: Path) -> None:
+    last = state.metrics.get("segm_AP", math.nan)
+    best = (f"best {state.best_metric:.4f} at epoch {state.best_epoch} (checkpoints/best.pt)"
+            if state.best_epoch is not None else "no evaluation")
+    log.info(f"held-out segm AP {last:.4f}, {best}; run dir {out_dir}")
 
 
 def _save_config_outside_hydra(cfg: DictConfig, out_dir: Path) -> None:

@@ -1,9 +1,12 @@
 """COCO AP of a model on a dataset, as the training loop runs it after each epoch: the same inference loop,
 record and COCO evaluator as evaluate.py, so a checkpoint scores the same here and there. Under DDP every rank
-runs the model on its shard of the images and rank 0 scores (call it on every rank)."""
+runs the model on its shard of the images and rank 0 scores (call it on every rank). With ``report_dir`` the
+report evaluators (per-class AP, PR curves, confusion matrix, gallery) run too and draw into it."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 import torch
@@ -14,40 +17,55 @@ from insseg.evaluation.class_mapping import bridge_classes
 from insseg.evaluation.coco import CocoEvaluator
 from insseg.evaluation.evaluate import score_records
 from insseg.evaluation.evaluator import Evaluators
+from insseg.evaluation.matching import MatchingEvaluator
+from insseg.evaluation.reports import build_report_evaluators, dataset_image_loader
 from insseg.inference.loop import InferenceLoop
 from insseg.inference.sharding import ShardSource, gather_in_order, shard_indices
 from insseg.inference.sources import DatasetSource
 from insseg.predictions import ImagePrediction
-from insseg.utils.device import inference_precision
 
 Samples = list[tuple[torch.Tensor, ImagePrediction]]
+
+
+@dataclass
+class Evaluation:
+    """One training-time evaluation: the metrics (the same on every rank; ``per_class`` when reported), and on
+    rank 0 the first images with their predictions (for overlays) and the evaluated COCO evaluator."""
+
+    metrics: dict[str, Any]
+    samples: Samples = field(default_factory=list)
+    coco: CocoEvaluator | None = None
 
 
 def evaluate_coco(
     model: torch.nn.Module,
     dataset: InstanceSegmentationDataset,
     device: torch.device,
-    device_cfg: Any,
-    print_freq: int = 50,
-    void_as_background: bool = False,
-    num_samples: int = 8,
+    eval_cfg: Any,
     dist_info: DistInfo = DistInfo(),
-) -> tuple[dict[str, float], Samples]:
-    """bbox and segm AP over ``dataset`` (the same on every rank); also returns, on rank 0, the first
-    ``num_samples`` (image, prediction) pairs for overlays (image: float [3, H, W] in 0..1)."""
+    report_dir: Path | None = None,
+    precision: str = "float32",
+    print_freq: int = 50,
+    num_samples: int = 8,
+) -> Evaluation:
+    """bbox and segm AP over ``dataset`` with ``eval_cfg``'s settings (void, COCO backend, reports)."""
     positions = shard_indices(len(dataset), dist_info)
     source = ShardSource(DatasetSource(dataset), positions) if dist_info.enabled else DatasetSource(dataset)
-    records: Iterable[ImagePrediction] = InferenceLoop(model, source, device, inference_precision(device_cfg, device))
+    records: Iterable[ImagePrediction] | None = InferenceLoop(model, source, device, precision)
     if dist_info.enabled:
         records = gather_in_order(list(records), positions, dist_info)
-    metrics: dict[str, float] = {}
+    if records is None:
+        return Evaluation(broadcast_object({}, dist_info))
+    coco = CocoEvaluator(dataset.class_names, eval_cfg.void_as_background, eval_cfg.coco_backend)
+    matching = MatchingEvaluator(eval_cfg.score_threshold, eval_cfg.void_as_background, eval_cfg.class_aware_matching)
+    reports = build_report_evaluators(eval_cfg.reports, list(dataset.class_names), report_dir, coco, matching,
+                                      dataset_image_loader(dataset))
+    evaluators = Evaluators([coco, *([matching] if report_dir is not None else []), *reports])
     samples: Samples = []
-    if records is not None:
-        bridge = bridge_classes(list(model.class_names), list(dataset.class_names))
-        evaluators = Evaluators([CocoEvaluator(dataset.class_names, void_as_background)])
-        kept = _keep_samples(records, dataset, samples, num_samples)
-        metrics = score_records(dataset, kept, evaluators, bridge, header="Eval:", print_freq=print_freq)
-    return broadcast_object(metrics, dist_info), samples
+    bridge = bridge_classes(list(model.class_names), list(dataset.class_names))
+    kept = _keep_samples(records, dataset, samples, num_samples)
+    metrics = score_records(dataset, kept, evaluators, bridge, header="Eval:", print_freq=print_freq)
+    return Evaluation(broadcast_object(metrics, dist_info), samples, coco)
 
 
 def _keep_samples(records: Iterable[ImagePrediction], dataset: InstanceSegmentationDataset, samples: Samples,

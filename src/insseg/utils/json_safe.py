@@ -1,4 +1,4 @@
-"""NaN and infinities (an AP with no ground truth to score) as null: strict JSON has neither."""
+"""Strict JSON has no NaN or infinity: metrics that are undefined (AP with no ground truth) become null."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from typing import Any
 
 
 def json_safe(value: Any) -> Any:
-    """``value`` with every non-finite float, at any depth of dicts and lists, replaced by None."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
+    """``value`` with every non-finite float replaced by ``None``, recursing into dicts, lists and tuples."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
     if isinstance(value, dict):
         return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
