@@ -20,7 +20,7 @@ FAST = [
     "model.detections_per_img=5", "data.synthetic.num_images=12", "data.num_test=5", "data.synthetic.height=64",
     "data.synthetic.width=80", "data.max_eval_images=null", "eval.cache=false", "eval.save_masks=false",
 ]
-TIMING = ("time_", "images_per_second", "timed_images", "processes")
+TIMING = ("time_", "images_per_second", "timed_images", "processes", "model_run_s")
 
 
 @pytest.mark.parametrize("num, world", [(10, 3), (2, 4), (0, 2), (7, 1)])
