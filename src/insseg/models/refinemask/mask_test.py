@@ -124,8 +124,19 @@ def refine_mask_test_batch(head: RefineMaskHead, feats: Sequence[Tensor], det_bb
     refined = torch.cat(refined_chunks, 0) if n else p2.new_zeros((0, 1, 112, 112))
     if refined.dtype not in (torch.float32, torch.float64):
         refined = refined.float()  # AMP: threshold and paste in float32
+    masks = _paste_per_image(refined.sigmoid(), boxes, sfs, counts, img_metas, mask_thr)
+    if not return_logits:
+        return masks
+    stage_preds = [torch.cat([c[k] for c in stage_chunks], 0) if stage_chunks else refined.new_zeros((0, 1, s, s))
+                   for k, s in enumerate((14, 28, 56, 112))]
+    sem = ctx.pred if ctx is not None else None
+    return masks, (stage_preds, refined, sem, rois)
+
+
+def _paste_per_image(probs: Tensor, boxes: Tensor, sfs: Sequence[Tensor], counts: Sequence[int],
+                     img_metas: Sequence[Mapping[str, Any]], mask_thr: float) -> list[Tensor]:
+    """Each image's 112x112 probabilities pasted at its original size (the RoIs are in batch order)."""
     masks: list[Tensor] = []
-    probs = refined.sigmoid()
     offset = 0
     for i, meta in enumerate(img_metas):
         h, w = int(meta["ori_shape"][0]), int(meta["ori_shape"][1])
@@ -133,12 +144,7 @@ def refine_mask_test_batch(head: RefineMaskHead, feats: Sequence[Tensor], det_bb
         offset += counts[i]
         paste_boxes = boxes[sl] / sfs[i]  # back to original pixels, as get_seg_masks does
         masks.append(paste_masks(probs[sl], paste_boxes, h, w, threshold=mask_thr))
-    if not return_logits:
-        return masks
-    stage_preds = [torch.cat([c[k] for c in stage_chunks], 0) if stage_chunks else refined.new_zeros((0, 1, s, s))
-                   for k, s in enumerate((14, 28, 56, 112))]
-    sem = ctx.pred if ctx is not None else None
-    return masks, (stage_preds, refined, sem, rois)
+    return masks
 
 
 def refine_mask_test(head: RefineMaskHead, feats: Sequence[Tensor], det_bboxes: Tensor, det_labels: Tensor,
