@@ -16,6 +16,7 @@ import copy
 import math
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -139,6 +140,12 @@ def measure(device: torch.device, quick: bool, out_dir: Path, overrides: list[st
     peak_mem["amp"] = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
     del model, optimizer, loader
 
+    return _report(cfg, runs, peak_mem, iters, skip, desc, device, dry_run)
+
+def _report(cfg: Any, runs: dict[str, "Recorder"], peak_mem: dict[str, float], iters: int, skip: int, desc: str,
+            device: torch.device, dry_run: bool) -> BenchResult:
+    """The table: images/s after ``skip`` iterations, loss curves compared block by block, peak memory."""
+    bs = cfg.train.batch_size
     rate = {k: (len(r.times) - skip) * bs / (r.times[-1] - r.times[skip - 1]) for k, r in runs.items()}
     curves = compare_curves(runs["amp"].losses, runs["fp32"].losses)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU (dry run: figures meaningless)"

@@ -82,6 +82,15 @@ def run(quick: bool = False, out_dir: Path = Path("bench_results")) -> BenchResu
             dirs[kind] = d
     kinds = [k for k in kinds if seconds[k]]
 
+    raw, hits, model_run_s = _check_runs(dirs, seconds, cpu)
+    shutil.rmtree(work, ignore_errors=True)
+    return _report(seconds, cpu, kinds, raw, hits, model_run_s, num_eval, repeats)
+
+
+def _check_runs(dirs: dict[str, Path], seconds: dict[str, list[float]], cpu: dict[str, list[float]]
+                ) -> tuple[dict, list[bool], float]:
+    """The runs did what they should (the cached sweep ran the model once, cached and uncached sweeps agree);
+    the raw figures, the cache hits per job and the model-run seconds of the single evaluation."""
     single_metrics = _single_metrics(dirs["single"])
     model_run_s = single_metrics.get("time_total_ms_per_image", 0.0) * single_metrics.get("num_images", 0) / 1000
     cached_jobs = _job_metrics(dirs["sweep_cache"])
@@ -105,7 +114,11 @@ def run(quick: bool = False, out_dir: Path = Path("bench_results")) -> BenchResu
         raw["cached_equals_uncached_metrics"] = same
         if not all(same):
             raise AssertionError("metrics of the cached sweep differ from the uncached sweep's")
-    shutil.rmtree(work, ignore_errors=True)
+    return raw, hits, model_run_s
+
+
+def _report(seconds: dict[str, list[float]], cpu: dict[str, list[float]], kinds: list[str], raw: dict,
+            hits: list[bool], model_run_s: float, num_eval: int, repeats: int) -> BenchResult:
 
     single = median(seconds["single"])
     result = BenchResult(

@@ -9,7 +9,7 @@ the loop does not change.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Protocol, Sequence, runtime_checkable
+from typing import Any, Iterable, Iterator, Protocol, runtime_checkable
 
 from insseg.data.annotations import InstanceAnnotation
 from insseg.predictions import ImagePrediction
@@ -49,9 +49,6 @@ class Evaluators:
         """The first evaluator of type ``kind`` (for evaluators that build on another's per-image result)."""
         return next((e for e in self.evaluators if isinstance(e, kind)), None)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Evaluator]:
         return iter(self.evaluators)
 
-
-def names(evaluators: Sequence[Evaluator]) -> list[str]:
-    return [type(e).__name__ for e in evaluators]

@@ -84,6 +84,22 @@ def refine_losses(stage_preds: Sequence[Tensor], semantic_pred: Tensor, stage_ta
     return {"loss_instance": loss_instance, "loss_semantic": loss_semantic}
 
 
+def _stack_gt_masks(gt_masks: Sequence[Tensor], ph: int, pw: int, device: torch.device
+                    ) -> tuple[Tensor, list[int], list[tuple[int, int]]]:
+    """``[G, ph, pw]`` bool (each image's masks zero-padded bottom/right), each image's first row, its (w, h)."""
+    stacked = torch.zeros((sum(int(m.shape[0]) for m in gt_masks), ph, pw), dtype=torch.bool, device=device)
+    offsets, sizes, row = [], [], 0
+    for i, m in enumerate(gt_masks):
+        mh, mw = m.shape[-2:]
+        if mh > ph or mw > pw:
+            raise ValueError(f"gt masks of image {i} are {mh}x{mw}, larger than the padded input {ph}x{pw}")
+        stacked[row:row + m.shape[0], :mh, :mw] = m.to(device).bool()
+        offsets.append(row)
+        sizes.append((mw, mh))
+        row += int(m.shape[0])
+    return stacked, offsets, sizes
+
+
 def refine_mask_loss(head: RefineMaskHead, feats: Sequence[Tensor], pos_rois: Tensor, pos_labels: Tensor,
                      pos_assigned_gt_inds: Tensor, gt_masks: Sequence[Tensor],
                      gt_polygons: Sequence[Sequence[Polygons]] | None = None) -> dict[str, Tensor]:
@@ -114,19 +130,9 @@ def refine_mask_loss(head: RefineMaskHead, feats: Sequence[Tensor], pos_rois: Te
     pos_labels = pos_labels.to(device).long()
     img_idx = pos_rois[:, 0].long()
 
-    # Stack every image's masks into one [G, H, W] tensor (zero-padded to the batch's largest mask) and point
-    # each RoI at its row; boxes are clipped to their own image's mask size, as mmdet does per image.
-    ph, pw = p2.shape[-2] * 4, p2.shape[-1] * 4
-    stacked = torch.zeros((sum(int(m.shape[0]) for m in gt_masks), ph, pw), dtype=torch.bool, device=device)
-    offsets, sizes, row = [], [], 0
-    for i, m in enumerate(gt_masks):
-        mh, mw = m.shape[-2:]
-        if mh > ph or mw > pw:
-            raise ValueError(f"gt masks of image {i} are {mh}x{mw}, larger than the padded input {ph}x{pw}")
-        stacked[row:row + m.shape[0], :mh, :mw] = m.to(device).bool()
-        offsets.append(row)
-        sizes.append((mw, mh))
-        row += int(m.shape[0])
+    # Every image's masks in one [G, H, W] tensor, each RoI pointed at its row; boxes are clipped to their own
+    # image's mask size, as mmdet does per image.
+    stacked, offsets, sizes = _stack_gt_masks(gt_masks, p2.shape[-2] * 4, p2.shape[-1] * 4, device)
     boxes = pos_rois[:, 1:].clone()
     if boxes.shape[0]:
         bounds = torch.tensor(sizes, dtype=torch.float32, device=device)[img_idx]  # [M, 2] (w, h)
