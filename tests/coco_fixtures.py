@@ -68,12 +68,19 @@ def every_form_dataset(root: Path) -> dict[str, Any]:
         {"id": 3, "file_name": "photo.jpg", "height": H, "width": W},
     ]
     for im in images:
-        write_image(root / "val2017" / im["file_name"], exif_orientation=6 if im["file_name"].endswith(".jpg") else None)
+        write_image(
+            root / "val2017" / im["file_name"], exif_orientation=6 if im["file_name"].endswith(".jpg") else None
+        )
     anns = [
         # a.png: a one-part polygon (cat 5), a two-part polygon (cat 12), an overlapping compressed RLE (cat 5)
         {"id": 901, "image_id": 42, "category_id": 5, "segmentation": [polygon_of(2, 2, 12, 10)], "iscrowd": 0},
-        {"id": 17, "image_id": 42, "category_id": 12,
-         "segmentation": [polygon_of(20, 5, 25, 15), polygon_of(30, 5, 35, 15)], "iscrowd": 0},
+        {
+            "id": 17,
+            "image_id": 42,
+            "category_id": 12,
+            "segmentation": [polygon_of(20, 5, 25, 15), polygon_of(30, 5, 35, 15)],
+            "iscrowd": 0,
+        },
         {"id": 18, "image_id": 42, "category_id": 5, "segmentation": rle_str(rect_mask(8, 6, 16, 14)), "iscrowd": 0},
         # b.png: an uncompressed RLE instance and an uncompressed RLE crowd region (cat 12)
         {"id": 5, "image_id": 7, "category_id": 12, "segmentation": rle_list(rect_mask(0, 0, 10, 10)), "iscrowd": 0},
@@ -93,8 +100,11 @@ def every_form_dataset(root: Path) -> dict[str, Any]:
             rle = mask_utils.frPyObjects(seg, H, W) if isinstance(seg["counts"], list) else seg
         a["area"] = float(mask_utils.area(rle))
         a["bbox"] = mask_utils.toBbox(rle).tolist()
-    data = {"images": images, "annotations": anns,
-            "categories": [{"id": 12, "name": "dog"}, {"id": 5, "name": "person"}]}
+    data = {
+        "images": images,
+        "annotations": anns,
+        "categories": [{"id": 12, "name": "dog"}, {"id": 5, "name": "person"}],
+    }
     write_json(root / "annotations" / "instances_val2017.json", data)
     return data
 

@@ -48,9 +48,17 @@ def sbatch(script: str) -> None:
     for index in range(int(lo), int(hi or lo) + 1):
         array = {"SLURM_ARRAY_JOB_ID": str(job), "SLURM_ARRAY_TASK_ID": str(index)} if "array" in flags else {}
         env = {
-            **os.environ, **array, "SLURM_JOB_ID": str(job + index), "SLURM_JOB_NODELIST": os.environ["FAKE_SLURM_NODELIST"],
-            "SLURM_JOB_NUM_NODES": str(nodes), "SLURM_NNODES": str(nodes), "SLURM_NTASKS": str(nodes * per_node),
-            "SLURM_NTASKS_PER_NODE": str(per_node), "SLURM_PROCID": "0", "SLURM_LOCALID": "0", "SLURM_NODEID": "0",
+            **os.environ,
+            **array,
+            "SLURM_JOB_ID": str(job + index),
+            "SLURM_JOB_NODELIST": os.environ["FAKE_SLURM_NODELIST"],
+            "SLURM_JOB_NUM_NODES": str(nodes),
+            "SLURM_NNODES": str(nodes),
+            "SLURM_NTASKS": str(nodes * per_node),
+            "SLURM_NTASKS_PER_NODE": str(per_node),
+            "SLURM_PROCID": "0",
+            "SLURM_LOCALID": "0",
+            "SLURM_NODEID": "0",
         }
         out = _open(flags.get("output", "slurm-%j.out"), env)
         err = _open(flags["error"], env) if "error" in flags else out
@@ -71,8 +79,12 @@ def srun(args: list[str]) -> int:
     procs = []
     for task in range(ntasks):
         env = {
-            **os.environ, "SLURM_PROCID": str(task), "SLURM_LOCALID": str(task % per_node),
-            "SLURM_NODEID": str(task // per_node), "SLURM_STEP_ID": "0", "SLURM_STEP_NUM_TASKS": str(ntasks),
+            **os.environ,
+            "SLURM_PROCID": str(task),
+            "SLURM_LOCALID": str(task % per_node),
+            "SLURM_NODEID": str(task // per_node),
+            "SLURM_STEP_ID": "0",
+            "SLURM_STEP_NUM_TASKS": str(ntasks),
             "SLURM_STEP_NODELIST": os.environ["SLURM_JOB_NODELIST"],
         }
         out = _open(opts["--output"], env, task) if "--output" in opts else None

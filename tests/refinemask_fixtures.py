@@ -45,8 +45,10 @@ def require_fixture(name: str) -> Path:
     """Path of a reference file, or skip the test saying where it was looked for."""
     path = find_fixture(name)
     if path is None:
-        pytest.skip(f"reference file {name} not found in {LOCAL_DIR} or {shared_dir()} "
-                    f"(set INSSEG_SHARED_FIXTURES to the folder holding the RefineMask goldens)")
+        pytest.skip(
+            f"reference file {name} not found in {LOCAL_DIR} or {shared_dir()} "
+            f"(set INSSEG_SHARED_FIXTURES to the folder holding the RefineMask goldens)"
+        )
     return path
 
 
@@ -78,10 +80,15 @@ def checkpoint_path(tmp_path_factory: pytest.TempPathFactory, seed: int = 0) -> 
     if key not in _cache:
         mc = make_checkpoint_module()
         path = tmp_path_factory.mktemp(f"refinemask_ckpt_seed{seed}") / "r50-coco-2x.pth"
-        ckpt = {"meta": {"CLASSES": mc.COCO_CLASSES, "mmdet_version": "2.3.0",
-                         "config": "configs/refinemask/coco/r50-refinemask-2x.py",
-                         "recipe": f"make_checkpoint.py seed={seed}"},
-                "state_dict": mc.make_state_dict(seed)}
+        ckpt = {
+            "meta": {
+                "CLASSES": mc.COCO_CLASSES,
+                "mmdet_version": "2.3.0",
+                "config": "configs/refinemask/coco/r50-refinemask-2x.py",
+                "recipe": f"make_checkpoint.py seed={seed}",
+            },
+            "state_dict": mc.make_state_dict(seed),
+        }
         torch.save(ckpt, path)
         del ckpt
         _cache[key] = path
@@ -96,7 +103,7 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
 def mask_head_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """The checkpoint's ``roi_head.mask_head.*`` tensors with the prefix removed."""
     sd = load_state_dict(path)
-    return {k[len(MASK_HEAD_PREFIX):]: v.clone() for k, v in sd.items() if k.startswith(MASK_HEAD_PREFIX)}
+    return {k[len(MASK_HEAD_PREFIX) :]: v.clone() for k, v in sd.items() if k.startswith(MASK_HEAD_PREFIX)}
 
 
 # ------------------------------------------------------------------------------ the other released configs

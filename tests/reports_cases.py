@@ -27,13 +27,20 @@ def annotation(name: str, h: int, w: int, objects: Sequence[tuple[Rect, int]]) -
     return InstanceAnnotation(name, h, w, instance_map, ids, np.array([c for _, c in objects], np.int64))
 
 
-def prediction(name: str, h: int, w: int, dets: Sequence[tuple[Rect, int, float]],
-               class_names: Sequence[str]) -> ImagePrediction:
+def prediction(
+    name: str, h: int, w: int, dets: Sequence[tuple[Rect, int, float]], class_names: Sequence[str]
+) -> ImagePrediction:
     """Detections (rectangle, dataset label, score); boxes are the rectangles' pixel extents."""
     dets = sorted(dets, key=lambda d: -d[2])
     masks = np.stack([rect_mask(h, w, r) for r, _, _ in dets]) if dets else np.zeros((0, h, w), bool)
     boxes = np.array([[r[1], r[0], r[3], r[2]] for r, _, _ in dets], np.float32).reshape(-1, 4)
     return ImagePrediction(
-        name, h, w, boxes, np.array([s for _, _, s in dets], np.float32),
-        np.array([c for _, c, _ in dets], np.int64), encode_masks(masks), class_names=list(class_names),
+        name,
+        h,
+        w,
+        boxes,
+        np.array([s for _, _, s in dets], np.float32),
+        np.array([c for _, c, _ in dets], np.int64),
+        encode_masks(masks),
+        class_names=list(class_names),
     )

@@ -78,8 +78,9 @@ def make_case(
             mask = _blob(rng, h, w, float(rng.choice(sizes)))
             label = int(rng.integers(1, num_classes + 1))
             masks.append((mask, label))
-            gts.append(_ann(mask, id=len(gts) + 1, image_id=image_id, category_id=label,
-                            iscrowd=int(rng.random() < crowd)))
+            gts.append(
+                _ann(mask, id=len(gts) + 1, image_id=image_id, category_id=label, iscrowd=int(rng.random() < crowd))
+            )
         if not detections:
             continue
         candidates = []
@@ -103,8 +104,9 @@ CASES = {
     "no_ground_truth_at_all": dict(seed=3, ground_truth=False),
     "no_predictions": dict(seed=4, detections=False),
     "many_classes": dict(seed=5, num_images=10, num_classes=40, objects=(2, 8)),
-    "sizes_and_over_100_detections": dict(seed=6, num_images=3, objects=(10, 14), sizes=(8, 20, 40, 90, 160),
-                                          extra_detections=90),
+    "sizes_and_over_100_detections": dict(
+        seed=6, num_images=3, objects=(10, 14), sizes=(8, 20, 40, 90, 160), extra_detections=90
+    ),
 }
 
 
@@ -117,8 +119,11 @@ def score(backend: str, case: dict[str, Any], iou_type: str) -> Any:
             for a in anns:
                 a["area"] = float(a["bbox"][2] * a["bbox"][3]) if "score" in a else a["area"]
         coco = coco_cls()
-        coco.dataset = {"images": copy.deepcopy(case["images"]), "annotations": anns,
-                        "categories": copy.deepcopy(case["categories"])}
+        coco.dataset = {
+            "images": copy.deepcopy(case["images"]),
+            "annotations": anns,
+            "categories": copy.deepcopy(case["categories"]),
+        }
         coco.createIndex()
         return coco
 
@@ -186,12 +191,24 @@ def _instance_scene() -> list[tuple[Any, Any]]:
     for k in range(4):
         m = np.zeros((60, 80), np.uint8)
         m[5:30, 5 + k : 40] = 1
-        m[35:55, 20:70 - k] = 2
+        m[35:55, 20 : 70 - k] = 2
         ann = InstanceAnnotation(f"{k}.png", 60, 80, m, np.array([1, 2], np.int64), np.array([1, 2], np.int64))
         masks = np.stack([np.roll(ann.masks()[i], int(rng.integers(-3, 4)), axis=1) for i in range(2)])
         boxes = np.array([[5, 5, 40, 30], [20, 35, 70, 55]], np.float32)
-        out.append((ann, ImagePrediction(f"{k}.png", 60, 80, boxes=boxes, scores=np.array([0.9, 0.6], np.float32),
-                                         labels=np.array([1, 2], np.int64), rles=encode_masks(masks))))
+        out.append(
+            (
+                ann,
+                ImagePrediction(
+                    f"{k}.png",
+                    60,
+                    80,
+                    boxes=boxes,
+                    scores=np.array([0.9, 0.6], np.float32),
+                    labels=np.array([1, 2], np.int64),
+                    rles=encode_masks(masks),
+                ),
+            )
+        )
     return out
 
 
@@ -238,26 +255,52 @@ def test_evaluate_records_the_backend_and_scores_alike(tmp_path):
     from insseg.evaluation.evaluate import evaluate
     from insseg.predictions import ImagePrediction, PredictionSet, encode_masks
 
-    base = ["experiment=smoke", "model.weights=null", "device=cpu", "data.synthetic.num_images=8", "data.num_test=4",
-            "data.synthetic.height=64", "data.synthetic.width=80", "eval.save_masks=false",
-            f"paths.data_dir={tmp_path / 'data'}", f"paths.cache_dir={tmp_path / 'cache'}",
-            f"paths.log_dir={tmp_path / 'logs'}"]
+    base = [
+        "experiment=smoke",
+        "model.weights=null",
+        "device=cpu",
+        "data.synthetic.num_images=8",
+        "data.num_test=4",
+        "data.synthetic.height=64",
+        "data.synthetic.width=80",
+        "eval.save_masks=false",
+        f"paths.data_dir={tmp_path / 'data'}",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+        f"paths.log_dir={tmp_path / 'logs'}",
+    ]
     dataset = build_dataset(compose_config("evaluate", base, output_dir=tmp_path / "x").data, "eval")
     predictions = PredictionSet(list(dataset.class_names))
     for i in range(len(dataset)):
         ann = dataset.annotation(i)
         masks = np.roll(ann.masks(), 2, axis=2)
-        boxes = np.array([[c[0], r[0], c[-1] + 1, r[-1] + 1] for m in masks
-                          for r, c in [(np.flatnonzero(m.any(1)), np.flatnonzero(m.any(0)))]], np.float32)
-        predictions.images.append(ImagePrediction(
-            dataset.file_name(i), ann.height, ann.width, boxes.reshape(-1, 4),
-            np.linspace(0.9, 0.5, len(ann)).astype(np.float32), ann.labels.astype(np.int64), encode_masks(masks)))
+        boxes = np.array(
+            [
+                [c[0], r[0], c[-1] + 1, r[-1] + 1]
+                for m in masks
+                for r, c in [(np.flatnonzero(m.any(1)), np.flatnonzero(m.any(0)))]
+            ],
+            np.float32,
+        )
+        predictions.images.append(
+            ImagePrediction(
+                dataset.file_name(i),
+                ann.height,
+                ann.width,
+                boxes.reshape(-1, 4),
+                np.linspace(0.9, 0.5, len(ann)).astype(np.float32),
+                ann.labels.astype(np.int64),
+                encode_masks(masks),
+            )
+        )
     predictions.write(tmp_path / "preds.json")
 
     runs = {}
     for backend in BACKENDS:
-        cfg = compose_config("evaluate", [*base, f"eval.predictions={tmp_path / 'preds.json'}",
-                                          f"eval.coco_backend={backend}"], output_dir=tmp_path / backend)
+        cfg = compose_config(
+            "evaluate",
+            [*base, f"eval.predictions={tmp_path / 'preds.json'}", f"eval.coco_backend={backend}"],
+            output_dir=tmp_path / backend,
+        )
         evaluate(cfg)
         runs[backend] = json.loads((tmp_path / backend / "metrics.json").read_text())
         assert runs[backend]["coco_backend"] == backend

@@ -80,14 +80,28 @@ def test_degenerate_polygon_is_a_counted_warning_not_an_error(forms_root: Path, 
     with caplog.at_level(logging.WARNING, logger="insseg"):
         reader.verify()
     text = " ".join(r.getMessage() for r in caplog.records)
-    assert "3 warning(s) (1 few_points, 1 missing_area, 1 missing_bbox)" in text and "annotation id 8: 1 polygon" in text
+    assert (
+        "3 warning(s) (1 few_points, 1 missing_area, 1 missing_bbox)" in text and "annotation id 8: 1 polygon" in text
+    )
 
 
 def test_index_of_a_large_file_groups_annotations_per_image(tmp_path: Path) -> None:
     images = [{"id": 10 * i + 1, "file_name": f"{i}.jpg", "height": 50, "width": 50} for i in range(500)]
-    anns = [{"id": k, "image_id": 10 * (k % 500) + 1, "category_id": 9, "iscrowd": 0, "area": 25.0,
-             "bbox": [0, 0, 5, 5], "segmentation": [polygon_of(0, 0, 5, 5)]} for k in range(5000)]
-    path = write_json(tmp_path / "big.json", {"images": images, "annotations": anns, "categories": [{"id": 9, "name": "x"}]})
+    anns = [
+        {
+            "id": k,
+            "image_id": 10 * (k % 500) + 1,
+            "category_id": 9,
+            "iscrowd": 0,
+            "area": 25.0,
+            "bbox": [0, 0, 5, 5],
+            "segmentation": [polygon_of(0, 0, 5, 5)],
+        }
+        for k in range(5000)
+    ]
+    path = write_json(
+        tmp_path / "big.json", {"images": images, "annotations": anns, "categories": [{"id": 9, "name": "x"}]}
+    )
     reader = CocoReader(path, tmp_path)
     assert len(reader) == 500 and reader.index.num_annotations == 5000
     assert [a["id"] for a in reader.index.anns[3]] == list(range(3, 5000, 500))
@@ -96,12 +110,24 @@ def test_index_of_a_large_file_groups_annotations_per_image(tmp_path: Path) -> N
 
 # --- bad input: one clear paragraph naming the file (and annotation id) ---
 
+
 def _minimal(tmp_path: Path, **changes) -> Path:
     write_image(tmp_path / "img" / "x.png")
-    data = {"images": [{"id": 1, "file_name": "x.png", "height": H, "width": W}],
-            "annotations": [{"id": 77, "image_id": 1, "category_id": 1, "iscrowd": 0, "area": 80.0,
-                             "bbox": [2, 2, 10, 8], "segmentation": [polygon_of(2, 2, 12, 10)]}],
-            "categories": [{"id": 1, "name": "thing"}]}
+    data = {
+        "images": [{"id": 1, "file_name": "x.png", "height": H, "width": W}],
+        "annotations": [
+            {
+                "id": 77,
+                "image_id": 1,
+                "category_id": 1,
+                "iscrowd": 0,
+                "area": 80.0,
+                "bbox": [2, 2, 10, 8],
+                "segmentation": [polygon_of(2, 2, 12, 10)],
+            }
+        ],
+        "categories": [{"id": 1, "name": "thing"}],
+    }
     for key, value in changes.items():
         if key == "ann":
             data["annotations"][0].update(value)
@@ -166,7 +192,10 @@ def test_train_json_pointing_at_nothing_names_the_key(tmp_path: Path, forms_root
 
 def test_data_coco_builds_both_splits_from_config(tmp_path: Path, forms_root: Path) -> None:
     overrides = _coco_overrides(forms_root, tmp_path)
-    overrides += [f"data.train_json={forms_root / 'annotations' / 'instances_val2017.json'}", "data.train_images=val2017"]
+    overrides += [
+        f"data.train_json={forms_root / 'annotations' / 'instances_val2017.json'}",
+        "data.train_images=val2017",
+    ]
     cfg = compose_config("train", overrides)
     train = build_dataset(cfg.data, "train", hflip_prob=0.5)
     evaluation = build_dataset(cfg.data, "eval")
@@ -174,15 +203,29 @@ def test_data_coco_builds_both_splits_from_config(tmp_path: Path, forms_root: Pa
 
 
 def test_synthetic_coco_layout_is_generated_and_read(tmp_path: Path) -> None:
-    cfg = compose_config("train", ["experiment=smoke", "device=cpu", "data=synthetic", "data.layout=coco",
-                                   f"paths.data_dir={tmp_path}", "data.synthetic.num_images=12",
-                                   "data.max_train_images=null", "data.max_eval_images=null"])
+    cfg = compose_config(
+        "train",
+        [
+            "experiment=smoke",
+            "device=cpu",
+            "data=synthetic",
+            "data.layout=coco",
+            f"paths.data_dir={tmp_path}",
+            "data.synthetic.num_images=12",
+            "data.max_train_images=null",
+            "data.max_eval_images=null",
+        ],
+    )
     train, evaluation = build_dataset(cfg.data, "train"), build_dataset(cfg.data, "eval")
     assert (tmp_path / "synthetic_coco" / "annotations" / "instances_train2017.json").is_file()
     assert len(train) + len(evaluation) == 12 and train.class_names == ("ellipse", "rectangle")
     data = json.loads((tmp_path / "synthetic_coco" / "annotations" / "instances_train2017.json").read_text())
-    forms = {("polygon%d" % len(a["segmentation"])) if isinstance(a["segmentation"], list)
-             else ("rle_list" if isinstance(a["segmentation"]["counts"], list) else "rle_str") for a in data["annotations"]}
+    forms = {
+        ("polygon%d" % len(a["segmentation"]))
+        if isinstance(a["segmentation"], list)
+        else ("rle_list" if isinstance(a["segmentation"]["counts"], list) else "rle_str")
+        for a in data["annotations"]
+    }
     assert forms == {"polygon1", "polygon2", "rle_list", "rle_str"}
     assert any(a["iscrowd"] for a in data["annotations"])
     assert any("/" in im["file_name"] for im in data["images"])
@@ -216,8 +259,11 @@ def test_train_py_runs_the_fast_check_before_training(tmp_path: Path) -> None:
 
     every_form_dataset(tmp_path / "d")
     (tmp_path / "d" / "val2017" / "sub" / "dir" / "b.png").unlink()
-    overrides = _coco_overrides(tmp_path / "d", tmp_path) + ["model.weights=null", "data.train_images=val2017",
-                                                              "data.train_json=annotations/instances_val2017.json"]
+    overrides = _coco_overrides(tmp_path / "d", tmp_path) + [
+        "model.weights=null",
+        "data.train_images=val2017",
+        "data.train_json=annotations/instances_val2017.json",
+    ]
     cfg = compose_config("train", overrides, output_dir=tmp_path / "run")
     with pytest.raises(DatasetError, match=r"sub/dir/b\.png: image id 7 listed in .*: the file does not exist"):
         train(cfg)

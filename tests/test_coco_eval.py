@@ -24,7 +24,9 @@ CLASSES = ("cat", "dog")
 def annotation(instance_map: np.ndarray, labels: list[int], name: str = "a.png") -> InstanceAnnotation:
     ids = np.unique(instance_map)
     ids = ids[(ids != 0) & (ids != 255)].astype(np.int64)
-    return InstanceAnnotation(name, instance_map.shape[0], instance_map.shape[1], instance_map, ids, np.array(labels, np.int64))
+    return InstanceAnnotation(
+        name, instance_map.shape[0], instance_map.shape[1], instance_map, ids, np.array(labels, np.int64)
+    )
 
 
 def prediction(masks: np.ndarray, labels, scores=None, name: str = "a.png") -> ImagePrediction:
@@ -32,8 +34,15 @@ def prediction(masks: np.ndarray, labels, scores=None, name: str = "a.png") -> I
     h, w = masks.shape[1:]
     boxes = masks_to_boxes(torch.from_numpy(masks)).numpy() + [0, 0, 1, 1] if len(masks) else np.zeros((0, 4))
     scores = [0.9] * len(masks) if scores is None else scores
-    return ImagePrediction(name, h, w, boxes.astype(np.float32), np.array(scores, np.float32),
-                           np.array(labels, np.int64).reshape(-1), encode_masks(masks))
+    return ImagePrediction(
+        name,
+        h,
+        w,
+        boxes.astype(np.float32),
+        np.array(scores, np.float32),
+        np.array(labels, np.int64).reshape(-1),
+        encode_masks(masks),
+    )
 
 
 def perfect(ann: InstanceAnnotation, scores: list[float] | None = None) -> ImagePrediction:

@@ -29,25 +29,64 @@ CLASSES, CATEGORY_IDS = ["person", "dog"], [5, 12]
 def _user_file(root: Path) -> Path:
     """Image 42: persons 901, 18 (overlapping) and a two-part dog 17; image 7: dog 5 and a dog crowd region 6;
     image 1000: a negative."""
-    images = [{"id": 42, "file_name": "a.png", "height": H, "width": W},
-              {"id": 7, "file_name": "b.png", "height": H, "width": W},
-              {"id": 1000, "file_name": "neg.png", "height": H, "width": W}]
+    images = [
+        {"id": 42, "file_name": "a.png", "height": H, "width": W},
+        {"id": 7, "file_name": "b.png", "height": H, "width": W},
+        {"id": 1000, "file_name": "neg.png", "height": H, "width": W},
+    ]
     for im in images:
         write_image(root / "images" / im["file_name"])
     anns = [
-        {"id": 901, "image_id": 42, "category_id": 5, "segmentation": [polygon_of(2, 2, 12, 10)], "area": 80.0,
-         "bbox": [2.0, 2.0, 10.0, 8.0], "iscrowd": 0},
-        {"id": 17, "image_id": 42, "category_id": 12, "segmentation": [polygon_of(20, 5, 25, 15), polygon_of(30, 5, 35, 15)],
-         "area": 100.0, "bbox": [20.0, 5.0, 15.0, 10.0], "iscrowd": 0},
-        {"id": 18, "image_id": 42, "category_id": 5, "segmentation": rle_str(rect_mask(8, 6, 16, 14)), "area": 64.0,
-         "bbox": [8.0, 6.0, 8.0, 8.0], "iscrowd": 0},
-        {"id": 5, "image_id": 7, "category_id": 12, "segmentation": rle_list(rect_mask(0, 0, 10, 10)), "area": 100.0,
-         "bbox": [0.0, 0.0, 10.0, 10.0], "iscrowd": 0},
-        {"id": 6, "image_id": 7, "category_id": 12, "segmentation": rle_list(rect_mask(30, 20, 50, 35)), "area": 300.0,
-         "bbox": [30.0, 20.0, 20.0, 15.0], "iscrowd": 1},
+        {
+            "id": 901,
+            "image_id": 42,
+            "category_id": 5,
+            "segmentation": [polygon_of(2, 2, 12, 10)],
+            "area": 80.0,
+            "bbox": [2.0, 2.0, 10.0, 8.0],
+            "iscrowd": 0,
+        },
+        {
+            "id": 17,
+            "image_id": 42,
+            "category_id": 12,
+            "segmentation": [polygon_of(20, 5, 25, 15), polygon_of(30, 5, 35, 15)],
+            "area": 100.0,
+            "bbox": [20.0, 5.0, 15.0, 10.0],
+            "iscrowd": 0,
+        },
+        {
+            "id": 18,
+            "image_id": 42,
+            "category_id": 5,
+            "segmentation": rle_str(rect_mask(8, 6, 16, 14)),
+            "area": 64.0,
+            "bbox": [8.0, 6.0, 8.0, 8.0],
+            "iscrowd": 0,
+        },
+        {
+            "id": 5,
+            "image_id": 7,
+            "category_id": 12,
+            "segmentation": rle_list(rect_mask(0, 0, 10, 10)),
+            "area": 100.0,
+            "bbox": [0.0, 0.0, 10.0, 10.0],
+            "iscrowd": 0,
+        },
+        {
+            "id": 6,
+            "image_id": 7,
+            "category_id": 12,
+            "segmentation": rle_list(rect_mask(30, 20, 50, 35)),
+            "area": 300.0,
+            "bbox": [30.0, 20.0, 20.0, 15.0],
+            "iscrowd": 1,
+        },
     ]
-    return write_json(root / "instances.json", {"images": images, "annotations": anns,
-                                                "categories": [{"id": 12, "name": "dog"}, {"id": 5, "name": "person"}]})
+    return write_json(
+        root / "instances.json",
+        {"images": images, "annotations": anns, "categories": [{"id": 12, "name": "dog"}, {"id": 5, "name": "person"}]},
+    )
 
 
 def _prediction(file_name: str, image_id: int, dets: list[tuple[np.ndarray, float, int]]) -> ImagePrediction:
@@ -57,19 +96,35 @@ def _prediction(file_name: str, image_id: int, dets: list[tuple[np.ndarray, floa
     for m in masks:
         ys, xs = np.nonzero(m)
         boxes.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
-    return ImagePrediction(file_name, H, W, np.asarray(boxes, np.float32).reshape(-1, 4),
-                           np.asarray([d[1] for d in dets], np.float32), np.asarray([d[2] for d in dets], np.int64),
-                           encode_masks(masks), class_names=CLASSES, image_id=image_id)
+    return ImagePrediction(
+        file_name,
+        H,
+        W,
+        np.asarray(boxes, np.float32).reshape(-1, 4),
+        np.asarray([d[1] for d in dets], np.float32),
+        np.asarray([d[2] for d in dets], np.int64),
+        encode_masks(masks),
+        class_names=CLASSES,
+        image_id=image_id,
+    )
 
 
 def _predictions() -> list[ImagePrediction]:
     person, dog = 1, 2
     return [
-        _prediction("a.png", 42, [(rect_mask(2, 2, 12, 10), 0.9, person), (rect_mask(8, 6, 16, 14), 0.8, person),
-                                  (rect_mask(20, 5, 25, 15) | rect_mask(30, 5, 35, 15), 0.7, dog),
-                                  (rect_mask(40, 0, 50, 10), 0.85, person)]),  # a false positive between the two
-        _prediction("b.png", 7, [(rect_mask(0, 0, 10, 10), 0.9, dog),
-                                 (rect_mask(32, 22, 42, 30), 0.95, dog)]),  # inside the crowd region: ignored
+        _prediction(
+            "a.png",
+            42,
+            [
+                (rect_mask(2, 2, 12, 10), 0.9, person),
+                (rect_mask(8, 6, 16, 14), 0.8, person),
+                (rect_mask(20, 5, 25, 15) | rect_mask(30, 5, 35, 15), 0.7, dog),
+                (rect_mask(40, 0, 50, 10), 0.85, person),
+            ],
+        ),  # a false positive between the two
+        _prediction(
+            "b.png", 7, [(rect_mask(0, 0, 10, 10), 0.9, dog), (rect_mask(32, 22, 42, 30), 0.95, dog)]
+        ),  # inside the crowd region: ignored
         _prediction("neg.png", 1000, []),
     ]
 
@@ -121,8 +176,14 @@ def test_coco_ap_equals_cocoeval_by_hand_on_the_users_file(tmp_path: Path) -> No
 
 
 def test_crowd_pixels_are_left_out_of_the_matching_metrics_like_void() -> None:
-    ann = RleAnnotation("x.png", H, W, encode_masks(rect_mask(0, 0, 10, 10)[None]), np.array([1]),
-                        encode_masks(rect_mask(10, 0, 20, 10)[None]))
+    ann = RleAnnotation(
+        "x.png",
+        H,
+        W,
+        encode_masks(rect_mask(0, 0, 10, 10)[None]),
+        np.array([1]),
+        encode_masks(rect_mask(10, 0, 20, 10)[None]),
+    )
     covering = rect_mask(0, 0, 20, 10)[None]  # the instance and the crowd region next to it
     match = match_image(ann, covering, np.array([1]))
     assert match.iou.tolist() == [1.0] and match.bg_iou == 1.0
@@ -138,8 +199,11 @@ def test_map_and_rle_forms_of_the_same_instances_score_the_same() -> None:
     instance_map[rect_mask(20, 5, 35, 15)] = 2
     as_map = InstanceAnnotation("x.png", H, W, instance_map, np.array([1, 2]), np.array([1, 1]))
     as_rle = RleAnnotation("x.png", H, W, encode_masks(as_map.masks()), np.array([1, 1]))
-    pred = _prediction("x.png", None, [(rect_mask(2, 2, 10, 10), 0.9, 1), (rect_mask(20, 5, 30, 15), 0.8, 1),
-                                      (rect_mask(40, 20, 50, 30), 0.7, 1)])
+    pred = _prediction(
+        "x.png",
+        None,
+        [(rect_mask(2, 2, 10, 10), 0.9, 1), (rect_mask(20, 5, 30, 15), 0.8, 1), (rect_mask(40, 20, 50, 30), 0.7, 1)],
+    )
     a, b = match_image(as_map, pred.mask_array(), pred.labels), match_image(as_rle, pred.mask_array(), pred.labels)
     assert a.iou.tolist() == b.iou.tolist() == [0.8, 10 / 15] and a.bg_iou == b.bg_iou
     results = []

@@ -24,8 +24,16 @@ from insseg.evaluation.evaluate import evaluate
 from insseg.inference.predict_run import predict
 from insseg.predictions import ImagePrediction, PredictionSet, encode_masks
 
-SMALL = ["experiment=smoke", "device=cpu", "device.num_threads=1", "model.min_size=64", "model.max_size=96",
-         "model.detections_per_img=8", "data.max_train_images=null", "data.max_eval_images=null"]
+SMALL = [
+    "experiment=smoke",
+    "device=cpu",
+    "device.num_threads=1",
+    "model.min_size=64",
+    "model.max_size=96",
+    "model.detections_per_img=8",
+    "data.max_train_images=null",
+    "data.max_eval_images=null",
+]
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -85,11 +93,22 @@ def _shifted_predictions(dataset, seed: int = 0) -> PredictionSet:
             ys, xs = np.nonzero(m)
             boxes.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
         scores = np.sort(rng.uniform(0.3, 1.0, len(masks)))[::-1].astype(np.float32)
-        images.append(ImagePrediction(dataset.file_name(i), ann.height, ann.width, np.asarray(boxes, np.float32),
-                                      scores, np.asarray(labels, np.int64), encode_masks(stack),
-                                      class_names=list(dataset.class_names), image_id=dataset.image_id(i)))
-    return PredictionSet(list(dataset.class_names), images, info={"score_threshold": None},
-                         category_ids=list(dataset.category_ids))
+        images.append(
+            ImagePrediction(
+                dataset.file_name(i),
+                ann.height,
+                ann.width,
+                np.asarray(boxes, np.float32),
+                scores,
+                np.asarray(labels, np.int64),
+                encode_masks(stack),
+                class_names=list(dataset.class_names),
+                image_id=dataset.image_id(i),
+            )
+        )
+    return PredictionSet(
+        list(dataset.class_names), images, info={"score_threshold": None}, category_ids=list(dataset.category_ids)
+    )
 
 
 def test_predictions_file_scores_as_cocoeval_by_hand(tmp_path: Path, coco_root: Path) -> None:
@@ -102,7 +121,9 @@ def test_predictions_file_scores_as_cocoeval_by_hand(tmp_path: Path, coco_root: 
     assert 0.2 < metrics["segm_AP"] < 0.95 and 0.2 < metrics["bbox_AP"] < 0.95  # not a trivial 0 or 1
     _assert_same(metrics, _by_hand(gt_file, tmp_path / "theirs.json"))
     written = json.loads((tmp_path / "out" / "predictions.json").read_text())  # ours: the same ids, no mapping
-    assert sorted(im["id"] for im in written["images"]) == sorted(im["id"] for im in json.loads(gt_file.read_text())["images"])
+    assert sorted(im["id"] for im in written["images"]) == sorted(
+        im["id"] for im in json.loads(gt_file.read_text())["images"]
+    )
     assert {c["id"] for c in written["categories"]} == {3, 7}
     _assert_same(metrics, _by_hand(gt_file, tmp_path / "out" / "predictions.json"))
     assert metrics["num_objects"] == sum(len(dataset.annotation(i)) for i in range(len(dataset)))
@@ -114,18 +135,46 @@ def test_train_then_evaluate_and_predict_agree_with_cocoeval(tmp_path: Path, coc
     weights = tmp_path / "train" / "checkpoints" / "best.pt"
     assert weights.is_file() and set(trained) >= {"segm_AP", "bbox_AP"}
 
-    metrics = evaluate(_cfg("evaluate", tmp_path, coco_root, f"model.weights={weights}", "eval.cache=false",
-                            "model.box_score_thresh=0.0", out="eval"))
+    metrics = evaluate(
+        _cfg(
+            "evaluate",
+            tmp_path,
+            coco_root,
+            f"model.weights={weights}",
+            "eval.cache=false",
+            "model.box_score_thresh=0.0",
+            out="eval",
+        )
+    )
     # training-time evaluation (same loop, record, evaluator) gave the same AP on the same images
     for key in ("segm_AP", "bbox_AP", "segm_AR100"):
         assert metrics[key] == pytest.approx(trained[key], abs=1e-12)
     _assert_same(metrics, _by_hand(gt_file, tmp_path / "eval" / "predictions.json"))
 
     glob = str(coco_root / "val2017" / "**" / "*.jpg")
-    predict(_cfg("predict", tmp_path, coco_root, f"model.weights={weights}", f"input={glob}",
-                 "predict.score_threshold=0", "model.box_score_thresh=0.0", out="predict"))
-    again = evaluate(_cfg("evaluate", tmp_path, coco_root, f"model.weights={weights}", "model.box_score_thresh=0.0",
-                          f"eval.predictions={tmp_path / 'predict' / 'predictions.json'}", out="eval2"))
+    predict(
+        _cfg(
+            "predict",
+            tmp_path,
+            coco_root,
+            f"model.weights={weights}",
+            f"input={glob}",
+            "predict.score_threshold=0",
+            "model.box_score_thresh=0.0",
+            out="predict",
+        )
+    )
+    again = evaluate(
+        _cfg(
+            "evaluate",
+            tmp_path,
+            coco_root,
+            f"model.weights={weights}",
+            "model.box_score_thresh=0.0",
+            f"eval.predictions={tmp_path / 'predict' / 'predictions.json'}",
+            out="eval2",
+        )
+    )
     keys = [f"{t}_{s}" for t in ("segm", "bbox") for s in STAT_NAMES] + ["mean_iou", "num_predictions"]
     assert {k: again[k] for k in keys} == {k: metrics[k] for k in keys}
     _assert_same(again, _by_hand(gt_file, tmp_path / "eval2" / "predictions.json"))

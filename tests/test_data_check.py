@@ -14,18 +14,31 @@ from insseg.data.synthetic import generate_pennfudan, generate_voc
 
 
 def _ann(ann_id: int, image_id: int, seg, cat: int = 4, **extra) -> dict:
-    return {"id": ann_id, "image_id": image_id, "category_id": cat, "segmentation": seg, "iscrowd": 0,
-            "area": 80.0, "bbox": [2.0, 2.0, 10.0, 8.0], **extra}
+    return {
+        "id": ann_id,
+        "image_id": image_id,
+        "category_id": cat,
+        "segmentation": seg,
+        "iscrowd": 0,
+        "area": 80.0,
+        "bbox": [2.0, 2.0, 10.0, 8.0],
+        **extra,
+    }
 
 
 def _dataset(root: Path, annotations: list[dict], images: list[dict] | None = None) -> None:
-    images = images or [{"id": 1, "file_name": "a.png", "height": H, "width": W},
-                        {"id": 2, "file_name": "sub/b.png", "height": H, "width": W}]
+    images = images or [
+        {"id": 1, "file_name": "a.png", "height": H, "width": W},
+        {"id": 2, "file_name": "sub/b.png", "height": H, "width": W},
+    ]
     for im in images:
         if im["file_name"] != "gone.png":
             write_image(root / "val2017" / im["file_name"])
-    data = {"images": images, "annotations": annotations,
-            "categories": [{"id": 4, "name": "cat"}, {"id": 9, "name": "dog"}]}
+    data = {
+        "images": images,
+        "annotations": annotations,
+        "categories": [{"id": 4, "name": "cat"}, {"id": 9, "name": "dog"}],
+    }
     write_json(root / "annotations" / "instances_val2017.json", data)
     write_json(root / "annotations" / "instances_train2017.json", data)
     (root / "train2017").symlink_to(root / "val2017")
@@ -38,10 +51,12 @@ def _check(root: Path, out: Path, layout: str = "coco") -> tuple[int, dict]:
 
 
 def test_every_problem_is_named_and_errors_exit_1(tmp_path: Path, capsys) -> None:
-    images = [{"id": 1, "file_name": "a.png", "height": H, "width": W},
-              {"id": 2, "file_name": "gone.png", "height": H, "width": W},
-              {"id": 3, "file_name": "c.png", "height": H + 2, "width": W},
-              {"id": 3, "file_name": "d.png", "height": H, "width": W}]
+    images = [
+        {"id": 1, "file_name": "a.png", "height": H, "width": W},
+        {"id": 2, "file_name": "gone.png", "height": H, "width": W},
+        {"id": 3, "file_name": "c.png", "height": H + 2, "width": W},
+        {"id": 3, "file_name": "d.png", "height": H, "width": W},
+    ]
     anns = [
         _ann(10, 1, [polygon_of(2, 2, 12, 10)]),
         _ann(11, 1, [[1, 1, 4, 4]]),  # 2 points
@@ -58,9 +73,15 @@ def test_every_problem_is_named_and_errors_exit_1(tmp_path: Path, capsys) -> Non
     found = {(p["kind"], p["annotation_id"]) for p in report["problems"] if p["split"] == "eval"}
     assert found == {
         ("duplicate_id", None),  # image id 3 twice
-        ("few_points", 11), ("unknown_image", 12), ("unknown_category", 13), ("duplicate_id", 10),
-        ("box_outside", 14), ("empty_mask", 15), ("rle_size", 16),
-        ("missing_image", None), ("size_mismatch", None),
+        ("few_points", 11),
+        ("unknown_image", 12),
+        ("unknown_category", 13),
+        ("duplicate_id", 10),
+        ("box_outside", 14),
+        ("empty_mask", 15),
+        ("rle_size", 16),
+        ("missing_image", None),
+        ("size_mismatch", None),
     }
     by_kind = {p["kind"]: p for p in report["problems"] if p["split"] == "eval"}
     assert by_kind["missing_image"]["file"].endswith("val2017/gone.png")

@@ -21,8 +21,9 @@ from insseg.errors import DatasetError
 
 def _data_cfg(tmp_path: Path, root: Path, layout: str = "pennfudan"):
     data = "voc" if layout == "voc" else "pennfudan"
-    return compose_config("train", [f"data={data}", f"data.root={root}", "data.num_test=4",
-                                    f"paths.log_dir={tmp_path}"]).data
+    return compose_config(
+        "train", [f"data={data}", f"data.root={root}", "data.num_test=4", f"paths.log_dir={tmp_path}"]
+    ).data
 
 
 def test_pennfudan_reader_reads_instances(pennfudan_root: Path) -> None:
@@ -47,7 +48,8 @@ def test_voc_reader_keeps_void_and_reads_classes(voc_root: Path) -> None:
     for inst_id, label in zip(ann.instance_ids, ann.labels):
         assert np.all(class_map[ann.instance_map == inst_id] == label)
     assert set(VOCReader(voc_root, "val").file_name(i) for i in range(3)).isdisjoint(
-        reader.file_name(i) for i in range(len(reader)))
+        reader.file_name(i) for i in range(len(reader))
+    )
 
 
 def test_non_contiguous_instance_ids_are_kept(tmp_path: Path) -> None:
@@ -145,8 +147,11 @@ def test_exif_orientation_is_applied_to_dataset_images(tmp_path: Path) -> None:
 
 def test_a_mask_of_the_unrotated_image_is_an_error_naming_both_sizes(tmp_path: Path) -> None:
     root = _exif_rotated_pennfudan(tmp_path, mask_upright=False)
-    with pytest.raises(DatasetError, match=r"SynthPed00001_mask.png is 32x48, the size of image .* as stored, but "
-                                           r"the image's EXIF orientation turns it to 48x32"):
+    with pytest.raises(
+        DatasetError,
+        match=r"SynthPed00001_mask.png is 32x48, the size of image .* as stored, but "
+        r"the image's EXIF orientation turns it to 48x32",
+    ):
         PennFudanReader(root).verify()
 
 

@@ -34,9 +34,16 @@ REPO = Path(__file__).resolve().parents[1]
 # A small, fast model: random weights, tiny input size, few detections (the mask head dominates CPU time),
 # one thread (on a busy 2-core machine two threads are several times slower).
 FAST = [
-    "experiment=smoke", "model.weights=null", "device=cpu", "device.num_threads=1", "model.min_size=96",
+    "experiment=smoke",
+    "model.weights=null",
+    "device=cpu",
+    "device.num_threads=1",
+    "model.min_size=96",
     "model.max_size=128",
-    "model.detections_per_img=5", "data.synthetic.num_images=10", "data.num_test=4", "data.synthetic.height=64",
+    "model.detections_per_img=5",
+    "data.synthetic.num_images=10",
+    "data.num_test=4",
+    "data.synthetic.height=64",
     "data.synthetic.width=80",
 ]
 
@@ -70,7 +77,9 @@ def test_model_run_writes_every_artefact(model_run):
     assert saved["num_images"] == 4 and saved["prediction_cache_hit"] is False
     # COCO AP equals pycocotools run by hand on the written predictions.json and the masks' ground truth.
     for iou_type in ("segm", "bbox"):
-        assert saved[f"{iou_type}_AP"] == pytest.approx(coco_by_hand(cfg, out / "predictions.json", iou_type), abs=1e-12)
+        assert saved[f"{iou_type}_AP"] == pytest.approx(
+            coco_by_hand(cfg, out / "predictions.json", iou_type), abs=1e-12
+        )
     assert saved["time_model_ms_per_image"] > 0 and saved["time_total_ms_per_image"] >= saved["time_model_ms_per_image"]
 
     preds = json.loads((out / "predictions.json").read_text())
@@ -112,8 +121,17 @@ def coco_by_hand(cfg, predictions_file: Path, iou_type: str) -> float:
         images.append(dict(im))
         for mask, label in zip(dataset.annotation(i).masks(), dataset.annotation(i).labels):
             rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-            anns.append({"id": len(anns) + 1, "image_id": im["id"], "category_id": int(label), "segmentation": rle,
-                         "area": float(mask_utils.area(rle)), "bbox": mask_utils.toBbox(rle).tolist(), "iscrowd": 0})
+            anns.append(
+                {
+                    "id": len(anns) + 1,
+                    "image_id": im["id"],
+                    "category_id": int(label),
+                    "segmentation": rle,
+                    "area": float(mask_utils.area(rle)),
+                    "bbox": mask_utils.toBbox(rle).tolist(),
+                    "iscrowd": 0,
+                }
+            )
     gt = COCO()
     gt.dataset = {"images": images, "annotations": anns, "categories": preds["categories"]}
     gt.createIndex()
@@ -139,13 +157,25 @@ def test_saved_predictions_file_reproduces_the_run(model_run):
 def record(name: str, masks: np.ndarray, labels, scores=None, class_names=()) -> ImagePrediction:
     """A record of ``masks`` with their pixel-extent boxes (pycocotools' convention) and score 1."""
     h, w = masks.shape[1:]
-    boxes = masks_to_boxes(torch.from_numpy(masks)).numpy() + [0, 0, 1, 1] if len(masks) else np.zeros((0, 4), np.float32)
+    boxes = (
+        masks_to_boxes(torch.from_numpy(masks)).numpy() + [0, 0, 1, 1] if len(masks) else np.zeros((0, 4), np.float32)
+    )
     scores = np.ones(len(masks), np.float32) if scores is None else np.asarray(scores, np.float32)
-    return ImagePrediction(name, h, w, boxes.astype(np.float32), scores, np.asarray(labels, np.int64).reshape(-1),
-                           encode_masks(masks), class_names=class_names)
+    return ImagePrediction(
+        name,
+        h,
+        w,
+        boxes.astype(np.float32),
+        scores,
+        np.asarray(labels, np.int64).reshape(-1),
+        encode_masks(masks),
+        class_names=class_names,
+    )
 
 
-def ground_truth_predictions(cfg, class_names: list[str] | None = None, name_of=None, split: str = "eval") -> PredictionSet:
+def ground_truth_predictions(
+    cfg, class_names: list[str] | None = None, name_of=None, split: str = "eval"
+) -> PredictionSet:
     """A predictions file holding the ground truth itself (masks, pixel-extent boxes, score 1)."""
     dataset = build_dataset(cfg.data, split)
     names = list(class_names or dataset.class_names)
@@ -163,8 +193,18 @@ def test_perfect_predictions_score_one(tmp_path, layout):
     path = tmp_path / "perfect.json"
     ground_truth_predictions(cfg).write(path)
     m = evaluate(config(tmp_path, f"data.layout={layout}", f"eval.predictions={path}"))
-    for key in ("segm_AP", "segm_AP50", "bbox_AP", "mean_iou", "mean_f1", "mean_iou_with_bg", "mean_f1_with_bg",
-                "instance_precision", "instance_recall", "instance_f1"):
+    for key in (
+        "segm_AP",
+        "segm_AP50",
+        "bbox_AP",
+        "mean_iou",
+        "mean_f1",
+        "mean_iou_with_bg",
+        "mean_f1_with_bg",
+        "instance_precision",
+        "instance_recall",
+        "instance_f1",
+    ):
         assert m[key] == 1.0, key
     assert m["num_objects"] > 0 and m["num_predictions"] == m["num_objects"]
     images = list(load_workbook(tmp_path / "out" / "metrics.xlsx")["images"].iter_rows(values_only=True))
@@ -180,23 +220,38 @@ def test_perfect_predictions_score_one(tmp_path, layout):
 def test_coco_named_model_is_bridged_to_voc(tmp_path):
     cfg = config(tmp_path, "data.layout=voc")
     coco_names = COCO_CATEGORIES[1:]
-    voc_to_coco = {"aeroplane": "airplane", "motorbike": "motorcycle", "sofa": "couch", "diningtable": "dining table",
-                   "pottedplant": "potted plant", "tvmonitor": "tv"}
+    voc_to_coco = {
+        "aeroplane": "airplane",
+        "motorbike": "motorcycle",
+        "sofa": "couch",
+        "diningtable": "dining table",
+        "pottedplant": "potted plant",
+        "tvmonitor": "tv",
+    }
     predictions = ground_truth_predictions(cfg, coco_names, lambda n: coco_names.index(voc_to_coco.get(n, n)) + 1)
     # A confident giraffe covering every image: VOC has no giraffe.
     giraffe = coco_names.index("giraffe") + 1
     for k, rec in enumerate(predictions.images):
         full = record(rec.file_name, np.ones((1, rec.height, rec.width), bool), [giraffe], [0.99], coco_names)
         predictions.images[k] = ImagePrediction(
-            rec.file_name, rec.height, rec.width, np.concatenate([full.boxes, rec.boxes]),
-            np.concatenate([full.scores, rec.scores]), np.concatenate([full.labels, rec.labels]),
-            full.rles + rec.rles, class_names=coco_names)
+            rec.file_name,
+            rec.height,
+            rec.width,
+            np.concatenate([full.boxes, rec.boxes]),
+            np.concatenate([full.scores, rec.scores]),
+            np.concatenate([full.labels, rec.labels]),
+            full.rles + rec.rles,
+            class_names=coco_names,
+        )
     path = tmp_path / "coco.json"
     predictions.write(path)
     dropped = evaluate(config(tmp_path, "data.layout=voc", f"eval.predictions={path}", "eval.save_masks=false"))
     assert dropped["segm_AP"] == 1.0 and dropped["mean_iou"] == 1.0 and dropped["instance_precision"] == 1.0
-    kept = evaluate(config(tmp_path, "data.layout=voc", f"eval.predictions={path}", "eval.save_masks=false",
-                           "eval.keep_unmapped=true"))
+    kept = evaluate(
+        config(
+            tmp_path, "data.layout=voc", f"eval.predictions={path}", "eval.save_masks=false", "eval.keep_unmapped=true"
+        )
+    )
     assert kept["segm_AP"] == 1.0  # COCO AP is class-aware: an unmapped class meets no ground truth
     assert kept["num_predictions"] == dropped["num_predictions"] + dropped["num_images"]
     assert kept["instance_precision"] < 1.0
@@ -255,8 +310,9 @@ def test_cache_hit_gives_identical_metrics(tmp_path):
     assert first["model_run_s"] > 0 and second["model_run_s"] is None
     assert len(list((tmp_path / "cache" / "predictions").glob("*.json.gz"))) == 1
     # Another model config is another entry.
-    third = evaluate(config(tmp_path, "eval.warmup_iters=0", "eval.save_masks=false", "model.detections_per_img=3",
-                            out="third"))
+    third = evaluate(
+        config(tmp_path, "eval.warmup_iters=0", "eval.save_masks=false", "model.detections_per_img=3", out="third")
+    )
     assert third["prediction_cache_hit"] is False
     assert len(list((tmp_path / "cache" / "predictions").glob("*.json.gz"))) == 2
 
@@ -264,9 +320,16 @@ def test_cache_hit_gives_identical_metrics(tmp_path):
 def _sweep(tmp_path: Path, *extra: str) -> Path:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     cmd = [
-        sys.executable, "evaluate.py", "-m", *FAST, "eval.warmup_iters=0", "eval.save_masks=false",
-        f"paths.data_dir={tmp_path / 'data'}", f"paths.cache_dir={tmp_path / 'cache'}",
-        f"paths.log_dir={tmp_path / 'logs'}", *extra,
+        sys.executable,
+        "evaluate.py",
+        "-m",
+        *FAST,
+        "eval.warmup_iters=0",
+        "eval.save_masks=false",
+        f"paths.data_dir={tmp_path / 'data'}",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+        f"paths.log_dir={tmp_path / 'logs'}",
+        *extra,
     ]
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -316,8 +379,7 @@ def test_threshold_sweep_runs_the_model_once_and_summarises(tmp_path):
 
 @pytest.mark.slow
 def test_parallel_joblib_sweep_shares_one_cache_entry(tmp_path):
-    sweep_dir = _sweep(tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-                       "eval.score_threshold=0.2,0.4,0.6")
+    sweep_dir = _sweep(tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "eval.score_threshold=0.2,0.4,0.6")
     table = _check_summary(sweep_dir, 3)
     assert sum(not r["prediction_cache_hit"] for r in table) == 1
     assert len(list((tmp_path / "cache" / "predictions").glob("*.json.gz"))) == 1

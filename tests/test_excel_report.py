@@ -11,16 +11,33 @@ from insseg.evaluation.matching import ImageMatch, MatchingEvaluator
 from insseg.predictions import ImageTiming
 
 HARNESS_COLUMNS = [
-    "image name", "num objects", "object index", "iou", "mean iou", "f1-score", "mean f1-score",
-    "mean inference time for each object", "bg iou", "mean iou with bg", "bg f1-score", "mean f1-score with bg",
+    "image name",
+    "num objects",
+    "object index",
+    "iou",
+    "mean iou",
+    "f1-score",
+    "mean f1-score",
+    "mean inference time for each object",
+    "bg iou",
+    "mean iou with bg",
+    "bg f1-score",
+    "mean f1-score with bg",
 ]
 
 
 def image_match(name: str, ious: list[float], f1s: list[float], bg_iou: float = 0.9, bg_f1: float = 0.95) -> ImageMatch:
     n = len(ious)
     return ImageMatch(
-        file_name=name, num_objects=n, num_predictions=n + 1, iou=np.array(ious, float), f1=np.array(f1s, float),
-        matched=np.arange(n), pred_matched=np.array(list(range(n)) + [-1]), bg_iou=bg_iou, bg_f1=bg_f1,
+        file_name=name,
+        num_objects=n,
+        num_predictions=n + 1,
+        iou=np.array(ious, float),
+        f1=np.array(f1s, float),
+        matched=np.arange(n),
+        pred_matched=np.array(list(range(n)) + [-1]),
+        bg_iou=bg_iou,
+        bg_f1=bg_f1,
     )
 
 

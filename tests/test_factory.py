@@ -39,8 +39,10 @@ def test_torchvision_state_dict_on_disk_keeps_coco_classes(tmp_path: Path) -> No
     torch.save(coco.state_dict(), path)
     loaded = build_model(_model_cfg("model.backbone=resnet50", f"model.weights={path}"))
     assert loaded.class_names == COCO_CATEGORIES[1:]
-    assert torch.equal(loaded.state_dict()["roi_heads.box_predictor.cls_score.weight"],
-                       coco.state_dict()["roi_heads.box_predictor.cls_score.weight"])
+    assert torch.equal(
+        loaded.state_dict()["roi_heads.box_predictor.cls_score.weight"],
+        coco.state_dict()["roi_heads.box_predictor.cls_score.weight"],
+    )
     # Fine-tuning from that file replaces the predictors, as the tutorial does.
     tuned = build_model(_model_cfg("model.backbone=resnet50", f"model.weights={path}"), ["person"], fit_to_dataset=True)
     assert tuned.roi_heads.box_predictor.cls_score.out_features == 2
@@ -99,8 +101,11 @@ def test_training_checks_weights_before_preparing_data(tmp_path: Path) -> None:
     """A missing weights file fails before a dataset is downloaded or generated."""
     from insseg.engine.trainer import train
 
-    cfg = compose_config("train", ["experiment=smoke", f"model.weights={tmp_path / 'absent.pt'}",
-                                   f"paths.data_dir={tmp_path / 'data'}"], output_dir=tmp_path / "run")
+    cfg = compose_config(
+        "train",
+        ["experiment=smoke", f"model.weights={tmp_path / 'absent.pt'}", f"paths.data_dir={tmp_path / 'data'}"],
+        output_dir=tmp_path / "run",
+    )
     with pytest.raises(CheckpointError, match="absent.pt"):
         train(cfg)
     assert not (tmp_path / "data").exists()

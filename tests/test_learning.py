@@ -21,9 +21,17 @@ SEGM_AP_FLOOR = 0.45
 @pytest.mark.slow
 def test_quickstart_learns_from_scratch(tmp_path: Path) -> None:
     run = tmp_path / "run"
-    cfg = compose_config("train", ["experiment=quickstart", "device=cpu", "logger=csv",
-                                   f"paths.data_dir={tmp_path / 'data'}", f"paths.log_dir={tmp_path / 'outputs'}"],
-                         output_dir=run)
+    cfg = compose_config(
+        "train",
+        [
+            "experiment=quickstart",
+            "device=cpu",
+            "logger=csv",
+            f"paths.data_dir={tmp_path / 'data'}",
+            f"paths.log_dir={tmp_path / 'outputs'}",
+        ],
+        output_dir=run,
+    )
     metrics = train(cfg)
     saved = json.loads((run / "metrics.json").read_text())
     assert saved["segm_AP"] == metrics["segm_AP"]

@@ -203,12 +203,26 @@ def test_class_bridge_coco_to_voc():
     voc = ["aeroplane", "bicycle", "car", "diningtable", "motorbike", "person", "pottedplant", "sofa", "tvmonitor"]
     b = bridge_classes(coco, voc)
     assert b.names_for_dataset == [
-        "person", "aeroplane", "N/A", "motorbike", "sofa", "diningtable", "pottedplant", "tvmonitor", "giraffe", "car"
+        "person",
+        "aeroplane",
+        "N/A",
+        "motorbike",
+        "sofa",
+        "diningtable",
+        "pottedplant",
+        "tvmonitor",
+        "giraffe",
+        "car",
     ]
     assert b.unmapped == ["giraffe"]
     pred = ImagePrediction(
-        "a.png", 4, 4, boxes=np.zeros((3, 4), np.float32), scores=np.array([0.9, 0.8, 0.7], np.float32),
-        labels=np.array([2, 9, 10], np.int64), rles=encode_masks(np.zeros((3, 4, 4), bool)),
+        "a.png",
+        4,
+        4,
+        boxes=np.zeros((3, 4), np.float32),
+        scores=np.array([0.9, 0.8, 0.7], np.float32),
+        labels=np.array([2, 9, 10], np.int64),
+        rles=encode_masks(np.zeros((3, 4, 4), bool)),
     )
     out = b.to_dataset(pred)
     assert out.labels.tolist() == [1, 3] and out.scores.tolist() == pytest.approx([0.9, 0.7])
@@ -247,4 +261,6 @@ def test_overlap_counts_on_many_separate_objects_equal_a_per_pair_loop(monkeypat
     union = ga[:, None] + pa[None] - loop
     iou, f1 = iou_f1_matrices(gt, pred)
     np.testing.assert_array_equal(iou, np.where(union > 0, loop / np.maximum(union, 1), 0.0))
-    np.testing.assert_array_equal(f1, np.where(ga[:, None] + pa[None] > 0, 2 * loop / np.maximum(ga[:, None] + pa[None], 1), 0.0))
+    np.testing.assert_array_equal(
+        f1, np.where(ga[:, None] + pa[None] > 0, 2 * loop / np.maximum(ga[:, None] + pa[None], 1), 0.0)
+    )

@@ -15,8 +15,20 @@ from insseg.errors import ConfigError
 
 
 def train_cfg(**kw):
-    base = dict(lr=0.01, scale_lr=True, batch_size=2, momentum=0.9, weight_decay=0.0, lr_schedule="step",
-                lr_step_size=3, lr_milestones=[], lr_gamma=0.1, warmup_iters=0, warmup_factor=0.001, epochs=6)
+    base = dict(
+        lr=0.01,
+        scale_lr=True,
+        batch_size=2,
+        momentum=0.9,
+        weight_decay=0.0,
+        lr_schedule="step",
+        lr_step_size=3,
+        lr_milestones=[],
+        lr_gamma=0.1,
+        warmup_iters=0,
+        warmup_factor=0.001,
+        epochs=6,
+    )
     return OmegaConf.create({**base, **kw})
 
 

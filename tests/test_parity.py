@@ -18,8 +18,14 @@ from insseg.inference.predict_run import predict
 
 COCO_KEYS = ("segm_AP", "segm_AP50", "segm_AP75", "bbox_AP", "bbox_AP50", "bbox_AP75")
 # The smoke model on small generated images, 3 epochs: segm AP about 0.5-0.6 (0.21, 0.49, 0.61 measured).
-DATA = ["data.synthetic.num_images=60", "data.num_test=12", "data.synthetic.height=96", "data.synthetic.width=128",
-        "data.max_train_images=null", "data.max_eval_images=null"]
+DATA = [
+    "data.synthetic.num_images=60",
+    "data.num_test=12",
+    "data.synthetic.height=96",
+    "data.synthetic.width=128",
+    "data.max_train_images=null",
+    "data.max_eval_images=null",
+]
 MODEL = ["model.min_size=128", "model.max_size=160"]
 
 
@@ -30,19 +36,41 @@ def _paths(tmp: Path) -> list[str]:
 @pytest.mark.slow
 def test_one_checkpoint_scores_the_same_through_every_path(tmp_path):
     common = ["experiment=smoke", "device=cpu", *DATA, *MODEL, *_paths(tmp_path)]
-    trained = train(compose_config("train", [*common, "train.epochs=3", "train.lr=0.01", "train.lr_step_size=100",
-                                             "train.print_freq=50"], output_dir=tmp_path / "train"))
+    trained = train(
+        compose_config(
+            "train",
+            [*common, "train.epochs=3", "train.lr=0.01", "train.lr_step_size=100", "train.print_freq=50"],
+            output_dir=tmp_path / "train",
+        )
+    )
     assert trained["segm_AP"] > 0.3, trained  # it has learned: the comparison below means something
     ckpt = tmp_path / "train" / "checkpoints" / "last.pt"
 
-    direct = evaluate(compose_config("evaluate", [*common, f"model.weights={ckpt}", "eval.cache=false"],
-                                     output_dir=tmp_path / "evaluate"))
+    direct = evaluate(
+        compose_config(
+            "evaluate", [*common, f"model.weights={ckpt}", "eval.cache=false"], output_dir=tmp_path / "evaluate"
+        )
+    )
     images = Path(compose_config("predict", common).data.root) / "PNGImages"  # every image, train ones too
-    predicted = predict(compose_config("predict", [*common, f"model.weights={ckpt}", f"input={images}",
-                                                   "predict.score_threshold=0", "predict.save_overlays=false",
-                                                   "predict.save_masks=false"], output_dir=tmp_path / "predict"))
-    from_file = evaluate(compose_config("evaluate", [*common, f"eval.predictions={predicted['predictions']}"],
-                                        output_dir=tmp_path / "from_file"))
+    predicted = predict(
+        compose_config(
+            "predict",
+            [
+                *common,
+                f"model.weights={ckpt}",
+                f"input={images}",
+                "predict.score_threshold=0",
+                "predict.save_overlays=false",
+                "predict.save_masks=false",
+            ],
+            output_dir=tmp_path / "predict",
+        )
+    )
+    from_file = evaluate(
+        compose_config(
+            "evaluate", [*common, f"eval.predictions={predicted['predictions']}"], output_dir=tmp_path / "from_file"
+        )
+    )
     for key in COCO_KEYS:
         assert trained[key] == direct[key] == from_file[key], key
     for key in ("mean_iou", "mean_f1", "instance_precision", "instance_recall", "num_predictions"):
@@ -64,12 +92,23 @@ def test_split_differences_name_the_settings_that_differ():
 
 
 def test_evaluate_py_warns_when_the_checkpoint_saw_other_images(tmp_path, caplog):
-    common = ["experiment=smoke", "device=cpu", "model.min_size=64", "model.max_size=96",
-              "data.synthetic.num_images=8", "data.num_test=3", "data.synthetic.height=48", "data.synthetic.width=64",
-              *_paths(tmp_path)]
+    common = [
+        "experiment=smoke",
+        "device=cpu",
+        "model.min_size=64",
+        "model.max_size=96",
+        "data.synthetic.num_images=8",
+        "data.num_test=3",
+        "data.synthetic.height=48",
+        "data.synthetic.width=64",
+        *_paths(tmp_path),
+    ]
     train(compose_config("train", [*common, "data.split_seed=5"], output_dir=tmp_path / "train"))
     ckpt = tmp_path / "train" / "checkpoints" / "last.pt"
     with caplog.at_level(logging.WARNING, logger="insseg"):
-        evaluate(compose_config("evaluate", [*common, f"model.weights={ckpt}", "eval.save_masks=false"],
-                                output_dir=tmp_path / "eval"))
+        evaluate(
+            compose_config(
+                "evaluate", [*common, f"model.weights={ckpt}", "eval.save_masks=false"], output_dir=tmp_path / "eval"
+            )
+        )
     assert "data.split_seed: trained 5, evaluated 0" in caplog.text and "training images" in caplog.text

@@ -83,8 +83,9 @@ def check_run(
 
 def test_folder_input_in_process(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     write_inputs(tmp_path / "in")
-    cfg = compose_config("predict", SMALL + [f"input={tmp_path / 'in'}", "predict.report=true"],
-                         output_dir=tmp_path / "out")
+    cfg = compose_config(
+        "predict", SMALL + [f"input={tmp_path / 'in'}", "predict.report=true"], output_dir=tmp_path / "out"
+    )
     caplog.set_level("INFO", logger="insseg")
     result = predict(cfg)
     messages = list(caplog.messages)
@@ -175,8 +176,12 @@ class _FussyStub(torch.nn.Module):
             masks = torch.zeros(1, 1, h, w)
             masks[..., : h // 2, : w // 2] = 1.0
             outs.append(
-                {"boxes": torch.tensor([[0.0, 0.0, w / 2, h / 2]]), "labels": torch.tensor([1]),
-                 "scores": torch.tensor([0.8]), "masks": masks}
+                {
+                    "boxes": torch.tensor([[0.0, 0.0, w / 2, h / 2]]),
+                    "labels": torch.tensor([1]),
+                    "scores": torch.tensor([0.8]),
+                    "masks": masks,
+                }
             )
         return outs
 
@@ -189,11 +194,13 @@ def test_out_of_memory_retries_alone_then_lists_the_image(tmp_path: Path, monkey
         Image.fromarray(np.full((h, 40, 3), 100, np.uint8)).save(tmp_path / "in" / name)
     stub = _FussyStub()
     monkeypatch.setattr(
-        predict_run.Segmenter, "from_config",
+        predict_run.Segmenter,
+        "from_config",
         classmethod(lambda cls, cfg, **kw: cls(stub, device="cpu", score_threshold=0.5, batch_size=3)),
     )
-    cfg = compose_config("predict", SMALL + [f"input={tmp_path / 'in'}", "predict.warmup_iters=0"],
-                         output_dir=tmp_path / "out")
+    cfg = compose_config(
+        "predict", SMALL + [f"input={tmp_path / 'in'}", "predict.warmup_iters=0"], output_dir=tmp_path / "out"
+    )
     result = predict_run.predict(cfg)
     assert stub.calls == [3, 1, 1, 1]  # the batch, then each image alone
     assert result["num_images"] == 2 and result["num_failed"] == 1 and result["num_instances"] == 2

@@ -62,14 +62,24 @@ def predictions_json(name: str, h: int, w: int, out: dict, class_names: list[str
 
     anns = []
     masks = out["masks"][:, 0].numpy() > 0.5
-    for box, score, label, m in zip(out["boxes"].double().tolist(), out["scores"].tolist(), out["labels"].tolist(),
-                                    masks):
+    for box, score, label, m in zip(
+        out["boxes"].double().tolist(), out["scores"].tolist(), out["labels"].tolist(), masks
+    ):
         rle = mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))
-        anns.append({"image_id": 1, "category_id": int(label), "score": float(score),
-                     "bbox": [box[0], box[1], box[2] - box[0], box[3] - box[1]],
-                     "segmentation": {"size": [h, w], "counts": rle["counts"].decode("ascii")}})
-    return {"images": [{"id": 1, "file_name": f"{name}.png", "height": h, "width": w}], "annotations": anns,
-            "categories": [{"id": i + 1, "name": n} for i, n in enumerate(class_names)]}
+        anns.append(
+            {
+                "image_id": 1,
+                "category_id": int(label),
+                "score": float(score),
+                "bbox": [box[0], box[1], box[2] - box[0], box[3] - box[1]],
+                "segmentation": {"size": [h, w], "counts": rle["counts"].decode("ascii")},
+            }
+        )
+    return {
+        "images": [{"id": 1, "file_name": f"{name}.png", "height": h, "width": w}],
+        "annotations": anns,
+        "categories": [{"id": i + 1, "name": n} for i, n in enumerate(class_names)],
+    }
 
 
 def judge(name: str, out: dict, h: int, w: int, class_names: list[str]) -> dict:
@@ -164,8 +174,10 @@ def test_nms_follows_mmcv():
 def test_anchors_are_mmdet_anchors():
     gen = AnchorGenerator()
     base = gen.base_anchors(4)
-    s2 = 2 ** 0.5
-    expected = torch.tensor([[-16 * s2, -8 * s2, 16 * s2, 8 * s2], [-16, -16, 16, 16], [-8 * s2, -16 * s2, 8 * s2, 16 * s2]])
+    s2 = 2**0.5
+    expected = torch.tensor(
+        [[-16 * s2, -8 * s2, 16 * s2, 8 * s2], [-16, -16, 16, 16], [-8 * s2, -16 * s2, 8 * s2, 16 * s2]]
+    )
     torch.testing.assert_close(base, expected.float(), rtol=0, atol=1e-5)  # not rounded like torchvision's
     assert base[0, 0].item() != round(base[0, 0].item())
     # fixed strides: the P6 grid of an 800x1216 input (13x19) steps by exactly 64 px
@@ -260,8 +272,11 @@ def test_batched_inference_equals_single(model):
     """Several images in one call (different sizes, two sharing a padded size) give each image the result it
     gets alone, up to float noise (a batched convolution sums in another order); outputs have torchvision's
     MaskRCNN layout."""
-    images = [photo_tensor("chelsea")[:, :150, :200], photo_tensor("coffee")[:, 100:220, 300:460],
-              photo_tensor("astronaut")[:, :100]]
+    images = [
+        photo_tensor("chelsea")[:, :150, :200],
+        photo_tensor("coffee")[:, 100:220, 300:460],
+        photo_tensor("astronaut")[:, :100],
+    ]
     old = model.img_scale, model.detections_per_img, dict(model.rpn_head.test_cfg)
     try:
         # small inputs, fewer proposals and detections: the box head's first FC and the mask head are costly
@@ -312,18 +327,30 @@ def test_training_step(ckpt):
     masks[0, 20:120, 10:80] = 1
     masks[1, 30:110, 90:150] = 1
     targets = [
-        {"boxes": torch.tensor([[10.0, 20.0, 79.0, 119.0], [90.0, 30.0, 149.0, 109.0]]),
-         "labels": torch.tensor([1, 1]), "masks": masks},
-        {"boxes": torch.zeros((0, 4)), "labels": torch.zeros((0,), dtype=torch.int64),
-         "masks": torch.zeros((0, 100, 128), dtype=torch.uint8)},
+        {
+            "boxes": torch.tensor([[10.0, 20.0, 79.0, 119.0], [90.0, 30.0, 149.0, 109.0]]),
+            "labels": torch.tensor([1, 1]),
+            "masks": masks,
+        },
+        {
+            "boxes": torch.zeros((0, 4)),
+            "labels": torch.zeros((0,), dtype=torch.int64),
+            "masks": torch.zeros((0, 100, 128), dtype=torch.uint8),
+        },
     ]
     losses = m(images, targets)
     assert set(losses) == {"loss_rpn_cls", "loss_rpn_bbox", "loss_cls", "loss_bbox", "loss_instance", "loss_semantic"}
     assert all(torch.isfinite(v) and v.dim() == 0 for v in losses.values())
     sum(losses.values()).backward()
-    for name in ("rpn_head.rpn_cls.weight", "roi_head.bbox_head.fc_cls.weight", "roi_head.bbox_head.fc_reg.weight",
-                 "roi_head.mask_head.final_instance_logits.weight", "roi_head.mask_head.semantic_logits.weight",
-                 "neck.fpn_convs.0.conv.weight", "backbone.layer4.2.conv3.weight"):
+    for name in (
+        "rpn_head.rpn_cls.weight",
+        "roi_head.bbox_head.fc_cls.weight",
+        "roi_head.bbox_head.fc_reg.weight",
+        "roi_head.mask_head.final_instance_logits.weight",
+        "roi_head.mask_head.semantic_logits.weight",
+        "neck.fpn_convs.0.conv.weight",
+        "backbone.layer4.2.conv3.weight",
+    ):
         p = dict(m.named_parameters())[name]
         assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0, name
     assert m.backbone.conv1.weight.grad is None and m.backbone.layer1[0].conv1.weight.grad is None
@@ -384,9 +411,22 @@ def check_network_parity(model: RefineMaskDetector, name: str, strict: bool = Tr
     stats["mask_roi_err"] = (mask_rois[ours_i].double() - gold["mask_rois"][gold_i].double()).abs().max().item()
     stats["stage0_logit_err"] = (stage0[ours_i].double() - gold["stage0_logits"][gold_i].double()).abs().max().item()
     res = judge(name, out, image.shape[-2], image.shape[-1], model.class_names)
-    stats.update({k: v for k, v in res.items() if k in ("ok", "max_abs_score_diff", "min_box_iou", "mean_mask_iou",
-                                                        "min_mask_iou", "matched_frac_golden",
-                                                        "matched_frac_candidate")})
+    stats.update(
+        {
+            k: v
+            for k, v in res.items()
+            if k
+            in (
+                "ok",
+                "max_abs_score_diff",
+                "min_box_iou",
+                "mean_mask_iou",
+                "min_mask_iou",
+                "matched_frac_golden",
+                "matched_frac_candidate",
+            )
+        }
+    )
     print(name, stats)
     assert res["ok"], res
     if strict:  # the network alone must do better than the acceptance thresholds

@@ -46,8 +46,9 @@ def golden_run(head, golden):
     inp = golden["inputs"]
     feats = [f.float() for f in inp["fpn_feats"]]
     meta = dict(inp["img_meta"])
-    masks, debug = refine_mask_test_batch(head, feats, [inp["det_bboxes"]], [inp["det_labels"]], [meta],
-                                          return_logits=True)
+    masks, debug = refine_mask_test_batch(
+        head, feats, [inp["det_bboxes"]], [inp["det_labels"]], [meta], return_logits=True
+    )
     return feats, meta, masks[0], debug
 
 
@@ -59,10 +60,12 @@ def _unpack_masks(out: dict) -> np.ndarray:
 
 # --------------------------------------------------------------------------------------------- layout
 
+
 def test_state_dict_matches_checkpoint_layout():
     mc = rf.make_checkpoint_module()
-    expected = {k[len(rf.MASK_HEAD_PREFIX):]: tuple(v) for k, v in mc.model_keys().items()
-                if k.startswith(rf.MASK_HEAD_PREFIX)}
+    expected = {
+        k[len(rf.MASK_HEAD_PREFIX) :]: tuple(v) for k, v in mc.model_keys().items() if k.startswith(rf.MASK_HEAD_PREFIX)
+    }
     got = {k: tuple(v.shape) for k, v in RefineMaskHead(80).state_dict().items()}
     assert len(expected) == 70
     assert got == expected
@@ -77,6 +80,7 @@ def test_checkpoint_weights_match_golden_recipe(head, golden):
 
 
 # --------------------------------------------------------------------------------------------- parity
+
 
 def test_mask_rois_levels_and_features(golden_run, golden):
     feats, _, _, (_, _, _, rois) = golden_run
@@ -132,22 +136,28 @@ def test_batch_of_two_and_chunking_match_single(head, golden, monkeypatch):
     gets the masks it gets alone. Small crops of the golden features keep this cheap."""
     feats = [f.float() for f in golden["inputs"]["fpn_feats"]]
     crop1 = [f[..., : 32 * 4 // s, : 40 * 4 // s] for f, s in zip(feats, (4, 8, 16, 32))]
-    crop2 = [torch.flip(f[..., -(32 * 4 // s):, -(40 * 4 // s):], dims=[-1]) * 0.5 for f, s in zip(feats, (4, 8, 16, 32))]
+    crop2 = [
+        torch.flip(f[..., -(32 * 4 // s) :, -(40 * 4 // s) :], dims=[-1]) * 0.5 for f, s in zip(feats, (4, 8, 16, 32))
+    ]
     meta = {"ori_shape": (76, 96, 3), "scale_factor": np.array([5 / 3, 5 / 3, 5 / 3, 5 / 3], dtype=np.float32)}
-    boxes1 = torch.tensor([[0.0, 0.0, 96.0, 76.0], [10.0, 5.0, 40.0, 30.0], [50.3, 20.0, 50.3, 40.0],
-                           [80.0, 60.0, 80.6, 60.4]])
+    boxes1 = torch.tensor(
+        [[0.0, 0.0, 96.0, 76.0], [10.0, 5.0, 40.0, 30.0], [50.3, 20.0, 50.3, 40.0], [80.0, 60.0, 80.6, 60.4]]
+    )
     boxes2 = torch.tensor([[5.0, 7.0, 60.0, 70.0], [0.0, 40.0, 12.5, 75.0], [70.2, 0.0, 95.9, 18.0]])
     labels1, labels2 = torch.tensor([3, 0, 79, 12]), torch.tensor([5, 5, 40])
     monkeypatch.setattr(mask_test, "ROI_CHUNK", 3)
     batch = [torch.cat([f, g], 0) for f, g in zip(crop1, crop2)]
     out, (_, refined, semantic, rois) = refine_mask_test_batch(
-        head, batch, [boxes1, boxes2], [labels1, labels2], [meta, meta], return_logits=True)
+        head, batch, [boxes1, boxes2], [labels1, labels2], [meta, meta], return_logits=True
+    )
     assert semantic.shape[0] == 2 and rois[:4, 0].eq(0).all() and rois[4:, 0].eq(1).all()
     monkeypatch.setattr(mask_test, "ROI_CHUNK", 100)
     for i, (crop, boxes, labels, rows) in enumerate(
-            [(crop1, boxes1, labels1, slice(0, 4)), (crop2, boxes2, labels2, slice(4, 7))]):
-        alone, (_, alone_refined, _, _) = refine_mask_test_batch(head, crop, [boxes], [labels], [meta],
-                                                                 return_logits=True)
+        [(crop1, boxes1, labels1, slice(0, 4)), (crop2, boxes2, labels2, slice(4, 7))]
+    ):
+        alone, (_, alone_refined, _, _) = refine_mask_test_batch(
+            head, crop, [boxes], [labels], [meta], return_logits=True
+        )
         assert (refined[rows] - alone_refined).abs().max() <= 1e-5
         assert torch.equal(out[i], alone[0])
         assert out[i].shape == (len(boxes), 76, 96)
@@ -155,13 +165,18 @@ def test_batch_of_two_and_chunking_match_single(head, golden, monkeypatch):
 
 # --------------------------------------------------------------------------------------------- paste
 
+
 def test_paste_degenerate_boxes_follow_mmdet():
     centre = torch.zeros(112, 112)
     centre[:, 55:57] = 0.9  # a zero-width box samples the mask's centre line (x = 55.5)
     flat = torch.full((112, 112), 0.9)
     probs = torch.stack([centre, flat])[:, None]
-    boxes = torch.tensor([[10.0, 5.0, 10.0, 15.0],    # zero width
-                          [30.2, 20.0, 30.7, 40.0]])  # sub-pixel width
+    boxes = torch.tensor(
+        [
+            [10.0, 5.0, 10.0, 15.0],  # zero width
+            [30.2, 20.0, 30.7, 40.0],
+        ]
+    )  # sub-pixel width
     masks = mask_test.paste_masks(probs, boxes, 50, 60)
     # zero width: infinite grid coordinates become 0 inside the window floor(x0)-1 .. ceil(x1)+1 only
     # (mmdet's CPU path), never a full-width stripe
@@ -174,19 +189,18 @@ def test_paste_degenerate_boxes_follow_mmdet():
 
 # --------------------------------------------------------------------------------------------- training
 
+
 def test_boundary_known_answer():
-    mask = torch.tensor([[0, 0, 0, 0, 0, 0],
-                         [0, 1, 1, 1, 0, 0],
-                         [0, 1, 1, 1, 0, 0],
-                         [0, 1, 1, 1, 0, 0],
-                         [0, 0, 0, 0, 0, 1]], dtype=torch.bool)
+    mask = torch.tensor(
+        [[0, 0, 0, 0, 0, 0], [0, 1, 1, 1, 0, 0], [0, 1, 1, 1, 0, 0], [0, 1, 1, 1, 0, 0], [0, 0, 0, 0, 0, 1]],
+        dtype=torch.bool,
+    )
     # width 1: foreground with a background 8-neighbour (outside the mask counts as background) and
     # background with a foreground 8-neighbour.
-    expected_w1 = torch.tensor([[1, 1, 1, 1, 1, 0],
-                                [1, 1, 1, 1, 1, 0],
-                                [1, 1, 0, 1, 1, 0],
-                                [1, 1, 1, 1, 1, 1],
-                                [1, 1, 1, 1, 1, 1]], dtype=torch.bool)
+    expected_w1 = torch.tensor(
+        [[1, 1, 1, 1, 1, 0], [1, 1, 1, 1, 1, 0], [1, 1, 0, 1, 1, 0], [1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1]],
+        dtype=torch.bool,
+    )
     assert torch.equal(mask_boundary(mask[None], 1)[0], expected_w1)
     assert torch.equal(mask_boundary(mask[None].float(), 1)[0], expected_w1)
 
@@ -196,12 +210,12 @@ def test_boundary_known_answer():
     b = mask_boundary(rect[None], 2)[0]
     assert not b[0, 0]  # background, 1 foreground pixel in its window
     assert not b[0, 1]  # 2
-    assert b[0, 2]      # 3
-    assert b[1, 1]      # 4
+    assert b[0, 2]  # 3
+    assert b[1, 1]  # 4
     assert not b[10, 5]  # window rows 8..12: no foreground
-    assert b[9, 5]       # window rows 7..11: 5 foreground pixels
-    assert b[3, 5]       # foreground, window rows 1..5: row 1 (5 px) is background
-    assert not b[4, 5]   # foreground, window rows 2..6 x cols 3..7 all foreground
+    assert b[9, 5]  # window rows 7..11: 5 foreground pixels
+    assert b[3, 5]  # foreground, window rows 1..5: row 1 (5 px) is background
+    assert not b[4, 5]  # foreground, window rows 2..6 x cols 3..7 all foreground
     assert not b[5, 4]
     full = torch.ones(1, 7, 7)
     fb = mask_boundary(full, 2)[0]
@@ -212,14 +226,14 @@ def test_boundary_known_answer():
 
 def test_instance_and_semantic_targets_known_answer():
     gt = torch.zeros(2, 32, 40, dtype=torch.bool)
-    gt[0, :, :16] = True   # left half of the box [0, 0, 32, 32]
+    gt[0, :, :16] = True  # left half of the box [0, 0, 32, 32]
     gt[1, 8:24, 20:36] = True
     boxes = torch.tensor([[0.0, 0.0, 32.0, 32.0], [20.0, 8.0, 36.0, 24.0], [-5.0, -5.0, 32.0, 32.0]])
     targets = instance_mask_targets(boxes, gt, torch.tensor([0, 1, 0]))
     for s, t in zip((14, 28, 56, 112), targets):
         assert t.shape == (3, s, s) and t.dtype == torch.float32
         assert torch.equal(t[0, :, : s // 2], torch.ones(s, s // 2))
-        assert not t[0, :, s // 2:].any()
+        assert not t[0, :, s // 2 :].any()
         # box equals the gt rectangle: all ones except where aligned sampling clips the corners
         assert t[1, 3:-3].all() and t[1, :, 3:-3].all()
         assert torch.equal(t[2], t[0])  # boxes are clipped to the mask first
@@ -237,7 +251,7 @@ def test_refine_losses_known_answer():
     targets = []
     for s in (14, 28, 56, 112):
         t = torch.zeros(2, s, s)
-        t[:, s // 4: 3 * s // 4, s // 4: 3 * s // 4] = 1
+        t[:, s // 4 : 3 * s // 4, s // 4 : 3 * s // 4] = 1
         targets.append(t)
     preds = [torch.zeros(2, 1, s, s) for s in (14, 28, 56, 112)]
     sem_pred, sem_t = torch.zeros(1, 1, 8, 8), torch.zeros(1, 8, 8)
@@ -249,8 +263,9 @@ def test_refine_losses_known_answer():
     # since zero logits mean "all foreground"): deep inside the square the logits do not matter
     preds[3][:, :, 50:62, 50:62] = -100.0
     preds[2][:, :, 24:32, 24:32] = -100.0
-    assert math.isclose(refine_losses(preds, sem_pred, targets, sem_t)["loss_instance"].item(),
-                        2.5 * math.log(2), rel_tol=1e-6)
+    assert math.isclose(
+        refine_losses(preds, sem_pred, targets, sem_t)["loss_instance"].item(), 2.5 * math.log(2), rel_tol=1e-6
+    )
 
 
 def test_refine_mask_loss_backward_reaches_every_parameter():
@@ -276,7 +291,13 @@ def test_refine_mask_loss_backward_reaches_every_parameter():
 def test_refine_mask_loss_without_positives_is_zero_but_differentiable():
     model = RefineMaskHead(num_classes=2)
     feats = [torch.randn(1, 256, 32 // s, 32 // s) for s in (4, 8, 16, 32)]
-    losses = refine_mask_loss(model, feats, torch.zeros(0, 5), torch.zeros(0, dtype=torch.long),
-                              torch.zeros(0, dtype=torch.long), [torch.zeros(0, 32, 32, dtype=torch.bool)])
+    losses = refine_mask_loss(
+        model,
+        feats,
+        torch.zeros(0, 5),
+        torch.zeros(0, dtype=torch.long),
+        torch.zeros(0, dtype=torch.long),
+        [torch.zeros(0, 32, 32, dtype=torch.bool)],
+    )
     assert losses["loss_instance"].item() == 0.0
     (losses["loss_instance"] + losses["loss_semantic"]).backward()

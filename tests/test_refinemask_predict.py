@@ -38,8 +38,15 @@ def test_predict_reproduces_official_detections(tmp_path: Path, ckpt: Path) -> N
     shutil.copy(require_fixture("chelsea.png"), photo)
     cfg = compose_config(
         "predict",
-        ["model=refinemask", f"model.weights={ckpt}", "predict.score_threshold=0", "device=cpu",
-         f"input={photo}", "predict.save_overlays=false", "predict.save_masks=false"],
+        [
+            "model=refinemask",
+            f"model.weights={ckpt}",
+            "predict.score_threshold=0",
+            "device=cpu",
+            f"input={photo}",
+            "predict.save_overlays=false",
+            "predict.save_masks=false",
+        ],
         output_dir=tmp_path / "run",
     )
     predict(cfg)
@@ -55,9 +62,19 @@ def test_predict_cli_reproduces_official_detections_on_three_photos(tmp_path: Pa
     for name in ("astronaut", "coffee", "chelsea"):
         shutil.copy(require_fixture(f"{name}.png"), folder / f"{name}.png")
     result = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "predict.py"), "model=refinemask", f"model.weights={ckpt}",
-         "predict.score_threshold=0", "device=cpu", f"input={folder}", f"paths.log_dir={tmp_path / 'outputs'}"],
-        capture_output=True, text=True, timeout=900,
+        [
+            sys.executable,
+            str(REPO_ROOT / "predict.py"),
+            "model=refinemask",
+            f"model.weights={ckpt}",
+            "predict.score_threshold=0",
+            "device=cpu",
+            f"input={folder}",
+            f"paths.log_dir={tmp_path / 'outputs'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     run_dir = next((tmp_path / "outputs" / "predict").glob("*/*"))

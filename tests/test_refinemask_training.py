@@ -108,8 +108,9 @@ def test_smooth_l1_box_loss_for_the_cityscapes_config() -> None:
     head = Shared2FCBBoxHead(num_classes=2, bbox_loss="smooth_l1", bbox_loss_beta=1.0)
     bbox_pred = torch.zeros(2, 8)
     bbox_pred[0, 4:] = torch.tensor([0.5, 0.0, 0.0, -2.0])  # RoI 0 is a positive of class 1
-    losses = head.loss(torch.zeros(2, 3), bbox_pred, torch.tensor([1, 2]), torch.zeros(2, 4),
-                       torch.tensor([True, False]))
+    losses = head.loss(
+        torch.zeros(2, 3), bbox_pred, torch.tensor([1, 2]), torch.zeros(2, 4), torch.tensor([True, False])
+    )
     assert losses["loss_bbox"].item() == pytest.approx(2 * 1.625 / 2)
     assert losses["loss_cls"].item() == pytest.approx(2 * math.log(3))
     with pytest.raises(ValueError, match="bbox_loss"):
@@ -154,7 +155,7 @@ def test_polygon_rasterisation_keeps_detail_a_bitmap_loses() -> None:
     and resampling (the bitmap path) gives a staircase. Holes and parts are unions (pycocotools merge)."""
     diamond = [[8.0, 0.0, 16.0, 8.0, 8.0, 16.0, 0.0, 8.0]]
     (t112,) = polygon_mask_targets(torch.tensor([[0.0, 0.0, 16.0, 16.0]]), [diamond], torch.tensor([0]), (112,))
-    area = float(t112.sum()) / 112 ** 2
+    area = float(t112.sum()) / 112**2
     assert area == pytest.approx(0.5, abs=0.01)  # the diamond covers half its box
     coarse = torch.from_numpy(polygon_to_bitmap(diamond, 16, 16).astype(np.float32))
     up = torch.nn.functional.interpolate(coarse[None, None], size=(112, 112), mode="nearest")[0, 0]
@@ -168,7 +169,7 @@ def test_polygon_rasterisation_keeps_detail_a_bitmap_loses() -> None:
     box = torch.tensor([[8.0, 8.0, 40.0, 40.0]])
     (poly,) = polygon_mask_targets(box, [[[8.0, 8.0, 40.0, 8.0, 40.0, 40.0, 8.0, 40.0]]], torch.tensor([0]), (112,))
     (bits,) = instance_mask_targets(box, masks, torch.tensor([0]), (112,))
-    assert poly.sum() == 112 ** 2 and bits.sum() == 112 ** 2 - 4 and bits[0, 0, 0] == 0 and bits[0, -1, -1] == 0
+    assert poly.sum() == 112**2 and bits.sum() == 112**2 - 4 and bits[0, 0, 0] == 0 and bits[0, -1, -1] == 0
     two = polygon_to_bitmap([[0, 0, 4, 0, 4, 4, 0, 4], [6, 6, 8, 6, 8, 8, 6, 8]], 8, 8)
     assert two.sum() == 16 + 4
 
@@ -179,7 +180,7 @@ def test_polygons_scale_with_the_resize_and_feed_the_mask_loss() -> None:
     assert scale_polygons([[[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]]], 2.0, 0.5) == [[[2.0, 1.0, 6.0, 2.0, 10.0, 3.0]]]
     torch.manual_seed(0)
     head = RefineMaskHead(2)
-    feats = [torch.randn(1, 256, 16 // 2 ** i, 16 // 2 ** i) for i in range(4)]
+    feats = [torch.randn(1, 256, 16 // 2**i, 16 // 2**i) for i in range(4)]
     masks = torch.zeros(1, 64, 64, dtype=torch.bool)
     masks[0, 8:40, 8:40] = True
     rois = torch.tensor([[0.0, 8.0, 8.0, 40.0, 40.0]])
@@ -208,4 +209,10 @@ def test_coco_1x_experiment_is_the_official_recipe() -> None:
     assert (t.warmup_iters, t.warmup_factor, t.clip_grad_norm) == (500, 0.001, 35)
     m = cfg.model
     assert (m.weights, m.backbone_weights, m.depth, m.min_size, m.max_size, m.bbox_loss) == (
-        None, "DEFAULT", 50, 800, 1333, "l1")
+        None,
+        "DEFAULT",
+        50,
+        800,
+        1333,
+        "l1",
+    )

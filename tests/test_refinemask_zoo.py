@@ -30,8 +30,12 @@ from insseg.models.refinemask import VARIANTS, RefineMaskDetector, RefineMaskSpe
 from insseg.models.refinemask.checkpoint import CLASS_SPECIFIC_PREFIXES
 from insseg.models.refinemask.mask_head import RefineMaskHead, select_class_logits
 from insseg.models.refinemask.preprocess import preprocess_exact
-from insseg.models.refinemask.spec import (parse_config_text, settings_from_config, settings_from_state_dict,
-                                           spec_from_checkpoint)
+from insseg.models.refinemask.spec import (
+    parse_config_text,
+    settings_from_config,
+    settings_from_state_dict,
+    spec_from_checkpoint,
+)
 
 from conftest import REPO_ROOT
 from refinemask_fixtures import ZOO_CONFIGS, ZOO_DIR, load_state_dict, require_fixture, zoo_checkpoint, zoo_module
@@ -46,14 +50,40 @@ DEVICE = ("device=cpu", "device.num_threads=1")
 
 # What the official configs say (README of the zoo goldens); every key settings_from_config reads.
 OFFICIAL = {
-    "r101-coco-2x": dict(depth=101, num_classes=80, stage_num_classes=(80, 80, 80, 80), img_scale=(1333, 800),
-                         score_thr=0.05, max_per_img=100, nms_thr=0.5, mask_thr=0.5, bbox_loss="l1"),
-    "lvis-r50-1x": dict(depth=50, num_classes=1203, stage_num_classes=(1203, 1203, 1203, 1),
-                        img_scale=(1333, 800), score_thr=0.0001, max_per_img=300, nms_thr=0.5, mask_thr=0.5,
-                        bbox_loss="l1"),
-    "cityscapes-r50": dict(depth=50, num_classes=8, stage_num_classes=(8, 8, 8, 8), img_scale=(2048, 1024),
-                           score_thr=0.05, max_per_img=100, nms_thr=0.5, mask_thr=0.5, bbox_loss="smooth_l1",
-                           bbox_loss_beta=1.0),
+    "r101-coco-2x": dict(
+        depth=101,
+        num_classes=80,
+        stage_num_classes=(80, 80, 80, 80),
+        img_scale=(1333, 800),
+        score_thr=0.05,
+        max_per_img=100,
+        nms_thr=0.5,
+        mask_thr=0.5,
+        bbox_loss="l1",
+    ),
+    "lvis-r50-1x": dict(
+        depth=50,
+        num_classes=1203,
+        stage_num_classes=(1203, 1203, 1203, 1),
+        img_scale=(1333, 800),
+        score_thr=0.0001,
+        max_per_img=300,
+        nms_thr=0.5,
+        mask_thr=0.5,
+        bbox_loss="l1",
+    ),
+    "cityscapes-r50": dict(
+        depth=50,
+        num_classes=8,
+        stage_num_classes=(8, 8, 8, 8),
+        img_scale=(2048, 1024),
+        score_thr=0.05,
+        max_per_img=100,
+        nms_thr=0.5,
+        mask_thr=0.5,
+        bbox_loss="smooth_l1",
+        bbox_loss_beta=1.0,
+    ),
 }
 
 
@@ -79,13 +109,17 @@ def test_architecture_has_the_official_keys_and_shapes(config: str) -> None:
 
 def test_tensors_decide_the_architecture_and_contradictions_are_errors() -> None:
     assert settings_from_state_dict(meta_state_dict("r101-coco-2x"), "x") == {
-        "depth": 101, "num_classes": 80, "stage_num_classes": (80, 80, 80, 80)}
+        "depth": 101,
+        "num_classes": 80,
+        "stage_num_classes": (80, 80, 80, 80),
+    }
     # a config path instead of the config text (older files): official r50-coco test settings
     spec = spec_from_checkpoint(meta_state_dict("cityscapes-r50"), {"config": "configs/x.py"}, "x")
     assert spec == RefineMaskSpec(num_classes=8, stage_num_classes=(8, 8, 8, 8))
     with pytest.raises(CheckpointError, match="config says depth=50 but its tensors hold 101"):
-        spec_from_checkpoint(meta_state_dict("r101-coco-2x"), {"config": zoo_module().CONFIG_TEXT["lvis-r50-1x"]},
-                             "mixed.pth")
+        spec_from_checkpoint(
+            meta_state_dict("r101-coco-2x"), {"config": zoo_module().CONFIG_TEXT["lvis-r50-1x"]}, "mixed.pth"
+        )
     sd = {k: v for k, v in meta_state_dict("cityscapes-r50").items() if not k.startswith("backbone.layer3.5.")}
     with pytest.raises(CheckpointError, match="5 blocks in layer3"):
         settings_from_state_dict(sd, "cut.pth")
@@ -115,8 +149,9 @@ def test_missing_checkpoint_names_the_variant_download(tmp_path: Path, name: str
 
 
 def test_variant_key_names_file_and_link(tmp_path: Path) -> None:
-    cfg = compose_config("predict", ["model=refinemask", "model.variant=lvis-r101-1x",
-                                     f"paths.models_dir={tmp_path}"]).model
+    cfg = compose_config(
+        "predict", ["model=refinemask", "model.variant=lvis-r101-1x", f"paths.models_dir={tmp_path}"]
+    ).model
     assert cfg.weights == f"{tmp_path}/lvis-r101-1x.pth"
     with pytest.raises(CheckpointError, match="13cLKIFwlMg_QSAuXHEwISehm4PlB95eC"):
         build_model(cfg)
@@ -147,8 +182,15 @@ def test_cityscapes_settings_come_from_the_checkpoint(cityscapes: Path) -> None:
     assert model.roi_head.bbox_head.bbox_loss == "smooth_l1"
     # chelsea (300x451) is upscaled to the official 1024x1539, not 800x1203
     assert preprocess_exact([photo_tensor("chelsea")], scale=model.img_scale).metas[0]["img_shape"][:2] == (1024, 1539)
-    custom = build_model(_model_cfg(cityscapes, "model.min_size=800", "model.max_size=1333",
-                                    "model.box_score_thresh=0.3", "model.detections_per_img=7"))
+    custom = build_model(
+        _model_cfg(
+            cityscapes,
+            "model.min_size=800",
+            "model.max_size=1333",
+            "model.box_score_thresh=0.3",
+            "model.detections_per_img=7",
+        )
+    )
     assert custom.img_scale == (1333, 800) and custom.score_thresh == 0.3 and custom.detections_per_img == 7
     assert build_model(_model_cfg(cityscapes, "model.max_size=1500")).img_scale == (1500, 1024)
 
@@ -196,8 +238,10 @@ def test_r101_checkpoint_loads_every_tensor(tmp_path_factory: pytest.TempPathFac
 # ------------------------------------------------------------------------------ end to end
 def _judge(config: str, photo: str, predictions: dict) -> None:
     golden = json.loads(require_zoo(f"{config}_{photo}.float64.json").read_text())
-    one = {"images": [im for im in predictions["images"] if im["file_name"] == f"{photo}.png"],
-           "categories": predictions["categories"]}
+    one = {
+        "images": [im for im in predictions["images"] if im["file_name"] == f"{photo}.png"],
+        "categories": predictions["categories"],
+    }
     image_id = one["images"][0]["id"]
     one["annotations"] = [a for a in predictions["annotations"] if a["image_id"] == image_id]
     ok, result = compare_module().compare(golden, one, verbose=False)
@@ -215,17 +259,28 @@ def test_predict_lvis_reproduces_official_detections(tmp_path: Path, lvis: Path)
     photo = tmp_path / "in" / "chelsea.png"
     photo.parent.mkdir()
     shutil.copy(require_fixture("chelsea.png"), photo)
-    cfg = compose_config("predict", ["model=refinemask", f"model.weights={lvis}", "predict.score_threshold=0",
-                                     *DEVICE, f"input={photo}", "predict.save_overlays=false",
-                                     "predict.save_masks=false"], output_dir=tmp_path / "run")
+    cfg = compose_config(
+        "predict",
+        [
+            "model=refinemask",
+            f"model.weights={lvis}",
+            "predict.score_threshold=0",
+            *DEVICE,
+            f"input={photo}",
+            "predict.save_overlays=false",
+            "predict.save_masks=false",
+        ],
+        output_dir=tmp_path / "run",
+    )
     predict(cfg)
     _judge("lvis-r50-1x", "chelsea", json.loads((tmp_path / "run" / "predictions.json").read_text()))
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("config", ZOO_CONFIGS)
-def test_predict_cli_reproduces_official_detections(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory,
-                                                    config: str) -> None:
+def test_predict_cli_reproduces_official_detections(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, config: str
+) -> None:
     """The acceptance command: ``predict.py model=refinemask model.weights=<ckpt> predict.score_threshold=0``
     on the three photos, each judged against the official float64 golden."""
     ckpt = zoo_checkpoint(tmp_path_factory, config)
@@ -234,10 +289,21 @@ def test_predict_cli_reproduces_official_detections(tmp_path: Path, tmp_path_fac
     for name in PHOTOS:
         shutil.copy(require_fixture(f"{name}.png"), folder / f"{name}.png")
     result = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "predict.py"), "model=refinemask", f"model.weights={ckpt}",
-         "predict.score_threshold=0", *DEVICE, f"input={folder}", f"paths.log_dir={tmp_path / 'outputs'}",
-         "predict.save_overlays=false", "predict.save_masks=false"],
-        capture_output=True, text=True, timeout=1800,
+        [
+            sys.executable,
+            str(REPO_ROOT / "predict.py"),
+            "model=refinemask",
+            f"model.weights={ckpt}",
+            "predict.score_threshold=0",
+            *DEVICE,
+            f"input={folder}",
+            f"paths.log_dir={tmp_path / 'outputs'}",
+            "predict.save_overlays=false",
+            "predict.save_masks=false",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1800,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     run_dir = next((tmp_path / "outputs" / "predict").glob("*/*"))

@@ -12,8 +12,13 @@ from insseg.evaluation.evaluate import evaluate
 from test_evaluate import config, ground_truth_predictions, record
 from test_reports_pages import check_offline_page
 
-REPORT_FILES = ("report.html", "confusion_matrix.png", "pr_curves/segm.png", "pr_curves/bbox_per_class.png",
-                "gallery/gallery.json")
+REPORT_FILES = (
+    "report.html",
+    "confusion_matrix.png",
+    "pr_curves/segm.png",
+    "pr_curves/bbox_per_class.png",
+    "gallery/gallery.json",
+)
 
 
 def test_perfect_predictions_give_perfect_reports(tmp_path):
@@ -60,14 +65,26 @@ def test_reports_switched_off_write_nothing(tmp_path):
     preds.images[1] = record(dataset.file_name(1), ann.masks(), (ann.labels % 20) + 1, class_names=preds.class_names)
     preds.write(path)
     on = evaluate(config(tmp_path, "data.layout=voc", f"eval.predictions={path}", out="on"))
-    off = evaluate(config(tmp_path, "data.layout=voc", f"eval.predictions={path}", "eval.reports.per_class=false",
-                          "eval.reports.pr_curves=false", "eval.reports.confusion=false", "eval.reports.gallery=0",
-                          "eval.reports.html=false", out="off"))
+    off = evaluate(
+        config(
+            tmp_path,
+            "data.layout=voc",
+            f"eval.predictions={path}",
+            "eval.reports.per_class=false",
+            "eval.reports.pr_curves=false",
+            "eval.reports.confusion=false",
+            "eval.reports.gallery=0",
+            "eval.reports.html=false",
+            out="off",
+        )
+    )
     assert "per_class" not in off and {k: v for k, v in on.items() if k != "per_class"} == off
     assert not any((tmp_path / "off" / f).exists() for f in (*REPORT_FILES, "pr_curves", "gallery"))
     assert load_workbook(tmp_path / "off" / "metrics.xlsx").sheetnames == ["objects", "images", "summary", "config"]
     # the wrong-class image: its objects are confused, class-agnostic pairs at IoU 1
-    confusion = [list(r) for r in load_workbook(tmp_path / "on" / "metrics.xlsx")["confusion"].iter_rows(values_only=True)]
+    confusion = [
+        list(r) for r in load_workbook(tmp_path / "on" / "metrics.xlsx")["confusion"].iter_rows(values_only=True)
+    ]
     names = confusion[1][1:-1]
     off_diagonal = sum(v for r in confusion[2:22] for c, v in enumerate(r[1:-1]) if names[c] != r[0])
     assert off_diagonal == len(ann) > 0

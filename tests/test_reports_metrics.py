@@ -64,7 +64,9 @@ def test_per_class_ap_hand_computed_and_equal_to_pycocotools_per_category():
             assert dog[f"{t}_{key}"] == pytest.approx(0.5, abs=1e-9)
         for name, cat_id in (("cat", 1), ("dog", 2)):
             stats = single_class_stats(coco, t, cat_id)
-            assert [per_class[name][f"{t}_{k}"] for k in ("AP", "AP50", "AP75")] == pytest.approx(stats[:3].tolist(), abs=1e-9)
+            assert [per_class[name][f"{t}_{k}"] for k in ("AP", "AP50", "AP75")] == pytest.approx(
+                stats[:3].tolist(), abs=1e-9
+            )
     assert (cat["num_gt"], cat["num_predictions"], dog["num_gt"], dog["num_predictions"]) == (2, 1, 1, 2)
     # summarize's dataset AP is the mean over the classes with ground truth
     assert coco.summarize()["segm_AP"] == pytest.approx((51 / 101 + 0.5) / 2, abs=1e-9)
@@ -143,14 +145,22 @@ def confusion_scene():
     prediction is background); dog D found only below the threshold (missed; ignored); a cat false positive.
     Hand count: cat row [1, 1 | missed 0]; dog row [0, 0 | 2]; background row [cat 1 (the false positive),
     dog 1 (C's prediction)]."""
-    gt = annotation("c.png", 100, 100, [((0, 0, 20, 20), 1), ((0, 30, 20, 50), 1), ((40, 0, 60, 20), 2), ((40, 40, 60, 60), 2)])
-    pred = prediction("c.png", 100, 100, [
-        ((0, 0, 20, 20), 1, 0.9),  # A -> cat
-        ((0, 30, 20, 50), 2, 0.8),  # B -> dog
-        ((40, 12, 60, 28), 2, 0.7),  # C: IoU 8*20 / (400 + 320 - 160) = 0.2857 < 0.5
-        ((40, 40, 60, 60), 2, 0.3),  # D, below the threshold 0.5
-        ((80, 80, 95, 95), 1, 0.95),  # false positive
-    ], CM_CLASSES)
+    gt = annotation(
+        "c.png", 100, 100, [((0, 0, 20, 20), 1), ((0, 30, 20, 50), 1), ((40, 0, 60, 20), 2), ((40, 40, 60, 60), 2)]
+    )
+    pred = prediction(
+        "c.png",
+        100,
+        100,
+        [
+            ((0, 0, 20, 20), 1, 0.9),  # A -> cat
+            ((0, 30, 20, 50), 2, 0.8),  # B -> dog
+            ((40, 12, 60, 28), 2, 0.7),  # C: IoU 8*20 / (400 + 320 - 160) = 0.2857 < 0.5
+            ((40, 40, 60, 60), 2, 0.3),  # D, below the threshold 0.5
+            ((80, 80, 95, 95), 1, 0.95),  # false positive
+        ],
+        CM_CLASSES,
+    )
     return gt, pred
 
 

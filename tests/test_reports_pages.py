@@ -34,11 +34,17 @@ def gallery_scene():
     """obj1 cat found exactly (TP); obj2 dog not predicted (missed); obj3 cat overlapped at IoU 0.2 by a cat
     prediction (obj3 missed, the prediction a false positive); a dog false positive on background."""
     gt = annotation("scene.png", H, W, [((10, 10, 70, 70), 1), ((10, 120, 70, 180), 2), ((120, 20, 180, 80), 1)])
-    pred = prediction("scene.png", H, W, [
-        ((10, 10, 70, 70), 1, 0.9),
-        ((120, 60, 180, 120), 1, 0.8),  # IoU with obj3: 60*20 / (3600 + 3600 - 1200) = 0.2
-        ((110, 150, 190, 230), 2, 0.7),
-    ], CLASSES)
+    pred = prediction(
+        "scene.png",
+        H,
+        W,
+        [
+            ((10, 10, 70, 70), 1, 0.9),
+            ((120, 60, 180, 120), 1, 0.8),  # IoU with obj3: 60*20 / (3600 + 3600 - 1200) = 0.2
+            ((110, 150, 190, 230), 2, 0.7),
+        ],
+        CLASSES,
+    )
     return gt, pred
 
 
@@ -75,8 +81,13 @@ def test_gallery_labels_use_the_dataset_names_and_the_matching_iou(monkeypatch):
 
     monkeypatch.setattr("insseg.evaluation.reports.gallery.draw_overlay", capture)
     render(np.zeros((H, W, 3), np.uint8), gt, pred, match_image(gt, pred.mask_array(), pred.labels), CLASSES)
-    assert seen["labels"] == ["missed dog IoU 0.00", "missed cat IoU 0.20", "cat 0.80 IoU 0.20",
-                              "unmapped 0.70 IoU 0.00", "cat 0.90 IoU 1.00"]
+    assert seen["labels"] == [
+        "missed dog IoU 0.00",
+        "missed cat IoU 0.20",
+        "cat 0.80 IoU 0.20",
+        "unmapped 0.70 IoU 0.00",
+        "cat 0.90 IoU 1.00",
+    ]
     assert seen["colors"] == [FN_COLOR, FN_COLOR, FP_COLOR, FP_COLOR, TP_COLOR]
 
 
@@ -96,8 +107,9 @@ def run_scene(tmp_path: Path, num_images: int = 6, gallery: int = 2):
     gt0, pred0 = gallery_scene()
     load, calls = image_loader(None)
     coco, matching = CocoEvaluator(CLASSES), MatchingEvaluator(0.5)
-    reports = OmegaConf.create({"per_class": True, "pr_curves": True, "confusion": True, "gallery": gallery,
-                                "gallery_seed": 0})
+    reports = OmegaConf.create(
+        {"per_class": True, "pr_curves": True, "confusion": True, "gallery": gallery, "gallery_seed": 0}
+    )
     evs = Evaluators([coco, matching, *build_report_evaluators(reports, CLASSES, tmp_path, coco, matching, load)])
     for k in range(num_images):
         name = f"img{k}.png"
@@ -108,11 +120,14 @@ def run_scene(tmp_path: Path, num_images: int = 6, gallery: int = 2):
     return evs, evs.evaluate(), calls
 
 
-@pytest.mark.parametrize("overrides, kinds", [
-    ([], ["PerClassEvaluator", "PRCurveEvaluator", "ConfusionEvaluator", "GalleryEvaluator"]),
-    (["eval.reports.per_class=false", "eval.reports.gallery=0"], ["PRCurveEvaluator", "ConfusionEvaluator"]),
-    (["eval.reports.pr_curves=false", "eval.reports.confusion=false"], ["PerClassEvaluator", "GalleryEvaluator"]),
-])
+@pytest.mark.parametrize(
+    "overrides, kinds",
+    [
+        ([], ["PerClassEvaluator", "PRCurveEvaluator", "ConfusionEvaluator", "GalleryEvaluator"]),
+        (["eval.reports.per_class=false", "eval.reports.gallery=0"], ["PRCurveEvaluator", "ConfusionEvaluator"]),
+        (["eval.reports.pr_curves=false", "eval.reports.confusion=false"], ["PerClassEvaluator", "GalleryEvaluator"]),
+    ],
+)
 def test_config_switches_pick_the_report_evaluators(tmp_path, overrides, kinds):
     cfg = compose_config("evaluate", overrides, output_dir=tmp_path)
     coco, matching = CocoEvaluator(CLASSES), MatchingEvaluator(0.5)
@@ -161,7 +176,11 @@ def test_gallery_keeps_the_lowest_mean_iou_over_a_stream():
         gallery = GalleryEvaluator(stub, None, CLASSES, ".", num_images=3, seed=seed)
         for k, v in enumerate(ious):
             n = 0 if k == 7 else 1
-            stub.last = (ImageMatch(f"i{k}", n, 0, np.full(n, v), np.full(n, v), np.full(n, -1), np.zeros(0, int), 1, 1), pred, None)
+            stub.last = (
+                ImageMatch(f"i{k}", n, 0, np.full(n, v), np.full(n, v), np.full(n, -1), np.zeros(0, int), 1, 1),
+                pred,
+                None,
+            )
             gallery.process(gt, pred)
         return gallery.selection()
 
@@ -206,7 +225,14 @@ def test_report_html_references_only_existing_local_files(tmp_path):
     page = write_html_report(tmp_path, metrics, config=config, title="run <1>")
     links = check_offline_page(page)
     text = page.read_text()
-    for section in ("Per-class AP", "Precision-recall curves", "Confusion matrix", "Gallery", "Timing", "score_threshold: 0.5"):
+    for section in (
+        "Per-class AP",
+        "Precision-recall curves",
+        "Confusion matrix",
+        "Gallery",
+        "Timing",
+        "score_threshold: 0.5",
+    ):
         assert section in text, section
     assert "run &lt;1&gt;" in text  # escaped
     assert "metrics.json" in links and "confusion_matrix.png" in links and "pr_curves/segm_per_class.png" in links
@@ -292,14 +318,30 @@ def test_report_renders_headless_with_no_missing_resource(tmp_path):
     metrics = json.loads(json.dumps(run_scene(tmp_path)[1]))
     page = write_html_report(tmp_path, metrics)
     probe = tmp_path / "probe.html"  # the page, every picture loaded now (not lazily), plus a counter of failures
-    probe.write_text(page.read_text().replace(' loading="lazy"', "").replace(
-        "</body>", "<script>window.addEventListener('load', () => { const bad = [...document.images]"
-        ".filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src); document.body.setAttribute("
-        "'data-missing', String(bad.length)); });</script></body>"))
+    probe.write_text(
+        page.read_text()
+        .replace(' loading="lazy"', "")
+        .replace(
+            "</body>",
+            "<script>window.addEventListener('load', () => { const bad = [...document.images]"
+            ".filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src); document.body.setAttribute("
+            "'data-missing', String(bad.length)); });</script></body>",
+        )
+    )
     out = subprocess.run(
-        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--proxy-server=127.0.0.1:9",
-         "--virtual-time-budget=10000", "--dump-dom", probe.as_uri()],
-        capture_output=True, text=True, timeout=120,
+        [
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--proxy-server=127.0.0.1:9",
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+            probe.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert 'data-missing="0"' in out.stdout, out.stderr[-2000:]
     assert out.stdout.count("<img") == 5 + 4  # 4 PR plots, the confusion matrix, 4 gallery pictures

@@ -16,9 +16,19 @@ from insseg.inference.sharding import gather_in_order, shard_indices
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = [
-    "experiment=smoke", "model.weights=null", "device=cpu", "model.min_size=96", "model.max_size=128",
-    "model.detections_per_img=5", "data.synthetic.num_images=12", "data.num_test=5", "data.synthetic.height=64",
-    "data.synthetic.width=80", "data.max_eval_images=null", "eval.cache=false", "eval.save_masks=false",
+    "experiment=smoke",
+    "model.weights=null",
+    "device=cpu",
+    "model.min_size=96",
+    "model.max_size=128",
+    "model.detections_per_img=5",
+    "data.synthetic.num_images=12",
+    "data.num_test=5",
+    "data.synthetic.height=64",
+    "data.synthetic.width=80",
+    "data.max_eval_images=null",
+    "eval.cache=false",
+    "eval.save_masks=false",
 ]
 TIMING = ("time_", "images_per_second", "timed_images", "processes", "model_run_s")
 
@@ -36,10 +46,20 @@ def test_one_process_gathers_its_own_items() -> None:
 
 def _run(tmp: Path, script: str, nproc: int, *overrides: str) -> Path:
     run_dir = tmp / f"{Path(script).stem}_{nproc}"
-    launcher = [sys.executable] if nproc == 1 else [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                                                     f"--nproc_per_node={nproc}"]
-    cmd = [*launcher, str(REPO / script), *FAST, f"paths.data_dir={tmp / 'data'}", f"paths.log_dir={tmp / 'logs'}",
-           f"hydra.run.dir={run_dir}", *overrides]
+    launcher = (
+        [sys.executable]
+        if nproc == 1
+        else [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
+    )
+    cmd = [
+        *launcher,
+        str(REPO / script),
+        *FAST,
+        f"paths.data_dir={tmp / 'data'}",
+        f"paths.log_dir={tmp / 'logs'}",
+        f"hydra.run.dir={run_dir}",
+        *overrides,
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]

@@ -44,19 +44,31 @@ def test_bad_nodelist_is_a_clear_error(bad):
 def slurm_task(procid: int, localid: int, ntasks: int = 16, nodelist: str = "gpu[07-08]", job: str = "4242") -> dict:
     """The environment srun gives task ``procid`` of a step (only the variables that matter here)."""
     return {
-        "SLURM_JOB_ID": job, "SLURM_JOB_NODELIST": nodelist, "SLURM_NTASKS": str(ntasks),
-        "SLURM_STEP_NUM_TASKS": str(ntasks), "SLURM_PROCID": str(procid), "SLURM_LOCALID": str(localid),
-        "SLURM_STEP_ID": "0", "PATH": "/usr/bin",
+        "SLURM_JOB_ID": job,
+        "SLURM_JOB_NODELIST": nodelist,
+        "SLURM_NTASKS": str(ntasks),
+        "SLURM_STEP_NUM_TASKS": str(ntasks),
+        "SLURM_PROCID": str(procid),
+        "SLURM_LOCALID": str(localid),
+        "SLURM_STEP_ID": "0",
+        "PATH": "/usr/bin",
     }
 
 
 def test_rendezvous_of_a_task_on_the_second_node():
     got = slurm_rendezvous(slurm_task(procid=13, localid=5))
-    assert got == {"MASTER_ADDR": "gpu07", "MASTER_PORT": str(20000 + 4242), "WORLD_SIZE": "16", "RANK": "13",
-                   "LOCAL_RANK": "5"}
+    assert got == {
+        "MASTER_ADDR": "gpu07",
+        "MASTER_PORT": str(20000 + 4242),
+        "WORLD_SIZE": "16",
+        "RANK": "13",
+        "LOCAL_RANK": "5",
+    }
     # Every task of the job agrees on the master and the port.
-    assert {(slurm_rendezvous(slurm_task(p, p % 8))["MASTER_ADDR"], slurm_rendezvous(slurm_task(p, p % 8))["MASTER_PORT"])
-            for p in range(16)} == {("gpu07", "24242")}
+    assert {
+        (slurm_rendezvous(slurm_task(p, p % 8))["MASTER_ADDR"], slurm_rendezvous(slurm_task(p, p % 8))["MASTER_PORT"])
+        for p in range(16)
+    } == {("gpu07", "24242")}
 
 
 def test_port_from_job_id():
@@ -130,13 +142,20 @@ def test_two_srun_tasks_meet_through_the_derived_rendezvous():
     """Two processes with only SLURM's variables (as srun starts them) join one gloo group: the port comes
     from the job id, the master from the node list."""
     port = _free_port_in_range()
-    base = {k: v for k, v in os.environ.items()
-            if not k.startswith("SLURM_") and k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("SLURM_") and k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+    }
     base.update(PYTHONPATH=str(REPO / "src"), OMP_NUM_THREADS="1")
     procs = [
-        subprocess.Popen([sys.executable, "-c", CHILD], env={**base, **slurm_task(r, r, ntasks=2, nodelist="localhost",
-                                                                               job=str(port - 20000))},
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", CHILD],
+            env={**base, **slurm_task(r, r, ntasks=2, nodelist="localhost", job=str(port - 20000))},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         for r in range(2)
     ]
     outs = []
@@ -162,8 +181,9 @@ def test_slurm_launcher_config_composes():
 
     register_configs()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("train", ["hydra/launcher=slurm_gpu", "device=cuda", "hydra.launcher.nodes=4"],
-                      return_hydra_config=True)
+        cfg = compose(
+            "train", ["hydra/launcher=slurm_gpu", "device=cuda", "hydra.launcher.nodes=4"], return_hydra_config=True
+        )
     launcher = cfg.hydra.launcher
     assert get_class(launcher._target_).__name__ == "SlurmLauncher"
     assert launcher.nodes == 4 and launcher.tasks_per_node == launcher.gpus_per_node == 8
@@ -199,14 +219,22 @@ def test_srun_style_training_on_gloo_writes_one_run_dir(tmp_path, pennfudan_root
     from conftest import smoke_overrides
 
     port = _free_port_in_range()
-    base = {k: v for k, v in os.environ.items()
-            if not k.startswith("SLURM_") and k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT",
-                                                        "TORCHELASTIC_RUN_ID")}
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("SLURM_")
+        and k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RUN_ID")
+    }
     base.update(OMP_NUM_THREADS="1")
     procs = [
-        subprocess.Popen([sys.executable, str(REPO / "train.py"), *smoke_overrides(tmp_path, pennfudan_root)],
-                         env={**base, **slurm_task(r, r, ntasks=2, nodelist="localhost", job=str(port - 20000))},
-                         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        subprocess.Popen(
+            [sys.executable, str(REPO / "train.py"), *smoke_overrides(tmp_path, pennfudan_root)],
+            env={**base, **slurm_task(r, r, ntasks=2, nodelist="localhost", job=str(port - 20000))},
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         for r in range(2)
     ]
     outs = []
@@ -239,15 +267,31 @@ def test_submitit_launcher_trains_on_a_fake_cluster(tmp_path, pennfudan_root):
     port = _free_port_in_range()
     fake_slurm.install(tmp_path / "bin")
     pidfile = tmp_path / "jobs.pid"
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("SLURM_") and k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT",
-                                                       "TORCHELASTIC_RUN_ID")}
-    env.update(PATH=f"{tmp_path / 'bin'}{os.pathsep}{env.get('PATH', '')}", OMP_NUM_THREADS="1",
-               FAKE_SLURM_JOB_ID=str(port - 20000), FAKE_SLURM_NODELIST="localhost,127.0.0.1",
-               FAKE_SLURM_PIDFILE=str(pidfile))
-    cmd = [sys.executable, str(REPO / "train.py"), "-m", "hydra/launcher=slurm_gpu", "hydra.launcher.nodes=2",
-           "hydra.launcher.tasks_per_node=1", "hydra.launcher.gpus_per_node=null", "hydra.launcher.cpus_per_task=1",
-           "hydra.launcher.mem_gb=null", *smoke_overrides(tmp_path, pennfudan_root)]
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("SLURM_")
+        and k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RUN_ID")
+    }
+    env.update(
+        PATH=f"{tmp_path / 'bin'}{os.pathsep}{env.get('PATH', '')}",
+        OMP_NUM_THREADS="1",
+        FAKE_SLURM_JOB_ID=str(port - 20000),
+        FAKE_SLURM_NODELIST="localhost,127.0.0.1",
+        FAKE_SLURM_PIDFILE=str(pidfile),
+    )
+    cmd = [
+        sys.executable,
+        str(REPO / "train.py"),
+        "-m",
+        "hydra/launcher=slurm_gpu",
+        "hydra.launcher.nodes=2",
+        "hydra.launcher.tasks_per_node=1",
+        "hydra.launcher.gpus_per_node=null",
+        "hydra.launcher.cpus_per_task=1",
+        "hydra.launcher.mem_gb=null",
+        *smoke_overrides(tmp_path, pennfudan_root),
+    ]
     try:
         result = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     finally:

@@ -67,8 +67,11 @@ def test_checkpoint_is_self_describing_and_reloads(trained_run) -> None:
 
 def test_resume_continues_with_full_state(trained_run, tmp_path: Path) -> None:
     run_dir, _, overrides = trained_run
-    cfg = compose_config("train", overrides + ["train.epochs=2", f"train.resume={run_dir / 'checkpoints' / 'last.pt'}"],
-                         output_dir=tmp_path / "resumed")
+    cfg = compose_config(
+        "train",
+        overrides + ["train.epochs=2", f"train.resume={run_dir / 'checkpoints' / 'last.pt'}"],
+        output_dir=tmp_path / "resumed",
+    )
     train(cfg)
     ckpt = torch.load(tmp_path / "resumed" / "checkpoints" / "last.pt", weights_only=True)
     first = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
@@ -93,21 +96,32 @@ def test_resume_auto_finds_newest_checkpoint_of_the_experiment(trained_run, tmp_
 def test_checkpoint_for_other_class_count_is_refused(trained_run, tmp_path: Path, voc_root: Path) -> None:
     run_dir, _, _ = trained_run
     ckpt = run_dir / "checkpoints" / "last.pt"
-    cfg = compose_config("train", smoke_overrides(tmp_path, voc_root, layout="voc") + [f"train.resume={ckpt}"],
-                         output_dir=tmp_path / "run")
+    cfg = compose_config(
+        "train",
+        smoke_overrides(tmp_path, voc_root, layout="voc") + [f"train.resume={ckpt}"],
+        output_dir=tmp_path / "run",
+    )
     with pytest.raises(CheckpointError, match="trained for 1 classes .* dataset has 20"):
         train(cfg)
-    cfg = compose_config("train", smoke_overrides(tmp_path, voc_root, layout="voc") + [f"model.weights={ckpt}"],
-                         output_dir=tmp_path / "run2")
+    cfg = compose_config(
+        "train",
+        smoke_overrides(tmp_path, voc_root, layout="voc") + [f"model.weights={ckpt}"],
+        output_dir=tmp_path / "run2",
+    )
     with pytest.raises(CheckpointError, match="trained for 1 classes"):
         train(cfg)
 
 
 def test_images_without_instances_train_and_evaluate(tmp_path: Path, pennfudan_root: Path) -> None:
     """Image 0 of the generated set has no objects; put it in both splits."""
-    overrides = smoke_overrides(tmp_path, pennfudan_root) + ["data.num_test=11", "data.max_train_images=1",
-                                                            "data.max_eval_images=1", "data.split_seed=3"]
+    overrides = smoke_overrides(tmp_path, pennfudan_root) + [
+        "data.num_test=11",
+        "data.max_train_images=1",
+        "data.max_eval_images=1",
+        "data.split_seed=3",
+    ]
     from insseg.data import pennfudan_split
+
     train_idx, test_idx = pennfudan_split(12, 11, 3)
     assert train_idx[0] != 0 and test_idx[0] == 0  # eval holds the empty image; train a normal one
     metrics = train(compose_config("train", overrides, output_dir=tmp_path / "run"))
@@ -119,9 +133,19 @@ def test_images_without_instances_train_and_evaluate(tmp_path: Path, pennfudan_r
 
 def test_cli_prints_clear_error_for_bad_input(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "train.py"), "experiment=smoke", "device=cpu", "data=pennfudan",
-         f"data.root={tmp_path / 'absent'}", "data.download=false", f"paths.log_dir={tmp_path}"],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            str(REPO_ROOT / "train.py"),
+            "experiment=smoke",
+            "device=cpu",
+            "data=pennfudan",
+            f"data.root={tmp_path / 'absent'}",
+            "data.download=false",
+            f"paths.log_dir={tmp_path}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 2
     assert "error: dataset folder" in result.stderr and "Traceback" not in result.stderr
@@ -130,9 +154,20 @@ def test_cli_prints_clear_error_for_bad_input(tmp_path: Path) -> None:
 def test_ddp_on_gloo_writes_one_run_dir(tmp_path: Path, pennfudan_root: Path) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         str(REPO_ROOT / "train.py"), *smoke_overrides(tmp_path, pennfudan_root)],
-        capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            str(REPO_ROOT / "train.py"),
+            *smoke_overrides(tmp_path, pennfudan_root),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     runs = list((tmp_path / "outputs" / "train" / "smoke_maskrcnn_pennfudan").iterdir())
@@ -148,9 +183,21 @@ def test_ddp_nan_on_one_rank_stops_every_rank_with_the_same_error(tmp_path: Path
     """Losses are averaged over the ranks before the finiteness check: no rank is left waiting in an all-reduce."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         str(REPO_ROOT / "tests" / "ddp_nan_train.py"), str(tmp_path), *smoke_overrides(tmp_path, pennfudan_root)],
-        capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            str(REPO_ROOT / "tests" / "ddp_nan_train.py"),
+            str(tmp_path),
+            *smoke_overrides(tmp_path, pennfudan_root),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=tmp_path,
     )
     assert result.returncode != 0
     stopped = [r for r in (0, 1) if (tmp_path / f"rank{r}.txt").is_file()]

@@ -22,7 +22,12 @@ from conftest import smoke_overrides
 def tiny(tmp_path: Path, data_root: Path, *extra: str) -> list[str]:
     """The smoke model at its smallest: 2 training images (1 iteration per epoch), 64-96 px."""
     return smoke_overrides(tmp_path, data_root) + [
-        "data.max_train_images=2", "model.min_size=64", "model.max_size=96", "train.warmup_iters=0", *extra]
+        "data.max_train_images=2",
+        "model.min_size=64",
+        "model.max_size=96",
+        "train.warmup_iters=0",
+        *extra,
+    ]
 
 
 @pytest.fixture
@@ -34,8 +39,9 @@ def scripted_ap(monkeypatch: pytest.MonkeyPatch):
     def evaluate(model, dataset, device, eval_cfg, dist_info=None, report_dir=None, precision="float32", print_freq=50):
         calls.append(len(calls))
         ap = script.pop(0)
-        return Evaluation({"segm_AP": ap, "segm_AP50": ap, "segm_AP75": ap, "bbox_AP": ap, "bbox_AP50": ap,
-                           "bbox_AP75": ap})
+        return Evaluation(
+            {"segm_AP": ap, "segm_AP50": ap, "segm_AP75": ap, "bbox_AP": ap, "bbox_AP50": ap, "bbox_AP75": ap}
+        )
 
     monkeypatch.setattr(trainer, "evaluate_coco", evaluate)
     return script, calls
@@ -51,12 +57,19 @@ def test_best_checkpoint_is_the_best_over_a_resume(tmp_path: Path, pennfudan_roo
     first = tmp_path / "first"
     trainer.train(compose_config("train", tiny(tmp_path, pennfudan_root, "train.epochs=1"), output_dir=first))
     second = tmp_path / "second"
-    trainer.train(compose_config("train", tiny(tmp_path, pennfudan_root, "train.epochs=3",
-                                               f"train.resume={first / 'checkpoints' / 'last.pt'}"), output_dir=second))
+    trainer.train(
+        compose_config(
+            "train",
+            tiny(tmp_path, pennfudan_root, "train.epochs=3", f"train.resume={first / 'checkpoints' / 'last.pt'}"),
+            output_dir=second,
+        )
+    )
     best = read_ckpt(second / "checkpoints" / "best.pt")
     assert best["epoch"] == 0 and best["metrics"]["segm_AP"] == 0.30
-    assert torch.equal(best["model"]["roi_heads.mask_predictor.mask_fcn_logits.weight"],
-                       read_ckpt(first / "checkpoints" / "best.pt")["model"]["roi_heads.mask_predictor.mask_fcn_logits.weight"])
+    assert torch.equal(
+        best["model"]["roi_heads.mask_predictor.mask_fcn_logits.weight"],
+        read_ckpt(first / "checkpoints" / "best.pt")["model"]["roi_heads.mask_predictor.mask_fcn_logits.weight"],
+    )
     saved = json.loads((second / "metrics.json").read_text())
     assert (saved["best_segm_AP"], saved["best_epoch"]) == (0.30, 0)
     assert (saved["segm_AP"], saved["epoch"], saved["early_stopped"]) == (0.20, 2, False)
@@ -67,8 +80,13 @@ def test_early_stopping_keeps_the_best_and_logs_csv(tmp_path: Path, pennfudan_ro
     script, calls = scripted_ap
     script += [0.10, 0.30, 0.20, 0.25, 0.90]
     run = tmp_path / "run"
-    trainer.train(compose_config("train", tiny(tmp_path, pennfudan_root, "train.epochs=5", "train.early_stopping=2",
-                                               "logger=csv"), output_dir=run))
+    trainer.train(
+        compose_config(
+            "train",
+            tiny(tmp_path, pennfudan_root, "train.epochs=5", "train.early_stopping=2", "logger=csv"),
+            output_dir=run,
+        )
+    )
     assert len(calls) == 4, "stopped after two evaluations without improvement (epochs 2 and 3)"
     assert read_ckpt(run / "checkpoints" / "best.pt")["epoch"] == 1
     assert read_ckpt(run / "checkpoints" / "last.pt")["epoch"] == 3
@@ -79,9 +97,19 @@ def test_early_stopping_keeps_the_best_and_logs_csv(tmp_path: Path, pennfudan_ro
     assert [float(r["val/segm_AP"]) for r in rows] == [0.10, 0.30, 0.20, 0.25]
     assert all(float(r["epoch/loss/total"]) > 0 for r in rows)
     # Resuming a run that stopped early trains nothing more.
-    trainer.train(compose_config("train", tiny(tmp_path, pennfudan_root, "train.epochs=5", "train.early_stopping=2",
-                                               f"train.resume={run / 'checkpoints' / 'last.pt'}"),
-                                 output_dir=tmp_path / "again"))
+    trainer.train(
+        compose_config(
+            "train",
+            tiny(
+                tmp_path,
+                pennfudan_root,
+                "train.epochs=5",
+                "train.early_stopping=2",
+                f"train.resume={run / 'checkpoints' / 'last.pt'}",
+            ),
+            output_dir=tmp_path / "again",
+        )
+    )
     assert len(calls) == 4
 
 
@@ -91,9 +119,19 @@ def test_eval_every_and_the_per_iteration_schedule(tmp_path: Path, pennfudan_roo
     script, calls = scripted_ap
     script += [0.1, 0.2]
     run = tmp_path / "run"
-    cfg = compose_config("train", tiny(tmp_path, pennfudan_root, "train.epochs=3", "train.eval_every=2",
-                                       "data.max_train_images=4", "train.lr_schedule=cosine", "train.warmup_iters=1"),
-                         output_dir=run)
+    cfg = compose_config(
+        "train",
+        tiny(
+            tmp_path,
+            pennfudan_root,
+            "train.epochs=3",
+            "train.eval_every=2",
+            "data.max_train_images=4",
+            "train.lr_schedule=cosine",
+            "train.warmup_iters=1",
+        ),
+        output_dir=run,
+    )
     trainer.train(cfg)
     assert len(calls) == 2
     events = EventAccumulator(str(run / "tensorboard")).Reload()
@@ -112,17 +150,28 @@ def test_mlflow_runs_read_back_through_mlflow(tmp_path: Path, pennfudan_root: Pa
     store = tmp_path / "outputs" / "mlflow"
     for job, (lr, epochs) in enumerate((("0.001", 2), ("0.002", 1))):
         run_dir = tmp_path / "outputs" / "train" / "smoke_maskrcnn_pennfudan" / "multirun" / "t" / str(job)
-        trainer.train(compose_config("train", tiny(tmp_path, pennfudan_root, f"train.epochs={epochs}", "logger=mlflow",
-                                                   f"train.lr={lr}"), output_dir=run_dir))
+        trainer.train(
+            compose_config(
+                "train",
+                tiny(tmp_path, pennfudan_root, f"train.epochs={epochs}", "logger=mlflow", f"train.lr={lr}"),
+                output_dir=run_dir,
+            )
+        )
     assert (store / "mlflow.db").is_file()
     client = mlflow.tracking.MlflowClient(f"sqlite:///{store / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("train/smoke_maskrcnn_pennfudan")
     runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
-    assert [r.info.run_name for r in runs] == ["smoke_maskrcnn_pennfudan/multirun/t/0", "smoke_maskrcnn_pennfudan/multirun/t/1"]
+    assert [r.info.run_name for r in runs] == [
+        "smoke_maskrcnn_pennfudan/multirun/t/0",
+        "smoke_maskrcnn_pennfudan/multirun/t/1",
+    ]
     assert [r.data.params["train.lr"] for r in runs] == ["0.001", "0.002"]
     first = runs[0]
     assert first.info.status == "FINISHED" and first.data.params["model.backbone"] == "resnet18"
-    assert [(m.step, m.value) for m in client.get_metric_history(first.info.run_id, "val/segm_AP")] == [(0, 0.1), (1, 0.4)]
+    assert [(m.step, m.value) for m in client.get_metric_history(first.info.run_id, "val/segm_AP")] == [
+        (0, 0.1),
+        (1, 0.4),
+    ]
     for key in ("epoch/loss/total", "epoch/loss/loss_mask", "epoch/lr"):
         assert [m.step for m in client.get_metric_history(first.info.run_id, key)] == [0, 1]
     assert {a.path for a in client.list_artifacts(first.info.run_id)} >= {"metrics.json", "config.yaml"}

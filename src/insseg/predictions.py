@@ -96,9 +96,17 @@ class ImagePrediction:
         idx = np.asarray(index)
         idx = np.flatnonzero(idx) if idx.dtype == bool else idx.astype(np.int64)
         return ImagePrediction(
-            self.file_name, self.height, self.width, self.boxes[idx], self.scores[idx], self.labels[idx],
-            [self.rles[i] for i in idx.tolist()], None if self.masks is None else self.masks[idx],
-            self.class_names, self.timing, self.image_id,
+            self.file_name,
+            self.height,
+            self.width,
+            self.boxes[idx],
+            self.scores[idx],
+            self.labels[idx],
+            [self.rles[i] for i in idx.tolist()],
+            None if self.masks is None else self.masks[idx],
+            self.class_names,
+            self.timing,
+            self.image_id,
         )
 
     def above(self, threshold: float) -> "ImagePrediction":
@@ -169,13 +177,20 @@ class PredictionSet:
         images, annotations = [], []
         for n, rec in enumerate(self.images, start=1):
             image_id = rec.image_id if rec.image_id is not None else n
-            images.append({"id": image_id, "file_name": rec.file_name, "height": int(rec.height), "width": int(rec.width)})
+            images.append(
+                {"id": image_id, "file_name": rec.file_name, "height": int(rec.height), "width": int(rec.width)}
+            )
             for box, score, label, rle in zip(xyxy_to_xywh(rec.boxes), rec.scores, rec.labels, rec.rles):
-                annotations.append({
-                    "id": len(annotations) + 1, "image_id": image_id, "category_id": ids[int(label) - 1],
-                    "score": f32(score), "bbox": _bbox_text(box),
-                    "segmentation": {"size": [int(s) for s in rle["size"]], "counts": rle["counts"]},
-                })
+                annotations.append(
+                    {
+                        "id": len(annotations) + 1,
+                        "image_id": image_id,
+                        "category_id": ids[int(label) - 1],
+                        "score": f32(score),
+                        "bbox": _bbox_text(box),
+                        "segmentation": {"size": [int(s) for s in rle["size"]], "counts": rle["counts"]},
+                    }
+                )
         categories = [{"id": i, "name": n} for i, n in zip(ids, self.class_names)]
         return {"info": dict(self.info), "images": images, "annotations": annotations, "categories": categories}
 
@@ -204,16 +219,22 @@ def predictions_from_dict(data: Any, source: str) -> PredictionSet:
     """The :class:`PredictionSet` of a predictions.json payload (``source`` names it in errors)."""
     for key in ("images", "annotations", "categories"):
         if not isinstance(data, dict) or not isinstance(data.get(key), list):
-            raise InssegError(f"predictions file {source} has no '{key}' list; expected keys images, annotations, categories")
+            raise InssegError(
+                f"predictions file {source} has no '{key}' list; expected keys images, annotations, categories"
+            )
     categories = sorted(data["categories"], key=lambda c: c["id"])
     label_of = {int(c["id"]): k for k, c in enumerate(categories, start=1)}
     names = [str(c["name"]) for c in categories]
     grouped: dict[int, list[dict[str, Any]]] = {int(im["id"]): [] for im in data["images"]}
     for ann in data["annotations"]:
         if ann.get("image_id") not in grouped:
-            raise InssegError(f"predictions file {source}: annotation {ann.get('id')} refers to unknown image_id {ann.get('image_id')}")
+            raise InssegError(
+                f"predictions file {source}: annotation {ann.get('id')} refers to unknown image_id {ann.get('image_id')}"
+            )
         if ann.get("category_id") not in label_of:
-            raise InssegError(f"predictions file {source}: annotation {ann.get('id')} has unknown category_id {ann.get('category_id')}")
+            raise InssegError(
+                f"predictions file {source}: annotation {ann.get('id')} has unknown category_id {ann.get('category_id')}"
+            )
         grouped[int(ann["image_id"])].append(ann)
     result = PredictionSet(names, info=dict(data.get("info") or {}), category_ids=sorted(label_of))
     for im in data["images"]:
@@ -221,15 +242,22 @@ def predictions_from_dict(data: Any, source: str) -> PredictionSet:
     return result
 
 
-def _record(im: dict[str, Any], anns: list[dict[str, Any]], label_of: dict[int, int], names: list[str]) -> ImagePrediction:
+def _record(
+    im: dict[str, Any], anns: list[dict[str, Any]], label_of: dict[int, int], names: list[str]
+) -> ImagePrediction:
     anns = sorted(anns, key=lambda a: -a["score"])
     boxes = _xyxy_from_text(np.array([a["bbox"] for a in anns], dtype=np.float64).reshape(-1, 4))
     rles = [{"size": list(a["segmentation"]["size"]), "counts": _counts_str(a["segmentation"]["counts"])} for a in anns]
     return ImagePrediction(
-        file_name=im["file_name"], height=int(im["height"]), width=int(im["width"]),
-        boxes=boxes, scores=np.array([a["score"] for a in anns], dtype=np.float32),
+        file_name=im["file_name"],
+        height=int(im["height"]),
+        width=int(im["width"]),
+        boxes=boxes,
+        scores=np.array([a["score"] for a in anns], dtype=np.float32),
         labels=np.array([label_of[int(a["category_id"])] for a in anns], dtype=np.int64),
-        rles=rles, class_names=names, image_id=int(im["id"]),
+        rles=rles,
+        class_names=names,
+        image_id=int(im["id"]),
     )
 
 

@@ -51,9 +51,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("names", nargs="+", metavar="name", help=f"all, or any of: {', '.join(BENCHMARKS)}")
     parser.add_argument("--quick", action="store_true", help="much smaller inputs and fewer repeats (a smoke run)")
     parser.add_argument("--out", type=Path, default=Path("bench_results"), help="folder for the JSON results")
-    parser.add_argument("--cpu-dry-run", action="store_true",
-                        help="run the GPU benchmarks' code on the CPU with tiny inputs, to check that it works "
-                             "without a GPU (their figures then mean nothing)")
+    parser.add_argument(
+        "--cpu-dry-run",
+        action="store_true",
+        help="run the GPU benchmarks' code on the CPU with tiny inputs, to check that it works "
+        "without a GPU (their figures then mean nothing)",
+    )
     args = parser.parse_args(argv)
     names = list(BENCHMARKS) if "all" in args.names else args.names
     unknown = [n for n in names if n not in BENCHMARKS]
@@ -61,9 +64,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from all, {', '.join(BENCHMARKS)}")
 
     info = machine_info()
-    print(f"machine: {info['cpu']}, {info['cpu_cores']} cores, torch {info['torch']}"
-          f"{', ' + info['cuda_device'] if 'cuda_device' in info else ', no CUDA device'}; "
-          f"load average {load_average()}; {'quick' if args.quick else 'full'} run\n", flush=True)
+    print(
+        f"machine: {info['cpu']}, {info['cpu_cores']} cores, torch {info['torch']}"
+        f"{', ' + info['cuda_device'] if 'cuda_device' in info else ', no CUDA device'}; "
+        f"load average {load_average()}; {'quick' if args.quick else 'full'} run\n",
+        flush=True,
+    )
     start = time.perf_counter()
     verdicts: dict[str, str] = {}
     for name in names:
@@ -76,8 +82,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"== {name}: FAILED (see the traceback above) ==\n", flush=True)
             verdicts[name] = "failed"
     if len(names) > 1:
-        print("summary: " + ", ".join(f"{n} {v}" for n, v in verdicts.items())
-              + f" ({time.perf_counter() - start:.0f} s in all; results in {args.out}/)")
+        print(
+            "summary: "
+            + ", ".join(f"{n} {v}" for n, v in verdicts.items())
+            + f" ({time.perf_counter() - start:.0f} s in all; results in {args.out}/)"
+        )
     return 1 if "failed" in verdicts.values() else 0
 
 

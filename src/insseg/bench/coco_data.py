@@ -36,7 +36,10 @@ def big_annotation_file(path: Path, num_images: int, per_image: int, seed: int =
 
     rng = np.random.default_rng(seed)
     h, w = 480, 640
-    images = [{"id": 3 * i + 1, "file_name": f"{i // 1000:02d}/{i:06d}.jpg", "height": h, "width": w} for i in range(num_images)]
+    images = [
+        {"id": 3 * i + 1, "file_name": f"{i // 1000:02d}/{i:06d}.jpg", "height": h, "width": w}
+        for i in range(num_images)
+    ]
     t = np.linspace(0, 2 * np.pi, 16, endpoint=False)
     rle = mask_utils.encode(np.asfortranarray(np.pad(np.ones((40, 60), np.uint8), ((100, h - 140), (200, w - 260)))))
     rle_seg = {"size": [h, w], "counts": rle["counts"].decode("ascii")}
@@ -46,13 +49,34 @@ def big_annotation_file(path: Path, num_images: int, per_image: int, seed: int =
         ry, rx = rng.uniform(8, 40, per_image), rng.uniform(8, 40, per_image)
         for k in range(per_image):
             n = len(anns)
-            seg = rle_seg if n % 10 == 9 else [np.round(np.stack([cx[k] + rx[k] * np.cos(t), cy[k] + ry[k] * np.sin(t)], 1), 2).ravel().tolist()]
-            anns.append({"id": n + 1, "image_id": im["id"], "category_id": [1, 3, 8][n % 3], "segmentation": seg,
-                         "area": float(np.pi * rx[k] * ry[k]), "bbox": [cx[k] - rx[k], cy[k] - ry[k], 2 * rx[k], 2 * ry[k]],
-                         "iscrowd": 0})
+            seg = (
+                rle_seg
+                if n % 10 == 9
+                else [np.round(np.stack([cx[k] + rx[k] * np.cos(t), cy[k] + ry[k] * np.sin(t)], 1), 2).ravel().tolist()]
+            )
+            anns.append(
+                {
+                    "id": n + 1,
+                    "image_id": im["id"],
+                    "category_id": [1, 3, 8][n % 3],
+                    "segmentation": seg,
+                    "area": float(np.pi * rx[k] * ry[k]),
+                    "bbox": [cx[k] - rx[k], cy[k] - ry[k], 2 * rx[k], 2 * ry[k]],
+                    "iscrowd": 0,
+                }
+            )
         if im["id"] % 20 == 1:
-            anns.append({"id": len(anns) + 1, "image_id": im["id"], "category_id": 1, "segmentation": rle_seg,
-                         "area": 2400.0, "bbox": [200, 100, 60, 40], "iscrowd": 1})
+            anns.append(
+                {
+                    "id": len(anns) + 1,
+                    "image_id": im["id"],
+                    "category_id": 1,
+                    "segmentation": rle_seg,
+                    "area": 2400.0,
+                    "bbox": [200, 100, 60, 40],
+                    "iscrowd": 1,
+                }
+            )
     cats = [{"id": 1, "name": "person"}, {"id": 3, "name": "car"}, {"id": 8, "name": "truck"}]
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -88,6 +112,7 @@ def _child(kind: str, path: str) -> None:
         def load():
             with contextlib.redirect_stdout(io.StringIO()):
                 return COCO(path)
+
     before = peak_rss()
     start = time.perf_counter()
     loaded = load()
@@ -102,8 +127,9 @@ def load_figures(path: Path, work: Path, repeats: int) -> dict[str, list[dict[st
     for r in range(repeats):
         for kind in figures:
             log = work / f"load_{kind}_{r}.log"
-            run = run_process([sys.executable, "-m", "insseg.bench.coco_data", "--child", kind, str(path)], log,
-                              env=subprocess_env())
+            run = run_process(
+                [sys.executable, "-m", "insseg.bench.coco_data", "--child", kind, str(path)], log, env=subprocess_env()
+            )
             check_process(run, f"loading {path.name} with {kind}")
             figures[kind].append(json.loads(log.read_text().strip().splitlines()[-1]))
     return figures
@@ -114,11 +140,24 @@ def run(quick: bool = False, out_dir: Path = Path("bench_results")) -> BenchResu
     work = out_dir / "_work" / "coco_data"
     path = big_annotation_file(out_dir.resolve() / "_data" / f"coco_big_n{num_images}.json", num_images, 10)
     figures = load_figures(path, work, repeats)
-    med = {k: {m: float(np.median([f[m] for f in v])) for m in ("seconds", "rss_rise_bytes")} for k, v in figures.items()}
+    med = {
+        k: {m: float(np.median([f[m] for f in v])) for m in ("seconds", "rss_rise_bytes")} for k, v in figures.items()
+    }
 
     root = generated(out_dir, "coco", 48, 375, 500, 6, seed=2)
-    cfg = config("train", ["experiment=smoke", "device=cpu", "data=coco", f"data.root={root}",
-                           "data.max_train_images=null", "data.num_workers=2", f"paths.log_dir={work}"], work / "run")
+    cfg = config(
+        "train",
+        [
+            "experiment=smoke",
+            "device=cpu",
+            "data=coco",
+            f"data.root={root}",
+            "data.max_train_images=null",
+            "data.num_workers=2",
+            f"paths.log_dir={work}",
+        ],
+        work / "run",
+    )
     from insseg.data import build_dataset
 
     train_set = build_dataset(cfg.data, "train", hflip_prob=cfg.train.hflip_prob)
@@ -128,20 +167,49 @@ def run(quick: bool = False, out_dir: Path = Path("bench_results")) -> BenchResu
 
     ours, theirs = med["insseg"], med["pycocotools"]
     result = BenchResult(
-        "coco_data", f"COCO-format data: load {num_images} images / {10 * num_images} instances; polygon loader",
+        "coco_data",
+        f"COCO-format data: load {num_images} images / {10 * num_images} instances; polygon loader",
         project="CocoReader (parse + one-pass index + type checks); training DataLoader on COCO polygons",
         baseline="pycocotools COCO(file) (parse + createIndex); the model's train steps/s",
-        settings={"images": num_images, "instances": 10 * num_images, "file_mb": round(path.stat().st_size / 2**20, 1),
-                  "repeats": repeats, "loader_images": len(train_set), "image_size": "500x375", "batch_size": bs,
-                  "num_workers": workers, "loader_batches": batches, "train_steps": steps},
+        settings={
+            "images": num_images,
+            "instances": 10 * num_images,
+            "file_mb": round(path.stat().st_size / 2**20, 1),
+            "repeats": repeats,
+            "loader_images": len(train_set),
+            "image_size": "500x375",
+            "batch_size": bs,
+            "num_workers": workers,
+            "loader_batches": batches,
+            "train_steps": steps,
+        },
         raw={"load": figures, "rates": rates},
     )
-    result.add("load + index time", ours["seconds"], theirs["seconds"], "s", ours["seconds"] / theirs["seconds"],
-               Target("<=", 1.5), note="absolute target: a few seconds for 5,000 images / 50,000 instances")
-    result.add("peak RSS rise of the load", ours["rss_rise_bytes"] / 2**20, theirs["rss_rise_bytes"] / 2**20, "MiB",
-               ours["rss_rise_bytes"] / max(theirs["rss_rise_bytes"], 1), Target("<=", 1.2))
-    result.add(f"polygon loader ({workers} workers) / model", rates["loader"], rates["model"], "batch/s",
-               rates["loader"] / rates["model"], Target(">=", 5))
+    result.add(
+        "load + index time",
+        ours["seconds"],
+        theirs["seconds"],
+        "s",
+        ours["seconds"] / theirs["seconds"],
+        Target("<=", 1.5),
+        note="absolute target: a few seconds for 5,000 images / 50,000 instances",
+    )
+    result.add(
+        "peak RSS rise of the load",
+        ours["rss_rise_bytes"] / 2**20,
+        theirs["rss_rise_bytes"] / 2**20,
+        "MiB",
+        ours["rss_rise_bytes"] / max(theirs["rss_rise_bytes"], 1),
+        Target("<=", 1.2),
+    )
+    result.add(
+        f"polygon loader ({workers} workers) / model",
+        rates["loader"],
+        rates["model"],
+        "batch/s",
+        rates["loader"] / rates["model"],
+        Target(">=", 5),
+    )
     return result
 
 

@@ -61,8 +61,14 @@ def _annotations(h: int, w: int, polygons: list, **fields: Any) -> list[dict[str
     out = []
     for k, rle in enumerate(rles):
         seg = {"size": [h, w], "counts": rle["counts"].decode("ascii")}
-        out.append({"segmentation": seg, "area": float(areas[k]), "bbox": boxes[k].tolist(),
-                    **{name: (v[k] if isinstance(v, np.ndarray) else v) for name, v in fields.items()}})
+        out.append(
+            {
+                "segmentation": seg,
+                "area": float(areas[k]),
+                "bbox": boxes[k].tolist(),
+                **{name: (v[k] if isinstance(v, np.ndarray) else v) for name, v in fields.items()},
+            }
+        )
     return [a for a in out if a["area"] > 0]
 
 
@@ -76,8 +82,14 @@ def _image(rng: np.random.Generator, image_id: int, detections: int) -> tuple[di
     sides = rng.uniform(bounds[band, 0], bounds[band, 1])
     cx, cy = rng.uniform(0, w, n), rng.uniform(0, h, n)
     labels = rng.integers(1, NUM_CLASSES + 1, n)
-    gt = _annotations(h, w, _polygons(rng, h, w, sides, cx, cy), image_id=image_id, category_id=labels,
-                      iscrowd=(rng.random(n) < CROWD).astype(int))
+    gt = _annotations(
+        h,
+        w,
+        _polygons(rng, h, w, sides, cx, cy),
+        image_id=image_id,
+        category_id=labels,
+        iscrowd=(rng.random(n) < CROWD).astype(int),
+    )
     # Detections: 1-3 jittered copies per object (10% of them of another class), then false positives.
     copies = np.repeat(np.arange(n), rng.integers(1, 4, n))[:detections]
     m = len(copies)
@@ -85,13 +97,24 @@ def _image(rng: np.random.Generator, image_id: int, detections: int) -> tuple[di
     det_labels = np.where(rng.random(m) < 0.1, rng.integers(1, NUM_CLASSES + 1, m), labels[copies])
     extra = detections - m
     fp_sides = rng.uniform(bounds[rng.choice(3, size=extra, p=SIZE_MIX), 0], 96)
-    polys = _polygons(rng, h, w, np.concatenate([sides[copies] * jitter, fp_sides]),
-                      np.concatenate([cx[copies] + rng.normal(0, 0.1, m) * sides[copies], rng.uniform(0, w, extra)]),
-                      np.concatenate([cy[copies] + rng.normal(0, 0.1, m) * sides[copies], rng.uniform(0, h, extra)]))
+    polys = _polygons(
+        rng,
+        h,
+        w,
+        np.concatenate([sides[copies] * jitter, fp_sides]),
+        np.concatenate([cx[copies] + rng.normal(0, 0.1, m) * sides[copies], rng.uniform(0, w, extra)]),
+        np.concatenate([cy[copies] + rng.normal(0, 0.1, m) * sides[copies], rng.uniform(0, h, extra)]),
+    )
     scores = np.concatenate([rng.uniform(0.3, 1.0, m), rng.uniform(0.0, 0.6, extra)]).round(4)
-    dt = _annotations(h, w, polys, image_id=image_id,
-                      category_id=np.concatenate([det_labels, rng.integers(1, NUM_CLASSES + 1, extra)]),
-                      score=scores, iscrowd=0)
+    dt = _annotations(
+        h,
+        w,
+        polys,
+        image_id=image_id,
+        category_id=np.concatenate([det_labels, rng.integers(1, NUM_CLASSES + 1, extra)]),
+        score=scores,
+        iscrowd=0,
+    )
     return {"id": image_id, "height": h, "width": w, "file_name": f"{image_id:012d}.jpg"}, gt, dt
 
 
@@ -116,7 +139,9 @@ def make_dataset(num_images: int, detections: int, seed: int = 0) -> dict[str, A
 
 def dataset_file(out_dir: Path, num_images: int, detections: int, seed: int = 0) -> Path:
     """The generated set as a pickle under ``<out>/_data/``, made once."""
-    path = Path(out_dir).resolve() / "_data" / f"coco_scoring_v{GENERATOR_VERSION}_n{num_images}_d{detections}_s{seed}.pkl"
+    path = (
+        Path(out_dir).resolve() / "_data" / f"coco_scoring_v{GENERATOR_VERSION}_n{num_images}_d{detections}_s{seed}.pkl"
+    )
     if not path.is_file():
         from insseg.utils.atomic import atomic_path
 
@@ -225,26 +250,49 @@ def run(quick: bool = False, out_dir: Path = Path("bench_results")) -> Any:
     data = pickle.loads(data_path.read_bytes())
     total = {name: sum(r["seconds"].values()) for name, r in (("ref", ref), ("fast", fast))}
     result = BenchResult(
-        "coco_scoring", title,
+        "coco_scoring",
+        title,
         project="faster_coco_eval (eval.coco_backend=faster_coco_eval), in a process of its own",
         baseline="pycocotools (the default backend), in a process of its own",
-        settings={"images": num_images, "detections_per_image": detections, "classes": NUM_CLASSES,
-                  "ground_truth": len(data["gt"]), "crowd": sum(a["iscrowd"] for a in data["gt"]),
-                  "detections": len(data["dt"]), "generator_version": GENERATOR_VERSION},
-        raw={"pycocotools": ref, "faster_coco_eval": fast, "wall_s": [ref_proc.seconds, fast_proc.seconds],
-             "peak_rss_bytes": [ref_proc.peak_rss_bytes, fast_proc.peak_rss_bytes],
-             "stats": {t: ref_arrays[f"{t}_stats"].tolist() for t in IOU_TYPES}},
+        settings={
+            "images": num_images,
+            "detections_per_image": detections,
+            "classes": NUM_CLASSES,
+            "ground_truth": len(data["gt"]),
+            "crowd": sum(a["iscrowd"] for a in data["gt"]),
+            "detections": len(data["dt"]),
+            "generator_version": GENERATOR_VERSION,
+        },
+        raw={
+            "pycocotools": ref,
+            "faster_coco_eval": fast,
+            "wall_s": [ref_proc.seconds, fast_proc.seconds],
+            "peak_rss_bytes": [ref_proc.peak_rss_bytes, fast_proc.peak_rss_bytes],
+            "stats": {t: ref_arrays[f"{t}_stats"].tolist() for t in IOU_TYPES},
+        },
     )
-    result.add("scoring time, segm + bbox", total["fast"], total["ref"], "s", total["ref"] / total["fast"],
-               Target(">=", 3))
+    result.add(
+        "scoring time, segm + bbox", total["fast"], total["ref"], "s", total["ref"] / total["fast"], Target(">=", 3)
+    )
     for t in IOU_TYPES:
         result.add(f"  {t}", fast["seconds"][t], ref["seconds"][t], "s", ref["seconds"][t] / fast["seconds"][t])
     mib = [p / 2**20 for p in (fast_proc.peak_rss_bytes, ref_proc.peak_rss_bytes)]
-    result.add("peak RSS of the scoring process", mib[0], mib[1], "MiB", mib[0] / mib[1],
-               note="ratio faster / pycocotools: lower is better; includes imports and the loaded set")
+    result.add(
+        "peak RSS of the scoring process",
+        mib[0],
+        mib[1],
+        "MiB",
+        mib[0] / mib[1],
+        note="ratio faster / pycocotools: lower is better; includes imports and the loaded set",
+    )
     grown = [fast["rss_peak_mib"] - fast["rss_loaded_mib"], ref["rss_peak_mib"] - ref["rss_loaded_mib"]]
-    result.add("  added by scoring (peak - after loading)", grown[0], grown[1], "MiB",
-               grown[0] / grown[1] if grown[1] > 0 else None)
+    result.add(
+        "  added by scoring (peak - after loading)",
+        grown[0],
+        grown[1],
+        "MiB",
+        grown[0] / grown[1] if grown[1] > 0 else None,
+    )
     result.notes.append(
         f"identical results: recall arrays bit for bit, precision arrays bit for bit up to pycocotools' "
         f"np.spacing(1), stats equal to 12 decimals (segm AP {ref_arrays['segm_stats'][0]:.4f}, bbox AP "

@@ -31,8 +31,14 @@ def loader_rate(train_set, batch_size: int, num_workers: int, batches: int, seed
     """Batches/s after the first batch, the trainer's loader settings."""
     generator = torch.Generator().manual_seed(seed)
     sampler = RandomSampler(train_set, replacement=True, num_samples=(batches + 1) * batch_size, generator=generator)
-    loader = DataLoader(train_set, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
-                        collate_fn=collate, generator=generator)
+    loader = DataLoader(
+        train_set,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=num_workers,
+        collate_fn=collate,
+        generator=generator,
+    )
     it = iter(loader)
     next(it)
     start = time.perf_counter()
@@ -46,8 +52,13 @@ def model_rate(cfg, train_set, steps: int) -> float:
     model = build_model(cfg.model, list(train_set.class_names), fit_to_dataset=True)
     optimizer = build_optimizer(model.parameters(), cfg.train, build_schedule(cfg.train, 1, steps))
     scaler = torch.amp.GradScaler("cpu", enabled=False)
-    loader = DataLoader(train_set, batch_size=cfg.train.batch_size, shuffle=True, collate_fn=collate,
-                        generator=torch.Generator().manual_seed(0))
+    loader = DataLoader(
+        train_set,
+        batch_size=cfg.train.batch_size,
+        shuffle=True,
+        collate_fn=collate,
+        generator=torch.Generator().manual_seed(0),
+    )
     batches = []
     while len(batches) < steps + 1:
         batches.extend(loader)
@@ -63,8 +74,19 @@ def run(quick: bool = False, out_dir: Path = Path("bench_results")) -> BenchResu
     batches, steps, repeats = (10, 2, 1) if quick else (40, 4, 1)
     root = generated(out_dir, "voc", 48, 375, 500, 6, seed=2)
     work = out_dir / "_work" / "data_pipeline"
-    cfg = config("train", ["experiment=smoke", "device=cpu", "data=voc", f"data.root={root}",
-                           "data.max_train_images=null", "data.num_workers=2", f"paths.log_dir={work}"], work / "run")
+    cfg = config(
+        "train",
+        [
+            "experiment=smoke",
+            "device=cpu",
+            "data=voc",
+            f"data.root={root}",
+            "data.max_train_images=null",
+            "data.num_workers=2",
+            f"paths.log_dir={work}",
+        ],
+        work / "run",
+    )
     train_set = build_dataset(cfg.data, "train", hflip_prob=cfg.train.hflip_prob)
     bs, workers = cfg.train.batch_size, cfg.data.num_workers
 
@@ -81,12 +103,26 @@ def run(quick: bool = False, out_dir: Path = Path("bench_results")) -> BenchResu
         "training loader batches/s vs model train steps/s (VOC-size images, batch 2)",
         project=f"training DataLoader, {workers} workers (data.num_workers)",
         baseline="the model's consumption: trainer.train_one_epoch steps/s on batches in memory (smoke model)",
-        settings={"images": len(train_set), "image_size": "500x375", "batch_size": bs, "num_workers": workers,
-                  "loader_batches": batches, "train_steps": steps, "repeats": repeats,
-                  "model": "smoke: resnet18-FPN, min_size 192, weights=null", "threads": torch.get_num_threads()},
+        settings={
+            "images": len(train_set),
+            "image_size": "500x375",
+            "batch_size": bs,
+            "num_workers": workers,
+            "loader_batches": batches,
+            "train_steps": steps,
+            "repeats": repeats,
+            "model": "smoke: resnet18-FPN, min_size 192, weights=null",
+            "threads": torch.get_num_threads(),
+        },
         raw=rates,
     )
     result.add(f"loader ({workers} workers) / model", loader, model, "batch/s", loader / model, Target(">=", 5))
-    result.add("loader (0 workers) / model", in_proc, model, "batch/s", in_proc / model,
-               note="loading in the training process (data.num_workers=0, the smoke experiment's setting)")
+    result.add(
+        "loader (0 workers) / model",
+        in_proc,
+        model,
+        "batch/s",
+        in_proc / model,
+        note="loading in the training process (data.num_workers=0, the smoke experiment's setting)",
+    )
     return result

@@ -22,7 +22,9 @@ from insseg.models.checkpoint_io import CHECKPOINT_FORMAT
 REPO_ROOT = CONF_DIR.parent
 
 
-def generated(out_dir: Path, layout: str, num_images: int, height: int, width: int, max_objects: int, seed: int = 0) -> Path:
+def generated(
+    out_dir: Path, layout: str, num_images: int, height: int, width: int, max_objects: int, seed: int = 0
+) -> Path:
     """A generated dataset in the real on-disk layout, made once and reused by later runs."""
     name = f"{layout}_{width}x{height}_n{num_images}_o{max_objects}_s{seed}"
     root = Path(out_dir).resolve() / "_data" / name  # absolute: subprocesses run in other folders
@@ -102,7 +104,9 @@ def cuda_skip_reason() -> str | None:
     return None
 
 
-def run_on_cuda(name: str, title: str, measure, quick: bool, out_dir: Path, dry_run: bool, dry_run_overrides: list[str]):
+def run_on_cuda(
+    name: str, title: str, measure, quick: bool, out_dir: Path, dry_run: bool, dry_run_overrides: list[str]
+):
     """A GPU benchmark's entry: on CUDA measure; with ``dry_run`` exercise the code on the CPU with tiny inputs;
     otherwise a skipped result that says where to run it."""
     from insseg.bench.report import BenchResult

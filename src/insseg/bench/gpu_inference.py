@@ -28,8 +28,13 @@ from insseg.models import build_model
 
 BATCH_SIZE = 8
 # --cpu-dry-run: a model small enough to run the code path on a CPU in seconds
-DRY_RUN_OVERRIDES = ["model.min_size=96", "model.max_size=128", "model.detections_per_img=5",
-                     "model.rpn_pre_nms_top_n_test=100", "model.rpn_post_nms_top_n_test=20"]
+DRY_RUN_OVERRIDES = [
+    "model.min_size=96",
+    "model.max_size=128",
+    "model.detections_per_img=5",
+    "model.rpn_pre_nms_top_n_test=100",
+    "model.rpn_post_nms_top_n_test=20",
+]
 
 
 def matmul_rate(device: torch.device, dtype: torch.dtype = torch.bfloat16, n: int = 8192, reps: int = 20) -> float:
@@ -55,8 +60,11 @@ def flops_per_image(model: torch.nn.Module, image: torch.Tensor) -> int:
 
 def build(device: torch.device, overrides: list[str], out_dir: Path) -> tuple[torch.nn.Module, str]:
     weights, desc = maskrcnn_weights()
-    cfg = config("predict", ["model=maskrcnn", f"model.weights={'null' if weights is None else weights}", *overrides],
-                 out_dir / "_work" / "gpu_inference")
+    cfg = config(
+        "predict",
+        ["model=maskrcnn", f"model.weights={'null' if weights is None else weights}", *overrides],
+        out_dir / "_work" / "gpu_inference",
+    )
     torch.manual_seed(0)
     model = build_model(cfg.model)
     if weights is None:
@@ -65,7 +73,9 @@ def build(device: torch.device, overrides: list[str], out_dir: Path) -> tuple[to
     return model.to(device).eval(), desc
 
 
-def measure(device: torch.device, quick: bool, out_dir: Path, overrides: list[str] = (), dry_run: bool = False) -> BenchResult:
+def measure(
+    device: torch.device, quick: bool, out_dir: Path, overrides: list[str] = (), dry_run: bool = False
+) -> BenchResult:
     num_images, repeats = (16, 2) if quick else (64, 3)
     if dry_run:
         num_images, repeats = 2, 1
@@ -74,8 +84,9 @@ def measure(device: torch.device, quick: bool, out_dir: Path, overrides: list[st
     baseline_model, weights_desc = build(device, list(overrides), out_dir)
     project_model = copy.deepcopy(baseline_model).to(memory_format=torch.channels_last)
     amp_dtype = torch.bfloat16
-    seg = Segmenter(project_model, device=device, score_threshold=0.05, amp=True, amp_dtype=amp_dtype,
-                    batch_size=BATCH_SIZE)
+    seg = Segmenter(
+        project_model, device=device, score_threshold=0.05, amp=True, amp_dtype=amp_dtype, batch_size=BATCH_SIZE
+    )
 
     def baseline() -> None:
         with torch.no_grad():
@@ -109,24 +120,48 @@ def measure(device: torch.device, quick: bool, out_dir: Path, overrides: list[st
         f"Mask R-CNN R50-FPN inference at 800/1333 on {name}",
         project=f"Segmenter.predict_batch: batch {BATCH_SIZE}, AMP bf16, channels_last (masks to host included)",
         baseline="tutorial loop: model([x]) per image, fp32, no_grad",
-        settings={"images": num_images, "repeats": repeats, "image_size": "500x375 (model input 800x1066)",
-                  "weights": weights_desc, "detections_per_image": detections, "device": name,
-                  "tf32_matmul": torch.backends.cuda.matmul.allow_tf32, "tf32_cudnn": torch.backends.cudnn.allow_tf32},
+        settings={
+            "images": num_images,
+            "repeats": repeats,
+            "image_size": "500x375 (model input 800x1066)",
+            "weights": weights_desc,
+            "detections_per_image": detections,
+            "device": name,
+            "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
+            "tf32_cudnn": torch.backends.cudnn.allow_tf32,
+        },
         raw={"seconds": times, "flops_per_image": flops, "bf16_matmul_flops_per_s": peak},
     )
-    result.add("images/s", rate["project"], rate["baseline"], "img/s", rate["project"] / rate["baseline"],
-               Target(">=", 3))
-    result.add("images/s, forward only (no host postprocess)", rate["project_forward"], rate["baseline"], "img/s",
-               rate["project_forward"] / rate["baseline"])
+    result.add(
+        "images/s", rate["project"], rate["baseline"], "img/s", rate["project"] / rate["baseline"], Target(">=", 3)
+    )
+    result.add(
+        "images/s, forward only (no host postprocess)",
+        rate["project_forward"],
+        rate["baseline"],
+        "img/s",
+        rate["project_forward"] / rate["baseline"],
+    )
     result.add("model GFLOP per image (FlopCounterMode)", flops / 1e9, None, "GFLOP")
     result.add("measured bf16 matmul rate", peak / 1e12, None, "TFLOP/s")
-    result.add("fraction of bf16 matmul rate implied", 100 * flops * rate["project"] / peak,
-               100 * flops * rate["baseline"] / peak, "%")
+    result.add(
+        "fraction of bf16 matmul rate implied",
+        100 * flops * rate["project"] / peak,
+        100 * flops * rate["baseline"] / peak,
+        "%",
+    )
     if dry_run:
         result.notes.append("dry run on CPU with tiny inputs: checks that the code runs; the figures mean nothing")
     return result
 
 
 def run(quick: bool = False, out_dir: Path = Path("bench_results"), dry_run: bool = False) -> BenchResult:
-    return run_on_cuda("gpu_inference", "Mask R-CNN R50-FPN inference at 800/1333 (CUDA)", measure, quick, out_dir, dry_run, DRY_RUN_OVERRIDES)
-
+    return run_on_cuda(
+        "gpu_inference",
+        "Mask R-CNN R50-FPN inference at 800/1333 (CUDA)",
+        measure,
+        quick,
+        out_dir,
+        dry_run,
+        DRY_RUN_OVERRIDES,
+    )

@@ -28,8 +28,13 @@ from insseg.models import build_model
 
 PAPER_RATIO = 11.4 / 15.7
 BATCH_SIZE = 8
-DRY_RUN_OVERRIDES = ["model.min_size=96", "model.max_size=128", "model.detections_per_img=5",
-                     "model.rpn_pre_nms_top_n_test=100", "model.rpn_post_nms_top_n_test=20"]
+DRY_RUN_OVERRIDES = [
+    "model.min_size=96",
+    "model.max_size=128",
+    "model.detections_per_img=5",
+    "model.rpn_pre_nms_top_n_test=100",
+    "model.rpn_post_nms_top_n_test=20",
+]
 
 
 @contextlib.contextmanager
@@ -42,14 +47,18 @@ def no_tf32() -> Iterator[None]:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
 
 
-def build(name: str, device: torch.device, out_dir: Path, overrides: list[str], dry_run: bool) -> tuple[torch.nn.Module, str]:
+def build(
+    name: str, device: torch.device, out_dir: Path, overrides: list[str], dry_run: bool
+) -> tuple[torch.nn.Module, str]:
     work = out_dir / "_work" / "gpu_refinemask"
     if name == "maskrcnn":
         weights, desc = maskrcnn_weights()
     else:
         default = config("predict", ["model=refinemask"], work).model.weights
         weights, desc = (default, "official r50-coco-2x.pth") if Path(default).is_file() else (None, "random weights")
-    cfg = config("predict", [f"model={name}", f"model.weights={'null' if weights is None else weights}", *overrides], work)
+    cfg = config(
+        "predict", [f"model={name}", f"model.weights={'null' if weights is None else weights}", *overrides], work
+    )
     torch.manual_seed(0)
     model = build_model(cfg.model)
     if weights is None:
@@ -60,7 +69,9 @@ def build(name: str, device: torch.device, out_dir: Path, overrides: list[str], 
     return model.to(device).eval(), desc
 
 
-def measure(device: torch.device, quick: bool, out_dir: Path, overrides: list[str] = (), dry_run: bool = False) -> BenchResult:
+def measure(
+    device: torch.device, quick: bool, out_dir: Path, overrides: list[str] = (), dry_run: bool = False
+) -> BenchResult:
     num_images, repeats = (16, 2) if quick else (48, 3)
     if dry_run:
         num_images, repeats = 2, 1
@@ -80,7 +91,9 @@ def measure(device: torch.device, quick: bool, out_dir: Path, overrides: list[st
 
         if name == "refinemask":
             model.amp = device.type == "cuda"  # its own float16 autocast, used with the Segmenter's
-        seg = Segmenter(model, device=device, score_threshold=0.05, amp=True, amp_dtype="float16", batch_size=BATCH_SIZE)
+        seg = Segmenter(
+            model, device=device, score_threshold=0.05, amp=True, amp_dtype="float16", batch_size=BATCH_SIZE
+        )
 
         def batched() -> None:
             seg.predict_batch(arrays)
@@ -105,9 +118,15 @@ def measure(device: torch.device, quick: bool, out_dir: Path, overrides: list[st
         f"RefineMask vs Mask R-CNN (R50-FPN) inference images/s on {dev_name}",
         project="RefineMask R50-FPN (insseg.models.refinemask)",
         baseline="Mask R-CNN R50-FPN (torchvision)",
-        settings={"images": num_images, "repeats": repeats, "image_size": "500x375 (model input 800x1066)",
-                  "weights": weights, "detections_per_image": detections, "device": dev_name,
-                  "paper_ratio": round(PAPER_RATIO, 3)},
+        settings={
+            "images": num_images,
+            "repeats": repeats,
+            "image_size": "500x375 (model input 800x1066)",
+            "weights": weights,
+            "detections_per_image": detections,
+            "device": dev_name,
+            "paper_ratio": round(PAPER_RATIO, 3),
+        },
         raw={"images_per_s": rates, "seconds": raw},
     )
     for key, label in (("fp32", "per image, fp32 (TF32 off)"), ("amp", f"Segmenter batch {BATCH_SIZE}, AMP fp16")):
@@ -121,4 +140,12 @@ def measure(device: torch.device, quick: bool, out_dir: Path, overrides: list[st
 
 
 def run(quick: bool = False, out_dir: Path = Path("bench_results"), dry_run: bool = False) -> BenchResult:
-    return run_on_cuda("gpu_refinemask", "RefineMask vs Mask R-CNN inference images/s (CUDA)", measure, quick, out_dir, dry_run, DRY_RUN_OVERRIDES)
+    return run_on_cuda(
+        "gpu_refinemask",
+        "RefineMask vs Mask R-CNN inference images/s (CUDA)",
+        measure,
+        quick,
+        out_dir,
+        dry_run,
+        DRY_RUN_OVERRIDES,
+    )

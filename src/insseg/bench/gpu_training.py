@@ -33,8 +33,13 @@ from insseg.models import build_model
 
 BLOCK = 50
 
-DRY_RUN_OVERRIDES = ["model.min_size=96", "model.max_size=128", "model.rpn_pre_nms_top_n_train=100",
-                     "model.rpn_post_nms_top_n_train=50", "model.box_batch_size_per_image=32"]
+DRY_RUN_OVERRIDES = [
+    "model.min_size=96",
+    "model.max_size=128",
+    "model.rpn_pre_nms_top_n_train=100",
+    "model.rpn_post_nms_top_n_train=50",
+    "model.box_batch_size_per_image=32",
+]
 
 
 class Recorder(RunLogger):
@@ -52,7 +57,9 @@ class Recorder(RunLogger):
             self.times.append(time.perf_counter())
 
 
-def tutorial_epoch(model, optimizer, loader, device, warmup_factor: float, warmup_iters: int, recorder: Recorder) -> None:
+def tutorial_epoch(
+    model, optimizer, loader, device, warmup_factor: float, warmup_iters: int, recorder: Recorder
+) -> None:
     """The torchvision detection tutorial's ``train_one_epoch`` (epoch 0, fp32)."""
     model.train()
     iters = min(warmup_iters, len(loader) - 1)
@@ -92,16 +99,29 @@ def compare_curves(a: list[float], b: list[float], block: int = BLOCK) -> dict:
     return {"blocks": blocks, "standard_error": se, "max_abs_z": max(abs(x["z"]) for x in blocks)}
 
 
-def measure(device: torch.device, quick: bool, out_dir: Path, overrides: list[str] = (), dry_run: bool = False) -> BenchResult:
+def measure(
+    device: torch.device, quick: bool, out_dir: Path, overrides: list[str] = (), dry_run: bool = False
+) -> BenchResult:
     iters, skip = (60, 10) if quick else (200, 20)
     if dry_run:
         iters, skip = 6, 2
     root = generated(out_dir, "voc", 64, 375, 500, 6, seed=4)
     weights, desc = maskrcnn_weights()
     work = out_dir / "_work" / "gpu_training"
-    cfg = config("train", ["model=maskrcnn", f"model.weights={'null' if weights is None else weights}", "data=voc",
-                           f"data.root={root}", "data.max_train_images=null", f"device={device.type}",
-                           f"paths.log_dir={work}", *overrides], work / "run")
+    cfg = config(
+        "train",
+        [
+            "model=maskrcnn",
+            f"model.weights={'null' if weights is None else weights}",
+            "data=voc",
+            f"data.root={root}",
+            "data.max_train_images=null",
+            f"device={device.type}",
+            f"paths.log_dir={work}",
+            *overrides,
+        ],
+        work / "run",
+    )
     train_set = build_dataset(cfg.data, "train", hflip_prob=cfg.train.hflip_prob)
     bs = cfg.train.batch_size
     torch.manual_seed(cfg.seed)
@@ -113,12 +133,20 @@ def measure(device: torch.device, quick: bool, out_dir: Path, overrides: list[st
         model.load_state_dict(initial)
         model.to(device)
         params = [p for p in model.parameters() if p.requires_grad]
-        optimizer = torch.optim.SGD(params, lr=cfg.train.lr, momentum=cfg.train.momentum,
-                                    weight_decay=cfg.train.weight_decay)
+        optimizer = torch.optim.SGD(
+            params, lr=cfg.train.lr, momentum=cfg.train.momentum, weight_decay=cfg.train.weight_decay
+        )
         g = torch.Generator().manual_seed(cfg.seed)
         sampler = RandomSampler(train_set, replacement=True, num_samples=iters * bs, generator=g)
-        loader = DataLoader(train_set, batch_size=bs, sampler=sampler, num_workers=cfg.data.num_workers,
-                            collate_fn=collate, generator=g, pin_memory=device.type == "cuda")
+        loader = DataLoader(
+            train_set,
+            batch_size=bs,
+            sampler=sampler,
+            num_workers=cfg.data.num_workers,
+            collate_fn=collate,
+            generator=g,
+            pin_memory=device.type == "cuda",
+        )
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         return model, optimizer, loader
@@ -142,8 +170,17 @@ def measure(device: torch.device, quick: bool, out_dir: Path, overrides: list[st
 
     return _report(cfg, runs, peak_mem, iters, skip, desc, device, dry_run)
 
-def _report(cfg: Any, runs: dict[str, "Recorder"], peak_mem: dict[str, float], iters: int, skip: int, desc: str,
-            device: torch.device, dry_run: bool) -> BenchResult:
+
+def _report(
+    cfg: Any,
+    runs: dict[str, "Recorder"],
+    peak_mem: dict[str, float],
+    iters: int,
+    skip: int,
+    desc: str,
+    device: torch.device,
+    dry_run: bool,
+) -> BenchResult:
     """The table: images/s after ``skip`` iterations, loss curves compared block by block, peak memory."""
     bs = cfg.train.batch_size
     rate = {k: (len(r.times) - skip) * bs / (r.times[-1] - r.times[skip - 1]) for k, r in runs.items()}
@@ -154,24 +191,52 @@ def _report(cfg: Any, runs: dict[str, "Recorder"], peak_mem: dict[str, float], i
         f"Mask R-CNN R50-FPN training, AMP vs fp32, {iters} iterations on {name}",
         project=f"trainer.train_one_epoch, train.amp=true ({cfg.device.amp_dtype}, GradScaler)",
         baseline="torchvision tutorial train_one_epoch in fp32",
-        settings={"iterations": iters, "timed_after": skip, "batch_size": bs, "image_size": "500x375 (model 800x1066)",
-                  "weights": desc,
-                  "lr": cfg.train.lr, "warmup_iters": cfg.train.warmup_iters, "device": name,
-                  "num_workers": cfg.data.num_workers},
-        raw={"losses": {k: r.losses for k, r in runs.items()}, "images_per_s": rate, "curves": curves,
-             "peak_memory_gib": peak_mem},
+        settings={
+            "iterations": iters,
+            "timed_after": skip,
+            "batch_size": bs,
+            "image_size": "500x375 (model 800x1066)",
+            "weights": desc,
+            "lr": cfg.train.lr,
+            "warmup_iters": cfg.train.warmup_iters,
+            "device": name,
+            "num_workers": cfg.data.num_workers,
+        },
+        raw={
+            "losses": {k: r.losses for k, r in runs.items()},
+            "images_per_s": rate,
+            "curves": curves,
+            "peak_memory_gib": peak_mem,
+        },
     )
     result.add("training images/s", rate["amp"], rate["fp32"], "img/s", rate["amp"] / rate["fp32"], Target(">=", 1.8))
-    result.add(f"loss curves: largest block difference ({BLOCK}-iteration blocks)", None, None, "",
-               curves["max_abs_z"], Target("<=", 3, " SE"),
-               note="block means (amp / fp32): " + ", ".join(
-                   f"{b['iterations'][0]}-{b['iterations'][1]}: {b['amp']:.3f} / {b['fp32']:.3f}" for b in curves["blocks"]))
+    result.add(
+        f"loss curves: largest block difference ({BLOCK}-iteration blocks)",
+        None,
+        None,
+        "",
+        curves["max_abs_z"],
+        Target("<=", 3, " SE"),
+        note="block means (amp / fp32): "
+        + ", ".join(
+            f"{b['iterations'][0]}-{b['iterations'][1]}: {b['amp']:.3f} / {b['fp32']:.3f}" for b in curves["blocks"]
+        ),
+    )
     result.add("peak GPU memory", peak_mem["amp"], peak_mem["fp32"], "GiB")
     if dry_run:
-        result.notes.append("dry run on CPU with tiny inputs (no AMP on CPU): checks that the code runs; the figures mean nothing")
+        result.notes.append(
+            "dry run on CPU with tiny inputs (no AMP on CPU): checks that the code runs; the figures mean nothing"
+        )
     return result
 
 
 def run(quick: bool = False, out_dir: Path = Path("bench_results"), dry_run: bool = False) -> BenchResult:
-    return run_on_cuda("gpu_training", "Mask R-CNN R50-FPN training, AMP vs fp32 (CUDA)", measure, quick, out_dir, dry_run, DRY_RUN_OVERRIDES)
-
+    return run_on_cuda(
+        "gpu_training",
+        "Mask R-CNN R50-FPN training, AMP vs fp32 (CUDA)",
+        measure,
+        quick,
+        out_dir,
+        dry_run,
+        DRY_RUN_OVERRIDES,
+    )

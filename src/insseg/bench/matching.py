@@ -30,7 +30,9 @@ class Case:
     pred: np.ndarray  # bool [M, H, W]
 
 
-def _shape(rng: np.random.Generator, yy: np.ndarray, xx: np.ndarray, cy: float, cx: float, h: float, w: float) -> np.ndarray:
+def _shape(
+    rng: np.random.Generator, yy: np.ndarray, xx: np.ndarray, cy: float, cx: float, h: float, w: float
+) -> np.ndarray:
     if rng.random() < 0.5:
         return ((yy - cy) / (h / 2)) ** 2 + ((xx - cx) / (w / 2)) ** 2 <= 1.0
     return (np.abs(yy - cy) <= h / 2) & (np.abs(xx - cx) <= w / 2)
@@ -64,7 +66,17 @@ def make_case(seed: int, void_band: bool = True) -> Case:
     annotation = InstanceAnnotation("bench.png", HEIGHT, WIDTH, instance_map, ids, np.ones(NUM_OBJECTS, np.int64))
     preds = []
     for cy, cx, h, w in params:  # a near hit and a partial duplicate of every object
-        preds.append(_shape(rng, yy, xx, cy + rng.normal(0, 6), cx + rng.normal(0, 6), h * rng.uniform(0.85, 1.15), w * rng.uniform(0.85, 1.15)))
+        preds.append(
+            _shape(
+                rng,
+                yy,
+                xx,
+                cy + rng.normal(0, 6),
+                cx + rng.normal(0, 6),
+                h * rng.uniform(0.85, 1.15),
+                w * rng.uniform(0.85, 1.15),
+            )
+        )
         preds.append(_shape(rng, yy, xx, cy + h / 4, cx - w / 4, h / 2, w / 2))
     while len(preds) < NUM_PREDICTIONS:
         h, w = rng.uniform(20, 120), rng.uniform(20, 120)
@@ -140,15 +152,31 @@ def run(quick: bool = False, out_dir: Path | None = None) -> BenchResult:
         f"per-image IoU matrix + assignment ({WIDTH}x{HEIGHT}, {NUM_OBJECTS} objects, {NUM_PREDICTIONS} predictions)",
         project="insseg.evaluation.matching.iou_f1_matrices + linear_sum_assignment",
         baseline="per-pair numpy IoU/F1 loop of the original harness + the same linear_sum_assignment",
-        settings={"images": num_images, "repeats": repeats, "height": HEIGHT, "width": WIDTH,
-                  "objects": NUM_OBJECTS, "predictions": NUM_PREDICTIONS},
-        raw={"project_s_per_image": times["project"], "baseline_s_per_image": times["baseline"],
-             "match_image_s_per_image": full, "identical": checks},
+        settings={
+            "images": num_images,
+            "repeats": repeats,
+            "height": HEIGHT,
+            "width": WIDTH,
+            "objects": NUM_OBJECTS,
+            "predictions": NUM_PREDICTIONS,
+        },
+        raw={
+            "project_s_per_image": times["project"],
+            "baseline_s_per_image": times["baseline"],
+            "match_image_s_per_image": full,
+            "identical": checks,
+        },
     )
-    result.add("IoU+F1 matrix + assignment", project_ms, baseline_ms, "ms/image", baseline_ms / project_ms,
-               Target(">=", 20))
-    result.add("match_image (whole image: masks, void, bg)", 1000 * median(full), None, "ms/image",
-               note="the full per-image matcher evaluate.py runs, for reference; no baseline")
+    result.add(
+        "IoU+F1 matrix + assignment", project_ms, baseline_ms, "ms/image", baseline_ms / project_ms, Target(">=", 20)
+    )
+    result.add(
+        "match_image (whole image: masks, void, bg)",
+        1000 * median(full),
+        None,
+        "ms/image",
+        note="the full per-image matcher evaluate.py runs, for reference; no baseline",
+    )
     result.notes.append(
         f"identical results on all {num_images} images: IoU and F1 matrices bit for bit, the same "
         f"{sum(c['pairs'] for c in checks)} pairs, match_image's per-object IoU/F1 equal to the baseline's"

@@ -65,9 +65,17 @@ def predictions_file(root: Path, split: str, path: Path, seed: int = 0) -> Path:
             scores.append(rng.uniform(0.05, 0.6))
         stack = np.stack(masks)
         order = np.argsort(-np.asarray(scores), kind="stable")
-        predictions.images.append(ImagePrediction(
-            ann.file_name, h, w, boxes=_boxes(stack)[order], scores=np.asarray(scores, np.float32)[order],
-            labels=np.asarray(labels, np.int64)[order], rles=encode_masks(stack[order])))
+        predictions.images.append(
+            ImagePrediction(
+                ann.file_name,
+                h,
+                w,
+                boxes=_boxes(stack)[order],
+                scores=np.asarray(scores, np.float32)[order],
+                labels=np.asarray(labels, np.int64)[order],
+                rles=encode_masks(stack[order]),
+            )
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     predictions.write(path)
     return path
@@ -82,16 +90,24 @@ def run(quick: bool = False, out_dir: Path = Path("bench_results")) -> BenchResu
     env = subprocess_env()
     peaks, seconds = {}, {}
     # The floor: the same command line that only composes and prints the config (imports, Hydra, no work).
-    floor = run_process(entry_script("evaluate") + ["data=voc", f"data.root={root}", "--cfg", "job"],
-                        work / "floor.log", cwd=work, env=env)
+    floor = run_process(
+        entry_script("evaluate") + ["data=voc", f"data.root={root}", "--cfg", "job"],
+        work / "floor.log",
+        cwd=work,
+        env=env,
+    )
     check_process(floor, "evaluate.py --cfg job")
     for n in (small, large):
         split = _split(root, f"bench_first{n}", ids[:n])
         preds = predictions_file(root, split, root / f"bench_predictions_{n}.json")
         log_dir = work / f"n{n}"
         cmd = entry_script("evaluate") + [
-            "data=voc", f"data.root={root}", f"eval.split={split}", f"eval.predictions={preds}",
-            "device=cpu", f"paths.log_dir={log_dir}",
+            "data=voc",
+            f"data.root={root}",
+            f"eval.split={split}",
+            f"eval.predictions={preds}",
+            "device=cpu",
+            f"paths.log_dir={log_dir}",
         ]
         proc = run_process(cmd, work / f"n{n}.log", cwd=work, env=env)
         check_process(proc, f"evaluate.py over {n} images")
@@ -104,16 +120,26 @@ def run(quick: bool = False, out_dir: Path = Path("bench_results")) -> BenchResu
         f"peak RSS of evaluate.py over {large} vs {small} generated VOC-size (500x375) images",
         project=f"evaluate.py over {large} images",
         baseline=f"evaluate.py over {small} images",
-        settings={"images": [small, large], "image_size": "500x375", "predictions_per_image": PREDICTIONS_PER_IMAGE,
-                  "source": "eval.predictions=<generated predictions file> (no model run)"},
+        settings={
+            "images": [small, large],
+            "image_size": "500x375",
+            "predictions_per_image": PREDICTIONS_PER_IMAGE,
+            "source": "eval.predictions=<generated predictions file> (no model run)",
+        },
         raw={"peak_rss_bytes": peaks, "seconds": seconds, "floor_rss_bytes": floor.peak_rss_bytes},
     )
     floor_mib = floor.peak_rss_bytes / 2**20
-    result.add(f"peak RSS, {large} / {small} images", mib[large], mib[small], "MiB", mib[large] / mib[small],
-               Target("<=", 1.2))
-    result.add("  above the import floor", mib[large] - floor_mib, mib[small] - floor_mib, "MiB",
-               (mib[large] - floor_mib) / (mib[small] - floor_mib),
-               note=f"the floor, {floor_mib:.0f} MiB, is evaluate.py --cfg job: interpreter, imports and Hydra, no work")
+    result.add(
+        f"peak RSS, {large} / {small} images", mib[large], mib[small], "MiB", mib[large] / mib[small], Target("<=", 1.2)
+    )
+    result.add(
+        "  above the import floor",
+        mib[large] - floor_mib,
+        mib[small] - floor_mib,
+        "MiB",
+        (mib[large] - floor_mib) / (mib[small] - floor_mib),
+        note=f"the floor, {floor_mib:.0f} MiB, is evaluate.py --cfg job: interpreter, imports and Hydra, no work",
+    )
     result.add("growth per added image", 1024 * (mib[large] - mib[small]) / (large - small), None, "KiB/image")
     result.notes.append(
         f"predictions from a generated predictions file ({PREDICTIONS_PER_IMAGE} per image: every object plus "

@@ -54,8 +54,12 @@ def project_run(cfg) -> dict[str, float]:
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         result = predict(cfg)
     steady = result["timing"]["steady"]
-    return {"images": steady["images"], "wall_s": steady["wall_s"], "instances": result["num_instances"],
-            **{f"{k}_s": steady[f"{k}_s"] for k in ("load", "model", "postprocess", "write", "other")}}
+    return {
+        "images": steady["images"],
+        "wall_s": steady["wall_s"],
+        "instances": result["num_instances"],
+        **{f"{k}_s": steady[f"{k}_s"] for k in ("load", "model", "postprocess", "write", "other")},
+    }
 
 
 def run(quick: bool = False, out_dir: Path = Path("bench_results")) -> BenchResult:
@@ -93,15 +97,29 @@ def run(quick: bool = False, out_dir: Path = Path("bench_results")) -> BenchResu
         f"predict.py images/s vs the bare tutorial loop on CPU ({num_images - 1} timed VOC-size images)",
         project="insseg.inference.predict_run.predict (predict.py): load, model, threshold, RLE, PNGs, JSON",
         baseline="tutorial loop: read_image, to float, model([x]) in fp32 under no_grad; nothing written",
-        settings={"model": model_desc, "detections_per_image": DETECTIONS, "images_timed": num_images - 1,
-                  "warmup_images": 1, "repeats": repeats, "image_size": "500x375", "threads": torch.get_num_threads()},
+        settings={
+            "model": model_desc,
+            "detections_per_image": DETECTIONS,
+            "images_timed": num_images - 1,
+            "warmup_images": 1,
+            "repeats": repeats,
+            "image_size": "500x375",
+            "threads": torch.get_num_threads(),
+        },
         raw=runs,
     )
     result.add("images/s", rate(p), rate(b), "img/s", rate(p) / rate(b), Target(">=", 0.95))
     share = median([100 * (1 - x["model_s"] / x["wall_s"]) for x in p])
-    result.add("share of predict.py's time outside the forward pass", share, None, "%", share, Target("<=", 5, "%"),
-               note="load + postprocess + write + other over wall time, within the same run (insensitive to how "
-                    "fast the forward pass happened to run)")
+    result.add(
+        "share of predict.py's time outside the forward pass",
+        share,
+        None,
+        "%",
+        share,
+        Target("<=", 5, "%"),
+        note="load + postprocess + write + other over wall time, within the same run (insensitive to how "
+        "fast the forward pass happened to run)",
+    )
     result.add("model (forward)", ms(p, "model"), ms(b, "model"), "ms/img")
     result.add("load (decode; project: wait for prefetch)", ms(p, "load"), ms(b, "load"), "ms/img")
     result.add("postprocess (threshold, binarise, RLE)", ms(p, "postprocess"), None, "ms/img")

@@ -147,14 +147,16 @@ def format_table(result: BenchResult) -> str:
     body = []
     for r in result.rows:
         verdict = {True: "PASS", False: "MISS", None: ""}[r.passed]
-        body.append((
-            r.metric,
-            _fmt(r.project, r.unit),
-            _fmt(r.baseline, r.unit),
-            "-" if r.ratio is None else f"{r.ratio:.3g}{r.target.unit if r.target else 'x'}",
-            str(r.target) if r.target else "-",
-            verdict,
-        ))
+        body.append(
+            (
+                r.metric,
+                _fmt(r.project, r.unit),
+                _fmt(r.baseline, r.unit),
+                "-" if r.ratio is None else f"{r.ratio:.3g}{r.target.unit if r.target else 'x'}",
+                str(r.target) if r.target else "-",
+                verdict,
+            )
+        )
     widths = [max(len(str(x)) for x in col) for col in zip(header, *body)]
     for row in (header, *body):
         lines.append("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())

@@ -57,9 +57,18 @@ def make_predictions(reader: VOCReader, path: Path, seed: int = 0) -> None:
         order = np.argsort(-scores, kind="stable")
         stack = np.stack(masks)[order] if masks else np.zeros((0, ann.height, ann.width), bool)
         boxes = np.array([_extent(m) for m in stack], np.float32).reshape(-1, 4)
-        out.images.append(ImagePrediction(ann.file_name, ann.height, ann.width, boxes, scores[order],
-                                          np.array(labels, np.int64)[order], encode_masks(stack),
-                                          class_names=list(reader.class_names)))
+        out.images.append(
+            ImagePrediction(
+                ann.file_name,
+                ann.height,
+                ann.width,
+                boxes,
+                scores[order],
+                np.array(labels, np.int64)[order],
+                encode_masks(stack),
+                class_names=list(reader.class_names),
+            )
+        )
     out.write(path)
 
 
@@ -71,10 +80,30 @@ def _extent(m: np.ndarray) -> list[float]:
 def evaluate_file(root: Path, predictions: Path, out_dir: Path, reports: bool) -> dict[str, Any]:
     """``evaluate(cfg)`` (evaluate.py) of ``predictions`` on ``root``'s trainval split, reports on or off."""
     shutil.rmtree(out_dir, ignore_errors=True)
-    switches = [] if reports else ["eval.reports.per_class=false", "eval.reports.pr_curves=false",
-                                   "eval.reports.confusion=false", "eval.reports.gallery=0", "eval.reports.html=false"]
-    cfg = config("evaluate", ["data=voc", f"data.root={root}", "eval.split=trainval", f"eval.predictions={predictions}",
-                              "eval.cache=false", "device=cpu", *switches], out_dir)
+    switches = (
+        []
+        if reports
+        else [
+            "eval.reports.per_class=false",
+            "eval.reports.pr_curves=false",
+            "eval.reports.confusion=false",
+            "eval.reports.gallery=0",
+            "eval.reports.html=false",
+        ]
+    )
+    cfg = config(
+        "evaluate",
+        [
+            "data=voc",
+            f"data.root={root}",
+            "eval.split=trainval",
+            f"eval.predictions={predictions}",
+            "eval.cache=false",
+            "device=cpu",
+            *switches,
+        ],
+        out_dir,
+    )
     return evaluate(cfg)
 
 
@@ -104,17 +133,27 @@ def run(quick: bool = False, out_dir: Path | None = None) -> BenchResult:
     finally:
         log.removeFilter(quiet)
     with_reports = {k: v for k, v in results["reports"].items() if k != "per_class"}
-    assert json.dumps(results["baseline"], sort_keys=True) == json.dumps(with_reports, sort_keys=True), \
+    assert json.dumps(results["baseline"], sort_keys=True) == json.dumps(with_reports, sort_keys=True), (
         "the reports changed the metrics"
-    files = sorted(p.relative_to(work / "reports").as_posix() for p in (work / "reports").rglob("*")
-                   if p.is_file() and not p.is_relative_to(work / "reports" / "masks"))
+    )
+    files = sorted(
+        p.relative_to(work / "reports").as_posix()
+        for p in (work / "reports").rglob("*")
+        if p.is_file() and not p.is_relative_to(work / "reports" / "masks")
+    )
     project_s, baseline_s = median(times["reports"]), median(times["baseline"])
     result = BenchResult(
-        "reports", f"evaluation of {len(reader)} images ({WIDTH}x{HEIGHT}) from a predictions file, with reports",
+        "reports",
+        f"evaluation of {len(reader)} images ({WIDTH}x{HEIGHT}) from a predictions file, with reports",
         project="evaluate(cfg) from a predictions file, every report on (the default)",
         baseline="the same with eval.reports.* off",
-        settings={"images": len(reader), "repeats": repeats, "height": HEIGHT, "width": WIDTH,
-                  "gallery": ReportsConfig().gallery},
+        settings={
+            "images": len(reader),
+            "repeats": repeats,
+            "height": HEIGHT,
+            "width": WIDTH,
+            "gallery": ReportsConfig().gallery,
+        },
         raw={"project_s": times["reports"], "baseline_s": times["baseline"], "report_files": files},
     )
     result.add("evaluation wall time", project_s, baseline_s, "s", project_s / baseline_s, Target("<=", 1.15))

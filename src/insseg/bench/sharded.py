@@ -24,10 +24,19 @@ TIMING = ("time_", "images_per_second", "timed_images", "processes", "model_run_
 
 def _overrides(work: Path, num_images: int, run_dir: Path) -> list[str]:
     return [
-        "experiment=smoke", "model.weights=null", "device=cpu", "model.detections_per_img=10",
-        f"data.synthetic.num_images={num_images + 4}", f"data.num_test={num_images}", "data.max_eval_images=null",
-        "eval.cache=false", "eval.save_masks=false", "eval.warmup_iters=0",
-        f"paths.data_dir={work / 'data'}", f"paths.log_dir={work / 'logs'}", f"hydra.run.dir={run_dir}",
+        "experiment=smoke",
+        "model.weights=null",
+        "device=cpu",
+        "model.detections_per_img=10",
+        f"data.synthetic.num_images={num_images + 4}",
+        f"data.num_test={num_images}",
+        "data.max_eval_images=null",
+        "eval.cache=false",
+        "eval.save_masks=false",
+        "eval.warmup_iters=0",
+        f"paths.data_dir={work / 'data'}",
+        f"paths.log_dir={work / 'logs'}",
+        f"hydra.run.dir={run_dir}",
     ]
 
 
@@ -59,8 +68,16 @@ def run(quick: bool = False, out_dir: Path = Path("bench_results")) -> BenchResu
                 threads = cores if kind == "one" else 1
                 cmd = entry_script("evaluate") + overrides + [f"device.num_threads={threads}"]
             else:
-                cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                       *entry_script("evaluate")[1:], *overrides, "device.num_threads=1"]
+                cmd = [
+                    sys.executable,
+                    "-m",
+                    "torch.distributed.run",
+                    "--standalone",
+                    "--nproc_per_node=2",
+                    *entry_script("evaluate")[1:],
+                    *overrides,
+                    "device.num_threads=1",
+                ]
             proc = run_process(cmd, work / f"{kind}{k}.log", cwd=Path.cwd(), env={**os.environ, "OMP_NUM_THREADS": "1"})
             check_process(proc, f"evaluate.py ({kind} process)")
             metrics[kind] = json.loads((run_dir / "metrics.json").read_text())
@@ -70,18 +87,31 @@ def run(quick: bool = False, out_dir: Path = Path("bench_results")) -> BenchResu
         raise AssertionError(f"2-process evaluation gave other metrics than 1 process: {differ}")
     shutil.rmtree(work, ignore_errors=True)
     result = BenchResult(
-        "sharded", f"evaluate.py on {num_images} images: 2 processes (torchrun, gloo) vs 1",
+        "sharded",
+        f"evaluate.py on {num_images} images: 2 processes (torchrun, gloo) vs 1",
         project="torchrun --nproc_per_node=2 evaluate.py (1 thread each, shards gathered to rank 0)",
         baseline=f"python evaluate.py (1 process, {cores} threads)",
-        settings={"images": num_images, "model": "smoke (resnet18-FPN, weights=null, min_size 192)",
-                  "repeats": repeats, "cores": cores},
+        settings={
+            "images": num_images,
+            "model": "smoke (resnet18-FPN, weights=null, min_size 192)",
+            "repeats": repeats,
+            "cores": cores,
+        },
         raw={"images_per_s": rates},
     )
     two, one = median(rates["two"]), median(rates["one"])
     result.add("images/s of the model run", two, one, "img/s", two / one, Target(">=", 1.6))
     single = median(rates["one_thread"])
-    result.add("  against 1 process of 1 thread", two, single, "img/s", two / single,
-               note="for reference: how well two shards scale; the target row compares with all cores in one process")
-    result.notes.append("metrics.json equal apart from timing keys (floats within 1e-6: other thread counts sum "
-                        "float32 in another order; with equal threads tests/test_sharded.py finds them identical)")
+    result.add(
+        "  against 1 process of 1 thread",
+        two,
+        single,
+        "img/s",
+        two / single,
+        note="for reference: how well two shards scale; the target row compares with all cores in one process",
+    )
+    result.notes.append(
+        "metrics.json equal apart from timing keys (floats within 1e-6: other thread counts sum "
+        "float32 in another order; with equal threads tests/test_sharded.py finds them identical)"
+    )
     return result

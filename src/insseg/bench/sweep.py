@@ -59,11 +59,14 @@ def run(quick: bool = False, out_dir: Path = Path("bench_results")) -> BenchResu
     def one(kind: str, k: int):
         log_dir = work / f"{kind}{k}"
         overrides = _overrides(data_root, num_eval, log_dir)
-        cmd = entry_script("evaluate") + {  # Hydra wants -m before the overrides
-            "single": overrides + ["eval.score_threshold=0.5"],
-            "sweep_cache": ["-m", *overrides, sweep_arg],
-            "sweep_nocache": ["-m", *overrides, sweep_arg, "eval.cache=false"],
-        }[kind]
+        cmd = (
+            entry_script("evaluate")
+            + {  # Hydra wants -m before the overrides
+                "single": overrides + ["eval.score_threshold=0.5"],
+                "sweep_cache": ["-m", *overrides, sweep_arg],
+                "sweep_nocache": ["-m", *overrides, sweep_arg, "eval.cache=false"],
+            }[kind]
+        )
         run_ = run_process(cmd, work / f"{kind}{k}.log", cwd=work, env=env)
         check_process(run_, f"evaluate.py ({kind})")
         return run_, log_dir
@@ -87,8 +90,9 @@ def run(quick: bool = False, out_dir: Path = Path("bench_results")) -> BenchResu
     return _report(seconds, cpu, kinds, raw, hits, model_run_s, num_eval, repeats)
 
 
-def _check_runs(dirs: dict[str, Path], seconds: dict[str, list[float]], cpu: dict[str, list[float]]
-                ) -> tuple[dict, list[bool], float]:
+def _check_runs(
+    dirs: dict[str, Path], seconds: dict[str, list[float]], cpu: dict[str, list[float]]
+) -> tuple[dict, list[bool], float]:
     """The runs did what they should (the cached sweep ran the model once, cached and uncached sweeps agree);
     the raw figures, the cache hits per job and the model-run seconds of the single evaluation."""
     single_metrics = _single_metrics(dirs["single"])
@@ -100,25 +104,40 @@ def _check_runs(dirs: dict[str, Path], seconds: dict[str, list[float]], cpu: dic
     summary = list((dirs["sweep_cache"]).glob("evaluate/*/multirun/*/sweep_summary.csv"))
     if not summary:
         raise AssertionError("the cached sweep wrote no sweep_summary.csv")
-    raw: dict = {"seconds": seconds, "cpu_seconds": cpu, "model_run_s": model_run_s, "cache_hits_per_job": hits,
-                 "segm_AP_per_job": [m.get("segm_AP") for m in cached_jobs],
-                 "mean_iou_per_job": [m.get("mean_iou") for m in cached_jobs],
-                 "num_predictions_per_job": [m.get("num_predictions") for m in cached_jobs]}
+    raw: dict = {
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "model_run_s": model_run_s,
+        "cache_hits_per_job": hits,
+        "segm_AP_per_job": [m.get("segm_AP") for m in cached_jobs],
+        "mean_iou_per_job": [m.get("mean_iou") for m in cached_jobs],
+        "num_predictions_per_job": [m.get("num_predictions") for m in cached_jobs],
+    }
     if "sweep_nocache" in dirs:
         uncached = _job_metrics(dirs["sweep_nocache"])
         raw["nocache_hits_per_job"] = [bool(m.get("prediction_cache_hit")) for m in uncached]
         if any(raw["nocache_hits_per_job"]):
             raise AssertionError("the sweep with eval.cache=false hit the cache")
-        same = [(a.get("segm_AP"), a.get("mean_iou")) == (b.get("segm_AP"), b.get("mean_iou"))
-                for a, b in zip(cached_jobs, uncached)]
+        same = [
+            (a.get("segm_AP"), a.get("mean_iou")) == (b.get("segm_AP"), b.get("mean_iou"))
+            for a, b in zip(cached_jobs, uncached)
+        ]
         raw["cached_equals_uncached_metrics"] = same
         if not all(same):
             raise AssertionError("metrics of the cached sweep differ from the uncached sweep's")
     return raw, hits, model_run_s
 
 
-def _report(seconds: dict[str, list[float]], cpu: dict[str, list[float]], kinds: list[str], raw: dict,
-            hits: list[bool], model_run_s: float, num_eval: int, repeats: int) -> BenchResult:
+def _report(
+    seconds: dict[str, list[float]],
+    cpu: dict[str, list[float]],
+    kinds: list[str],
+    raw: dict,
+    hits: list[bool],
+    model_run_s: float,
+    num_eval: int,
+    repeats: int,
+) -> BenchResult:
 
     single = median(seconds["single"])
     result = BenchResult(
@@ -126,31 +145,52 @@ def _report(seconds: dict[str, list[float]], cpu: dict[str, list[float]], kinds:
         f"{len(THRESHOLDS)}-threshold evaluate.py -m sweep vs one evaluation ({num_eval} images)",
         project="python evaluate.py -m eval.score_threshold=0.3,...,0.7 (prediction cache on: the model runs once)",
         baseline="python evaluate.py eval.score_threshold=0.5 (one evaluation, model run included)",
-        settings={"eval_images": num_eval, "image_size": "224x160", "model": "smoke (resnet18-FPN, weights=null, "
-                  f"min_size 192, detections_per_img {DETECTIONS})", "repeats": repeats,
-                  "thresholds": list(THRESHOLDS)},
+        settings={
+            "eval_images": num_eval,
+            "image_size": "224x160",
+            "model": f"smoke (resnet18-FPN, weights=null, min_size 192, detections_per_img {DETECTIONS})",
+            "repeats": repeats,
+            "thresholds": list(THRESHOLDS),
+        },
         raw=raw,
     )
     cached = median(seconds["sweep_cache"])
     result.add("sweep with cache / one evaluation", cached, single, "s", cached / single, Target("<=", 1.5))
     cpu_single, cpu_cached = median(cpu["single"]), median(cpu["sweep_cache"])
-    result.add("  the same in CPU time", cpu_cached, cpu_single, "s", cpu_cached / cpu_single,
-               note="user + system seconds of the process: less sensitive than wall time to other work on the machine")
+    result.add(
+        "  the same in CPU time",
+        cpu_cached,
+        cpu_single,
+        "s",
+        cpu_cached / cpu_single,
+        note="user + system seconds of the process: less sensitive than wall time to other work on the machine",
+    )
     if "sweep_nocache" in kinds:
         nocache = median(seconds["sweep_nocache"])
-        result.add("sweep without cache / one evaluation", nocache, single, "s", nocache / single,
-                   note="expected about 5x (the model runs in every job); for reference, no target")
+        result.add(
+            "sweep without cache / one evaluation",
+            nocache,
+            single,
+            "s",
+            nocache / single,
+            note="expected about 5x (the model runs in every job); for reference, no target",
+        )
     result.notes.append(
         "wall time of whole subprocesses (start-up and imports included), each with a cold cache of its own; "
         f"cache hits per job of the cached sweep: {hits}; "
-        + ("metrics of the cached and uncached sweeps are identical job by job" if "sweep_nocache" in kinds
-           else "quick run: the uncached sweep is skipped")
+        + (
+            "metrics of the cached and uncached sweeps are identical job by job"
+            if "sweep_nocache" in kinds
+            else "quick run: the uncached sweep is skipped"
+        )
     )
     result.notes.append(
         f"the model run (warm-up excluded) is {model_run_s:.1f} s of the single evaluation's {single:.1f} s; the "
         "rest is start-up, imports, model build and scoring. An uncached sweep costs about 1 + 4 x (model run + "
         "scoring) / (one evaluation)"
     )
-    result.notes.append(f"medians of {repeats} run(s) of the single evaluation and the cached sweep; "
-                        f"{len(seconds['sweep_nocache'])} of the uncached sweep")
+    result.notes.append(
+        f"medians of {repeats} run(s) of the single evaluation and the cached sweep; "
+        f"{len(seconds['sweep_nocache'])} of the uncached sweep"
+    )
     return result

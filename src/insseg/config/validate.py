@@ -111,4 +111,6 @@ def _check_milestones(cfg: DictConfig) -> None:
     if milestones != sorted(set(milestones)) or any(m <= 0 for m in milestones):
         raise ConfigError(f"config key 'train.lr_milestones' is {milestones}; it must be increasing epoch numbers > 0")
     if OmegaConf.select(cfg, "train.lr_schedule", default=None) == "multistep" and not milestones:
-        raise ConfigError("train.lr_schedule=multistep needs config key 'train.lr_milestones', e.g. train.lr_milestones=[8,11]")
+        raise ConfigError(
+            "train.lr_schedule=multistep needs config key 'train.lr_milestones', e.g. train.lr_milestones=[8,11]"
+        )

@@ -48,8 +48,14 @@ def _generate_synthetic(data_cfg: Any, root: Path) -> Path:
     generate = {"pennfudan": generate_pennfudan, "voc": generate_voc, "coco": generate_coco}[data_cfg.layout]
     root.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{root.name}.", dir=root.parent) as tmp:
-        generate(Path(tmp) / "data", num_images=s.num_images, height=s.height, width=s.width,
-                 max_objects=s.max_objects, seed=s.seed)
+        generate(
+            Path(tmp) / "data",
+            num_images=s.num_images,
+            height=s.height,
+            width=s.width,
+            max_objects=s.max_objects,
+            seed=s.seed,
+        )
         if not root.exists():  # another process (a DDP rank) may have won the race
             (Path(tmp) / "data").rename(root)
     return root
@@ -79,8 +85,10 @@ def open_reader(data_cfg: Any, split: str) -> tuple[InstanceReader, list[int]]:
     if limit is not None:
         indices = indices[:limit]
     if not indices:
-        raise DatasetError(f"the {split} split of {root} is empty (check data.num_test and the split settings, or the "
-                           "annotation file's images)")
+        raise DatasetError(
+            f"the {split} split of {root} is empty (check data.num_test and the split settings, or the "
+            "annotation file's images)"
+        )
     return reader, indices
 
 
@@ -118,5 +126,3 @@ def build_dataset(data_cfg: Any, split: str, hflip_prob: float = 0.0) -> Instanc
     reader, indices = build_reader(data_cfg, split)
     transforms = RandomHorizontalFlip(hflip_prob) if split == "train" and hflip_prob > 0 else None
     return InstanceSegmentationDataset(reader, indices, transforms)
-
-

@@ -50,10 +50,14 @@ class SplitReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "images": self.images, "negatives": self.negatives, "instances": sum(self.per_class.values()),
-            "crowd_regions": self.crowd, "instances_per_class": dict(sorted(self.per_class.items())),
+            "images": self.images,
+            "negatives": self.negatives,
+            "instances": sum(self.per_class.values()),
+            "crowd_regions": self.crowd,
+            "instances_per_class": dict(sorted(self.per_class.items())),
             "sizes": {k: self.sizes.get(k, 0) for k in ("small", "medium", "large")},
-            "errors": len(errors(self.problems)), "warnings": len(warnings(self.problems)),
+            "errors": len(errors(self.problems)),
+            "warnings": len(warnings(self.problems)),
         }
 
 
@@ -96,8 +100,15 @@ def _add_instances(report: SplitReport, reader: Any, ann: Annotation, names: dic
         crowd = bool(entry.get("iscrowd", 0))
         report.add(names[entry["category_id"]], float(entry["area"]), crowd)
         if not crowd and entry["id"] not in kept and entry["id"] not in few_points:
-            report.problems.append(Problem(WARNING, "empty_mask", str(reader.json_path),
-                                           f"the mask of image {ann.file_name} is empty; skipped", entry["id"]))
+            report.problems.append(
+                Problem(
+                    WARNING,
+                    "empty_mask",
+                    str(reader.json_path),
+                    f"the mask of image {ann.file_name} is empty; skipped",
+                    entry["id"],
+                )
+            )
 
 
 def check_dataset(data_cfg: Any) -> dict[str, Any]:
@@ -107,7 +118,9 @@ def check_dataset(data_cfg: Any) -> dict[str, Any]:
     splits = {split: check_split(cfg, split) for split in SPLITS}
     problems = [{"split": s, **p.to_dict()} for s, r in splits.items() for p in r.problems]
     return {
-        "dataset": cfg.name, "layout": cfg.layout, "root": str(cfg.root),
+        "dataset": cfg.name,
+        "layout": cfg.layout,
+        "root": str(cfg.root),
         "splits": {s: r.to_dict() for s, r in splits.items()},
         "errors": sum(p["severity"] == ERROR for p in problems),
         "warnings": sum(p["severity"] == WARNING for p in problems),
@@ -120,8 +133,10 @@ def format_report(report: dict[str, Any], path: Path) -> str:
     for split, r in report["splits"].items():
         classes = ", ".join(f"{k} {v}" for k, v in r["instances_per_class"].items()) or "none"
         sizes = ", ".join(f"{k} {v}" for k, v in r["sizes"].items())
-        lines.append(f"  {split}: {r['images']} images ({r['negatives']} without instances), {r['instances']} instances "
-                     f"({classes}), {r['crowd_regions']} crowd regions; sizes: {sizes}")
+        lines.append(
+            f"  {split}: {r['images']} images ({r['negatives']} without instances), {r['instances']} instances "
+            f"({classes}), {r['crowd_regions']} crowd regions; sizes: {sizes}"
+        )
     for severity in (ERROR, WARNING):
         found = [p for p in report["problems"] if p["severity"] == severity]
         for p in found[:_PRINTED]:

@@ -39,18 +39,26 @@ def load_coco_json(path: Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise DatasetError(f"COCO annotation file {path} does not exist") from None
     except json.JSONDecodeError as e:
-        raise DatasetError(f"COCO annotation file {path} is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}") from None
+        raise DatasetError(
+            f"COCO annotation file {path} is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}"
+        ) from None
     except (OSError, UnicodeDecodeError) as e:
         raise DatasetError(f"cannot read COCO annotation file {path}: {e}") from None
     if not isinstance(data, dict):
-        raise DatasetError(f"COCO annotation file {path} holds a {type(data).__name__}; expected an object with keys "
-                           f"{', '.join(TOP_LEVEL_KEYS)}")
+        raise DatasetError(
+            f"COCO annotation file {path} holds a {type(data).__name__}; expected an object with keys "
+            f"{', '.join(TOP_LEVEL_KEYS)}"
+        )
     for key in TOP_LEVEL_KEYS:
         if key not in data:
-            raise DatasetError(f"COCO annotation file {path} has no top-level '{key}' key; a COCO instances file has "
-                               f"{', '.join(TOP_LEVEL_KEYS)}")
+            raise DatasetError(
+                f"COCO annotation file {path} has no top-level '{key}' key; a COCO instances file has "
+                f"{', '.join(TOP_LEVEL_KEYS)}"
+            )
         if not isinstance(data[key], list):
-            raise DatasetError(f"COCO annotation file {path}: top-level '{key}' is a {type(data[key]).__name__}; expected a list")
+            raise DatasetError(
+                f"COCO annotation file {path}: top-level '{key}' is a {type(data[key]).__name__}; expected a list"
+            )
     return data
 
 
@@ -183,8 +191,10 @@ def _annotation_type_problem(ann: Any) -> str | None:
 def _segmentation_problem(seg: Any) -> str | None:
     if isinstance(seg, list):
         if not all(isinstance(part, list) and _numbers(part) for part in seg):
-            return ("unknown segmentation form: a polygon segmentation must be a list of parts, each a list of numbers "
-                    f"[x1, y1, x2, y2, ...] (got {seg!r:.60})")
+            return (
+                "unknown segmentation form: a polygon segmentation must be a list of parts, each a list of numbers "
+                f"[x1, y1, x2, y2, ...] (got {seg!r:.60})"
+            )
         return None
     if isinstance(seg, dict) and "counts" in seg and "size" in seg:
         size, counts = seg["size"], seg["counts"]
@@ -193,8 +203,10 @@ def _segmentation_problem(seg: Any) -> str | None:
         if isinstance(counts, str) or (isinstance(counts, list) and set(map(type, counts)) <= {int}):
             return None
         return f"an RLE segmentation's 'counts' must be a string or a list of integers (got {counts!r:.40})"
-    return ("unknown segmentation form: expected polygons (a list of [x1, y1, ...] lists) or an RLE "
-            f"({{'size': [h, w], 'counts': ...}}), got {seg!r:.60}")
+    return (
+        "unknown segmentation form: expected polygons (a list of [x1, y1, ...] lists) or an RLE "
+        f"({{'size': [h, w], 'counts': ...}}), got {seg!r:.60}"
+    )
 
 
 def _annotation_problems(ann: dict[str, Any], im: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -207,13 +219,27 @@ def _annotation_problems(ann: dict[str, Any], im: dict[str, Any]) -> list[tuple[
         if not seg:
             out.append((WARNING, "few_points", "an empty polygon list; the instance is skipped"))
         elif short:
-            out.append((WARNING, "few_points", f"{len(short)} polygon part(s) with fewer than 3 points "
-                        f"({', '.join(map(str, short))} point(s)); they draw nothing and are skipped"))
+            out.append(
+                (
+                    WARNING,
+                    "few_points",
+                    f"{len(short)} polygon part(s) with fewer than 3 points "
+                    f"({', '.join(map(str, short))} point(s)); they draw nothing and are skipped",
+                )
+            )
     else:
         if list(seg["size"]) != [h, w]:
-            out.append((ERROR, "rle_size", f"RLE size {seg['size']} differs from its image's [height, width] [{h}, {w}]"))
+            out.append(
+                (ERROR, "rle_size", f"RLE size {seg['size']} differs from its image's [height, width] [{h}, {w}]")
+            )
         elif isinstance(seg["counts"], list) and sum(seg["counts"]) != h * w:
-            out.append((ERROR, "rle_counts", f"uncompressed RLE counts sum to {sum(seg['counts'])}, not height x width = {h * w}"))
+            out.append(
+                (
+                    ERROR,
+                    "rle_counts",
+                    f"uncompressed RLE counts sum to {sum(seg['counts'])}, not height x width = {h * w}",
+                )
+            )
     for key in ("area", "bbox"):
         if key not in ann:
             out.append((WARNING, f"missing_{key}", f"no '{key}'; computed from the mask (COCOeval needs it)"))
@@ -303,20 +329,35 @@ class CocoReader:
                 self._warned_empty = True
                 from insseg.utils.logging import log
 
-                log.warning(f"{self.json_path}: annotation id {ann['id']} has an empty mask and is skipped (further "
-                            "empty masks are skipped silently; `python -m insseg.data.check` lists them all)")
-        return RleAnnotation(self.file_name(index), h, w, rles, np.asarray(labels, dtype=np.int64), crowd,
-                             image_id=int(im["id"]), coco_entries=entries, annotation_ids=ids,
-                             category_ids=self.category_ids)
+                log.warning(
+                    f"{self.json_path}: annotation id {ann['id']} has an empty mask and is skipped (further "
+                    "empty masks are skipped silently; `python -m insseg.data.check` lists them all)"
+                )
+        return RleAnnotation(
+            self.file_name(index),
+            h,
+            w,
+            rles,
+            np.asarray(labels, dtype=np.int64),
+            crowd,
+            image_id=int(im["id"]),
+            coco_entries=entries,
+            annotation_ids=ids,
+            category_ids=self.category_ids,
+        )
 
     def _size_message(self, index: int, image_hw: tuple[int, ...]) -> str:
         im, path = self.index.images[index], self.image_path(index)
-        message = (f"image {path} is {image_hw[1]}x{image_hw[0]} but {self.json_path} gives image id {im['id']} "
-                   f"width {im['width']} and height {im['height']}")
+        message = (
+            f"image {path} is {image_hw[1]}x{image_hw[0]} but {self.json_path} gives image id {im['id']} "
+            f"width {im['width']} and height {im['height']}"
+        )
         if tuple(stored_size(path)) == (im["height"], im["width"]):
-            message += (f"; that is the size as stored, but the image's EXIF orientation turns it to "
-                        f"{image_hw[1]}x{image_hw[0]} (as every viewer and this toolkit show it): annotate the upright "
-                        "image and give its size, or remove the orientation tag")
+            message += (
+                f"; that is the size as stored, but the image's EXIF orientation turns it to "
+                f"{image_hw[1]}x{image_hw[0]} (as every viewer and this toolkit show it): annotate the upright "
+                "image and give its size, or remove the orientation tag"
+            )
         return message
 
     def file_problems(self, indices: list[int] | None = None) -> list[Problem]:
@@ -328,8 +369,11 @@ class CocoReader:
                 hw = image_size(path)
             except ImageLoadError as e:
                 kind = "missing_image" if not path.exists() else "unreadable_image"
-                problems.append(Problem(ERROR, kind, str(path), f"image id {self.image_id(i)} listed in "
-                                        f"{self.json_path}: {e.reason}"))
+                problems.append(
+                    Problem(
+                        ERROR, kind, str(path), f"image id {self.image_id(i)} listed in {self.json_path}: {e.reason}"
+                    )
+                )
                 continue
             im = self.index.images[i]
             if hw != (im["height"], im["width"]):

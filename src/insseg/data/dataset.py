@@ -37,7 +37,9 @@ def target_from_annotation(ann: Annotation, image_id: int) -> dict[str, torch.Te
 class InstanceSegmentationDataset(Dataset):
     """Images ``indices`` of ``reader``; ``image_id`` is the position in the reader (stable across splits)."""
 
-    def __init__(self, reader: InstanceReader, indices: Sequence[int] | None = None, transforms: Transform | None = None):
+    def __init__(
+        self, reader: InstanceReader, indices: Sequence[int] | None = None, transforms: Transform | None = None
+    ):
         self.reader = reader
         self.indices = list(range(len(reader))) if indices is None else list(indices)
         self.transforms = transforms

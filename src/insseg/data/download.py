@@ -29,8 +29,14 @@ def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
 def _fetch(url: str, out: Path, timeout: float) -> None:
     with urllib.request.urlopen(url, timeout=timeout) as response, open(out, "wb") as f:
         total = int(response.headers.get("Content-Length") or 0) or None
-        with tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {url.rsplit('/', 1)[-1]}",
-                  file=sys.stderr, disable=None) as bar:
+        with tqdm(
+            total=total,
+            unit="B",
+            unit_scale=True,
+            desc=f"downloading {url.rsplit('/', 1)[-1]}",
+            file=sys.stderr,
+            disable=None,
+        ) as bar:
             while block := response.read(1 << 20):
                 f.write(block)
                 bar.update(len(block))
@@ -49,7 +55,9 @@ def _extract(archive: Path, into: Path) -> None:
 
 def _find_root(extracted: Path, expected: Sequence[str]) -> Path | None:
     """The folder inside ``extracted`` that holds every path in ``expected`` (searched two levels deep)."""
-    candidates = [extracted] + [p for p in extracted.glob("*") if p.is_dir()] + [p for p in extracted.glob("*/*") if p.is_dir()]
+    candidates = (
+        [extracted] + [p for p in extracted.glob("*") if p.is_dir()] + [p for p in extracted.glob("*/*") if p.is_dir()]
+    )
     for candidate in candidates:
         if all((candidate / e).exists() for e in expected):
             return candidate

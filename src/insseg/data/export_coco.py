@@ -29,13 +29,21 @@ from insseg.utils.logging import ensure_console_logging, log
 SPLIT_NAMES = {"train": "train2017", "eval": "val2017"}
 
 
-def _entries(rles: list[dict[str, Any]], category_ids: list[int], crowd: bool, first_id: int, image_id: int) -> list[dict[str, Any]]:
+def _entries(
+    rles: list[dict[str, Any]], category_ids: list[int], crowd: bool, first_id: int, image_id: int
+) -> list[dict[str, Any]]:
     areas = mask_utils.area(rles).tolist() if rles else []
     boxes = mask_utils.toBbox(rles).tolist() if rles else []
     return [
-        {"id": first_id + k, "image_id": image_id, "category_id": int(c),
-         "segmentation": {"size": [int(s) for s in r["size"]], "counts": _text(r["counts"])},
-         "area": float(a), "bbox": b, "iscrowd": int(crowd)}
+        {
+            "id": first_id + k,
+            "image_id": image_id,
+            "category_id": int(c),
+            "segmentation": {"size": [int(s) for s in r["size"]], "counts": _text(r["counts"])},
+            "area": float(a),
+            "bbox": b,
+            "iscrowd": int(crowd),
+        }
         for k, (r, c, a, b) in enumerate(zip(rles, category_ids, areas, boxes))
     ]
 
@@ -66,12 +74,23 @@ def export_split(reader: Any, indices: Sequence[int], out: Path, split: str) -> 
         crowd_cats = [e["category_id"] for e in (ann.coco_entries or []) if e.get("iscrowd", 0)]
         annotations += _entries(crowd, crowd_cats, True, len(annotations) + 1, image_id)
     if voids:
-        log.warning(f"{voids} image(s) of the {split} split have void (255) pixels, which COCO cannot express: they "
-                    "are background in the export")
+        log.warning(
+            f"{voids} image(s) of the {split} split have void (255) pixels, which COCO cannot express: they "
+            "are background in the export"
+        )
     path = out / "annotations" / f"instances_{name}.json"
     categories = [{"id": int(c), "name": n} for c, n in zip(ids, reader.class_names)]
-    atomic_write_json(path, {"info": {"description": f"exported by insseg from {reader.root}"}, "licenses": [],
-                             "images": images, "annotations": annotations, "categories": categories}, indent=None)
+    atomic_write_json(
+        path,
+        {
+            "info": {"description": f"exported by insseg from {reader.root}"},
+            "licenses": [],
+            "images": images,
+            "annotations": annotations,
+            "categories": categories,
+        },
+        indent=None,
+    )
     return path
 
 

@@ -172,7 +172,11 @@ class VOCReader(_Reader):
         self._image_paths = [self.root / "JPEGImages" / f"{i}.jpg" for i in ids]
         self._mask_paths = [self.root / "SegmentationObject" / f"{i}.png" for i in ids]
         self._class_paths = [self.root / "SegmentationClass" / f"{i}.png" for i in ids]
-        for kind, paths in (("image", self._image_paths), ("mask", self._mask_paths), ("class mask", self._class_paths)):
+        for kind, paths in (
+            ("image", self._image_paths),
+            ("mask", self._mask_paths),
+            ("class mask", self._class_paths),
+        ):
             missing = [str(p) for p in paths if not p.is_file()]
             if missing:
                 raise DatasetError(

@@ -160,8 +160,9 @@ def _uncompressed_counts(mask: np.ndarray) -> list[int]:
     return ([0] + runs) if flat.size and flat[0] == 1 else runs
 
 
-def _coco_image(rng: np.random.Generator, i: int, negative: bool, height: int, width: int, max_objects: int,
-                counter: list[int]):
+def _coco_image(
+    rng: np.random.Generator, i: int, negative: bool, height: int, width: int, max_objects: int, counter: list[int]
+):
     """The RGB image and annotation dicts (no ids yet) of image i: objects placed without overlap, every 4th
     image with a crowd region (a patch of small blobs, one ``iscrowd: 1`` uncompressed RLE)."""
     image = rng.integers(40, 110, size=3) + rng.normal(0, 12, size=(height, width, 3))
@@ -182,8 +183,14 @@ def _coco_image(rng: np.random.Generator, i: int, negative: bool, height: int, w
         counter[0] += 1
         taken |= mask
         image[mask] = rng.integers(150, 256, size=3) + rng.normal(0, 10, size=(int(mask.sum()), 3))
-        anns.append({"category_id": COCO_CATEGORIES[0 if ellipse else 1]["id"], "iscrowd": 0, "rle": rle,
-                     "segmentation": _coco_segmentation(form, parts, rle, height, width)})
+        anns.append(
+            {
+                "category_id": COCO_CATEGORIES[0 if ellipse else 1]["id"],
+                "iscrowd": 0,
+                "rle": rle,
+                "segmentation": _coco_segmentation(form, parts, rle, height, width),
+            }
+        )
     if i % 4 == 3:
         crowd = np.zeros((height, width), dtype=bool)
         y0, x0 = int(rng.integers(0, height // 2)), int(rng.integers(0, width // 2))
@@ -194,8 +201,14 @@ def _coco_image(rng: np.random.Generator, i: int, negative: bool, height: int, w
         if crowd.any():
             image[crowd] = (220, 220, 60)
             rle = mask_utils.encode(np.asfortranarray(crowd.astype(np.uint8)))
-            anns.append({"category_id": COCO_CATEGORIES[0]["id"], "iscrowd": 1, "rle": rle,
-                         "segmentation": {"size": [height, width], "counts": _uncompressed_counts(crowd)}})
+            anns.append(
+                {
+                    "category_id": COCO_CATEGORIES[0]["id"],
+                    "iscrowd": 1,
+                    "rle": rle,
+                    "segmentation": {"size": [height, width], "counts": _uncompressed_counts(crowd)},
+                }
+            )
     return np.clip(image, 0, 255).astype(np.uint8), anns
 
 
@@ -220,10 +233,22 @@ def _write_coco_split(root: Path, split: str, images: list[tuple[str, np.ndarray
         entries.append({"id": image_id, "file_name": file_name, "height": image.shape[0], "width": image.shape[1]})
         for ann in anns:
             rle = ann.pop("rle")
-            annotations.append({"id": 1000 + len(annotations) * 3, "image_id": image_id, **ann,
-                                "area": float(mask_utils.area(rle)), "bbox": mask_utils.toBbox(rle).tolist()})
-    data = {"info": {"description": "insseg synthetic COCO-format data"}, "licenses": [], "images": entries,
-            "annotations": annotations, "categories": [dict(c) for c in COCO_CATEGORIES]}
+            annotations.append(
+                {
+                    "id": 1000 + len(annotations) * 3,
+                    "image_id": image_id,
+                    **ann,
+                    "area": float(mask_utils.area(rle)),
+                    "bbox": mask_utils.toBbox(rle).tolist(),
+                }
+            )
+    data = {
+        "info": {"description": "insseg synthetic COCO-format data"},
+        "licenses": [],
+        "images": entries,
+        "annotations": annotations,
+        "categories": [dict(c) for c in COCO_CATEGORIES],
+    }
     (root / "annotations").mkdir(parents=True, exist_ok=True)
     (root / "annotations" / f"instances_{split}2017.json").write_text(json.dumps(data))
 

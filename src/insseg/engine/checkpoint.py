@@ -53,7 +53,9 @@ def load_training_state(path: str | Path, class_names: list[str]) -> dict[str, A
     """Read a checkpoint to resume from, checking that it fits the dataset's classes."""
     ckpt = read_weights_file(path)
     if not is_insseg_checkpoint(ckpt) or "optimizer" not in ckpt:
-        raise CheckpointError(f"{path} is not a training checkpoint of this toolkit (no optimizer state); cannot resume")
+        raise CheckpointError(
+            f"{path} is not a training checkpoint of this toolkit (no optimizer state); cannot resume"
+        )
     if len(ckpt["class_names"]) != len(class_names):
         raise CheckpointError(
             f"checkpoint {path} was trained for {len(ckpt['class_names'])} classes ({', '.join(ckpt['class_names'][:6])}) "
@@ -65,7 +67,8 @@ def load_training_state(path: str | Path, class_names: list[str]) -> dict[str, A
 def find_latest_checkpoint(experiment_dir: Path, exclude: Path | None = None) -> Path | None:
     """The most recently written ``checkpoints/last.pt`` among the runs of one experiment."""
     candidates = [
-        p for p in experiment_dir.glob("*/checkpoints/last.pt")
+        p
+        for p in experiment_dir.glob("*/checkpoints/last.pt")
         if exclude is None or p.resolve().parent.parent != exclude.resolve()
     ]
     return max(candidates, key=lambda p: p.stat().st_mtime, default=None)

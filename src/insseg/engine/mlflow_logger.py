@@ -35,8 +35,10 @@ class MLflowLogger(RunLogger):
             uri, artifacts = f"sqlite:///{store.resolve() / 'mlflow.db'}", (store.resolve() / "artifacts").as_uri()
         self.client = MlflowClient(tracking_uri=uri)
         experiment_id = self._experiment_id(logger_cfg.experiment, artifacts)
-        tags = {"insseg.output_dir": str(output_dir.resolve()),
-                "insseg.best_checkpoint": str((output_dir / "checkpoints" / "best.pt").resolve())}
+        tags = {
+            "insseg.output_dir": str(output_dir.resolve()),
+            "insseg.best_checkpoint": str((output_dir / "checkpoints" / "best.pt").resolve()),
+        }
         self.run_id = self.client.create_run(experiment_id, run_name=run_name, tags=tags).info.run_id
 
     def _experiment_id(self, name: str, artifact_location: str | None) -> str:

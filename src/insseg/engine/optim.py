@@ -68,12 +68,18 @@ class Schedule:
             "multistep": f"x{self.gamma:g} at epochs {list(self.milestones)}",
             "cosine": "cosine to 0 over all iterations",
         }[self.kind]
-        warm = (f"linear warm-up over {self.warmup_iters} iterations from {self.warmup_factor:g}x"
-                if self.warmup_iters else "no warm-up")
-        per_epoch = ", ".join(f"{self.lr_at(max(e * self.iters_per_epoch, self.warmup_iters)):.3g}"
-                              for e in range(self.epochs))
-        return (f"schedule: {self.kind} ({shape}); {self.epochs} epochs x {self.iters_per_epoch} iterations; {warm}\n"
-                f"lr at the start of each epoch (epoch 0: after warm-up): {per_epoch}")
+        warm = (
+            f"linear warm-up over {self.warmup_iters} iterations from {self.warmup_factor:g}x"
+            if self.warmup_iters
+            else "no warm-up"
+        )
+        per_epoch = ", ".join(
+            f"{self.lr_at(max(e * self.iters_per_epoch, self.warmup_iters)):.3g}" for e in range(self.epochs)
+        )
+        return (
+            f"schedule: {self.kind} ({shape}); {self.epochs} epochs x {self.iters_per_epoch} iterations; {warm}\n"
+            f"lr at the start of each epoch (epoch 0: after warm-up): {per_epoch}"
+        )
 
 
 def effective_lr(train_cfg: Any, world_size: int) -> float:
@@ -100,12 +106,17 @@ def build_schedule(train_cfg: Any, world_size: int, iters_per_epoch: int) -> Sch
 
 def build_optimizer(params: Iterable[torch.nn.Parameter], train_cfg: Any, schedule: Schedule) -> torch.optim.SGD:
     """SGD over the trainable ``params`` (as torchvision's detection reference)."""
-    return torch.optim.SGD([p for p in params if p.requires_grad], lr=schedule.base_lr,
-                           momentum=train_cfg.momentum, weight_decay=train_cfg.weight_decay)
+    return torch.optim.SGD(
+        [p for p in params if p.requires_grad],
+        lr=schedule.base_lr,
+        momentum=train_cfg.momentum,
+        weight_decay=train_cfg.weight_decay,
+    )
 
 
-def build_lr_scheduler(optimizer: torch.optim.Optimizer, schedule: Schedule, start_iter: int = 0
-                       ) -> torch.optim.lr_scheduler.LambdaLR:
+def build_lr_scheduler(
+    optimizer: torch.optim.Optimizer, schedule: Schedule, start_iter: int = 0
+) -> torch.optim.lr_scheduler.LambdaLR:
     """A scheduler stepped once per iteration, positioned at ``start_iter`` (resume: epochs done x iterations).
 
     The position comes from the epoch count, not from a saved scheduler state, so a resumed run follows the
@@ -118,7 +129,13 @@ def build_lr_scheduler(optimizer: torch.optim.Optimizer, schedule: Schedule, sta
 
 def describe_optimizer(train_cfg: Any, world_size: int, schedule: Schedule) -> str:
     total = world_size * train_cfg.batch_size
-    scaled = (f"train.lr {train_cfg.lr:g} x total batch {total} ({world_size} process(es) x {train_cfg.batch_size}) "
-              f"/ {REFERENCE_BATCH}" if train_cfg.scale_lr else f"train.lr {train_cfg.lr:g}, train.scale_lr=false")
-    return (f"optimizer: SGD lr {schedule.base_lr:.4g} ({scaled}), momentum {train_cfg.momentum:g}, "
-            f"weight decay {train_cfg.weight_decay:g}\n{schedule.describe()}")
+    scaled = (
+        f"train.lr {train_cfg.lr:g} x total batch {total} ({world_size} process(es) x {train_cfg.batch_size}) "
+        f"/ {REFERENCE_BATCH}"
+        if train_cfg.scale_lr
+        else f"train.lr {train_cfg.lr:g}, train.scale_lr=false"
+    )
+    return (
+        f"optimizer: SGD lr {schedule.base_lr:.4g} ({scaled}), momentum {train_cfg.momentum:g}, "
+        f"weight decay {train_cfg.weight_decay:g}\n{schedule.describe()}"
+    )

@@ -30,8 +30,9 @@ class TensorBoardLogger(RunLogger):
     def log_epoch(self, values: Mapping[str, float], epoch: int) -> None:
         self.log_step(values, epoch)
 
-    def log_overlays(self, samples: Sequence[tuple[torch.Tensor, ImagePrediction]], class_names: Sequence[str],
-                     epoch: int) -> None:
+    def log_overlays(
+        self, samples: Sequence[tuple[torch.Tensor, ImagePrediction]], class_names: Sequence[str], epoch: int
+    ) -> None:
         for k, (image, pred) in enumerate(samples):
             overlay = render_overlay(image, pred.above(self.score_threshold), class_names)
             self.writer.add_image(f"predictions/{k}", overlay, epoch)

@@ -88,9 +88,19 @@ class Run:
         return self.out_dir / "checkpoints"
 
     def save(self, name: str, state: TrainState) -> None:
-        save_checkpoint(self.ckpt_dir / name, self.model, self.optimizer, self.lr_scheduler, self.scaler,
-                        self.cfg, epoch=state.epoch, best_metric=state.best_metric, best_epoch=state.best_epoch,
-                        stale_evals=state.stale_evals, metrics=state.metrics)
+        save_checkpoint(
+            self.ckpt_dir / name,
+            self.model,
+            self.optimizer,
+            self.lr_scheduler,
+            self.scaler,
+            self.cfg,
+            epoch=state.epoch,
+            best_metric=state.best_metric,
+            best_epoch=state.best_epoch,
+            stale_evals=state.stale_evals,
+            metrics=state.metrics,
+        )
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
@@ -159,21 +169,42 @@ def _setup(cfg: DictConfig, device: torch.device, dist_info: DistInfo, out_dir: 
     if main:
         log.info(describe_optimizer(cfg.train, dist_info.world_size, schedule))
     eval_set = build_dataset(cfg.data, "eval")  # every rank evaluates its shard
-    run = Run(cfg, device, dist_info, out_dir, model, train_model, optimizer, lr_scheduler, scaler, loader,
-              generator, eval_set, class_names)
+    run = Run(
+        cfg,
+        device,
+        dist_info,
+        out_dir,
+        model,
+        train_model,
+        optimizer,
+        lr_scheduler,
+        scaler,
+        loader,
+        generator,
+        eval_set,
+        class_names,
+    )
     return run, state
 
 
-def _build_loader(cfg: DictConfig, train_set: Any, device: torch.device, dist_info: DistInfo
-                  ) -> tuple[DataLoader, torch.Generator]:
+def _build_loader(
+    cfg: DictConfig, train_set: Any, device: torch.device, dist_info: DistInfo
+) -> tuple[DataLoader, torch.Generator]:
     generator = torch.Generator()
     sampler = (
-        DistributedSampler(train_set, shuffle=True, seed=cfg.seed) if dist_info.enabled
+        DistributedSampler(train_set, shuffle=True, seed=cfg.seed)
+        if dist_info.enabled
         else RandomSampler(train_set, generator=generator)
     )
     loader = DataLoader(
-        train_set, batch_size=cfg.train.batch_size, sampler=sampler, num_workers=cfg.data.num_workers,
-        collate_fn=collate, generator=generator, pin_memory=device.type == "cuda", persistent_workers=False,
+        train_set,
+        batch_size=cfg.train.batch_size,
+        sampler=sampler,
+        num_workers=cfg.data.num_workers,
+        collate_fn=collate,
+        generator=generator,
+        pin_memory=device.type == "cuda",
+        persistent_workers=False,
     )
     return loader, generator
 
@@ -183,8 +214,10 @@ def _fit(run: Run, state: TrainState) -> None:
     start = state.epoch + 1
     if start >= cfg.train.epochs or _stopped_early(cfg, state):
         if run.dist.is_main:
-            log.info(f"nothing to train: the checkpoint finished epoch {state.epoch} of {cfg.train.epochs}"
-                     + (" and had stopped early" if _stopped_early(cfg, state) else ""))
+            log.info(
+                f"nothing to train: the checkpoint finished epoch {state.epoch} of {cfg.train.epochs}"
+                + (" and had stopped early" if _stopped_early(cfg, state) else "")
+            )
         return
     for epoch in range(start, cfg.train.epochs):
         # Seeding per epoch keeps the data order and augmentation the same whether or not a run resumed.
@@ -192,8 +225,19 @@ def _fit(run: Run, state: TrainState) -> None:
         torch.manual_seed(cfg.seed + epoch + 1000 * run.dist.rank)
         if isinstance(run.loader.sampler, DistributedSampler):
             run.loader.sampler.set_epoch(epoch)
-        epoch_values = train_one_epoch(run.train_model, run.optimizer, run.loader, run.device, epoch, run.scaler,
-                                       run.cfg, run.logger, run.dist.is_main, run.lr_scheduler, run.dist)
+        epoch_values = train_one_epoch(
+            run.train_model,
+            run.optimizer,
+            run.loader,
+            run.device,
+            epoch,
+            run.scaler,
+            run.cfg,
+            run.logger,
+            run.dist.is_main,
+            run.lr_scheduler,
+            run.dist,
+        )
         state.epoch = epoch
         evaluation = _evaluate_if_due(run, epoch)  # every rank runs its shard
         if run.dist.is_main:
@@ -201,8 +245,10 @@ def _fit(run: Run, state: TrainState) -> None:
         barrier(run.dist)
         if broadcast_object(_stopped_early(cfg, state), run.dist):
             if run.dist.is_main:
-                log.info(f"early stopping: segm AP has not improved for {state.stale_evals} evaluations; "
-                         f"best.pt holds epoch {state.best_epoch} (segm AP {state.best_metric:.4f})")
+                log.info(
+                    f"early stopping: segm AP has not improved for {state.stale_evals} evaluations; "
+                    f"best.pt holds epoch {state.best_epoch} (segm AP {state.best_metric:.4f})"
+                )
             break
 
 
@@ -211,12 +257,21 @@ def _evaluate_if_due(run: Run, epoch: int) -> Evaluation | None:
     if (epoch + 1) % cfg.train.eval_every != 0 and epoch != cfg.train.epochs - 1:
         return None
     staging = run.out_dir / REPORT_STAGING if cfg.eval.reports.html and run.dist.is_main else None
-    return evaluate_coco(run.model, run.eval_set, run.device, cfg.eval, run.dist, staging,
-                         inference_precision(cfg.device, run.device), print_freq=cfg.train.print_freq * 5)
+    return evaluate_coco(
+        run.model,
+        run.eval_set,
+        run.device,
+        cfg.eval,
+        run.dist,
+        staging,
+        inference_precision(cfg.device, run.device),
+        print_freq=cfg.train.print_freq * 5,
+    )
 
 
-def _end_epoch(run: Run, state: TrainState, epoch: int, epoch_values: dict[str, float],
-               evaluation: Evaluation | None) -> None:
+def _end_epoch(
+    run: Run, state: TrainState, epoch: int, epoch_values: dict[str, float], evaluation: Evaluation | None
+) -> None:
     """Rank 0: keep the best checkpoint (and its report.html), write last.pt and metrics.json, report."""
     cfg = run.cfg
     if evaluation is not None:
@@ -239,8 +294,13 @@ def _end_epoch(run: Run, state: TrainState, epoch: int, epoch_values: dict[str, 
 
 def _publish_best_report(run: Run, metrics: dict[str, Any], epoch: int) -> None:
     if run.cfg.eval.reports.html:
-        publish_report(run.out_dir / REPORT_STAGING, run.out_dir, json_safe(metrics),
-                       OmegaConf.to_container(run.cfg, resolve=True), epoch)
+        publish_report(
+            run.out_dir / REPORT_STAGING,
+            run.out_dir,
+            json_safe(metrics),
+            OmegaConf.to_container(run.cfg, resolve=True),
+            epoch,
+        )
 
 
 def _write_metrics(out_dir: Path, cfg: DictConfig, state: TrainState) -> None:
@@ -291,7 +351,9 @@ def train_one_epoch(
     lr = optimizer.param_groups[0]["lr"]
     for images, targets in progress.log_every(loader, cfg.train.print_freq, header=f"Epoch: [{epoch}]"):
         images = [img.to(device, non_blocking=True) for img in images]
-        targets = [{k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in t.items()} for t in targets]
+        targets = [
+            {k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in t.items()} for t in targets
+        ]
         with _train_autocast(cfg, device):
             loss_dict = model(images, targets)
             loss = sum(loss_dict.values())
@@ -307,8 +369,10 @@ def train_one_epoch(
         if lr_scheduler is not None:
             lr_scheduler.step()
         progress.update(loss=loss_value, lr=lr, **loss_values)
-        logger.log_step({**{f"train/loss/{k}": v for k, v in loss_values.items()}, "train/loss/total": loss_value,
-                         "train/lr": lr}, step)
+        logger.log_step(
+            {**{f"train/loss/{k}": v for k, v in loss_values.items()}, "train/loss/total": loss_value, "train/lr": lr},
+            step,
+        )
         for k, v in {**loss_values, "total": loss_value}.items():
             sums[k] = sums.get(k, 0.0) + v
         lr = optimizer.param_groups[0]["lr"]
@@ -317,8 +381,13 @@ def train_one_epoch(
     return {**{f"epoch/loss/{k}": v / n for k, v in sums.items()}, "epoch/lr": lr}
 
 
-def _optimizer_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
-                    loss: torch.Tensor, clip_grad_norm: float | None) -> None:
+def _optimizer_step(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    loss: torch.Tensor,
+    clip_grad_norm: float | None,
+) -> None:
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
     if clip_grad_norm is not None:
@@ -328,15 +397,27 @@ def _optimizer_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sc
     scaler.update()
 
 
-def _restore(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
-             class_names: list[str], ckpt_dir: Path, main: bool) -> TrainState:
+def _restore(
+    path: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    class_names: list[str],
+    ckpt_dir: Path,
+    main: bool,
+) -> TrainState:
     """Load a training checkpoint; the earlier run's best.pt comes along so best.pt stays the best overall."""
     ckpt = load_training_state(path, class_names)
     model.load_state_dict(ckpt["model"])
     optimizer.load_state_dict(ckpt["optimizer"])
     scaler.load_state_dict(ckpt["scaler"])
-    state = TrainState(epoch=ckpt["epoch"], best_metric=ckpt["best_metric"], best_epoch=ckpt.get("best_epoch"),
-                       stale_evals=ckpt.get("stale_evals", 0), metrics=dict(ckpt.get("metrics", {})))
+    state = TrainState(
+        epoch=ckpt["epoch"],
+        best_metric=ckpt["best_metric"],
+        best_epoch=ckpt.get("best_epoch"),
+        stale_evals=ckpt.get("stale_evals", 0),
+        metrics=dict(ckpt.get("metrics", {})),
+    )
     if main:
         log.info(f"resumed from {path} at epoch {state.epoch + 1}")
         earlier_best, best = Path(path).parent / "best.pt", ckpt_dir / "best.pt"
@@ -356,9 +437,13 @@ def _resolve_resume(cfg: DictConfig, out_dir: Path, dist_info: DistInfo) -> Path
     if resume == "auto":
         found = None
         if dist_info.is_main:
-            found = find_latest_checkpoint(Path(cfg.paths.log_dir) / cfg.task_name / cfg.experiment_name, exclude=out_dir)
+            found = find_latest_checkpoint(
+                Path(cfg.paths.log_dir) / cfg.task_name / cfg.experiment_name, exclude=out_dir
+            )
             if found is None:
-                log.info(f"train.resume=auto: no earlier checkpoint of experiment '{cfg.experiment_name}'; starting fresh")
+                log.info(
+                    f"train.resume=auto: no earlier checkpoint of experiment '{cfg.experiment_name}'; starting fresh"
+                )
             else:
                 log.info(f"train.resume=auto: resuming {found}")
         return broadcast_object(found, dist_info)
@@ -379,8 +464,11 @@ def _print_metrics(epoch: int, metrics: dict[str, float]) -> None:
 
 def _print_summary(state: TrainState, out_dir: Path) -> None:
     last = state.metrics.get("segm_AP", math.nan)
-    best = (f"best {state.best_metric:.4f} at epoch {state.best_epoch} (checkpoints/best.pt)"
-            if state.best_epoch is not None else "no evaluation")
+    best = (
+        f"best {state.best_metric:.4f} at epoch {state.best_epoch} (checkpoints/best.pt)"
+        if state.best_epoch is not None
+        else "no evaluation"
+    )
     log.info(f"held-out segm AP {last:.4f}, {best}; run dir {out_dir}")
 
 

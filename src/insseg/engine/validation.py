@@ -58,8 +58,9 @@ def evaluate_coco(
         return Evaluation(broadcast_object({}, dist_info))
     coco = CocoEvaluator(dataset.class_names, eval_cfg.void_as_background, eval_cfg.coco_backend)
     matching = MatchingEvaluator(eval_cfg.score_threshold, eval_cfg.void_as_background, eval_cfg.class_aware_matching)
-    reports = build_report_evaluators(eval_cfg.reports, list(dataset.class_names), report_dir, coco, matching,
-                                      dataset_image_loader(dataset))
+    reports = build_report_evaluators(
+        eval_cfg.reports, list(dataset.class_names), report_dir, coco, matching, dataset_image_loader(dataset)
+    )
     evaluators = Evaluators([coco, *([matching] if report_dir is not None else []), *reports])
     samples: Samples = []
     bridge = bridge_classes(list(model.class_names), list(dataset.class_names))
@@ -68,8 +69,9 @@ def evaluate_coco(
     return Evaluation(broadcast_object(metrics, dist_info), samples, coco)
 
 
-def _keep_samples(records: Iterable[ImagePrediction], dataset: InstanceSegmentationDataset, samples: Samples,
-                  limit: int) -> Iterator[ImagePrediction]:
+def _keep_samples(
+    records: Iterable[ImagePrediction], dataset: InstanceSegmentationDataset, samples: Samples, limit: int
+) -> Iterator[ImagePrediction]:
     for i, rec in enumerate(records):
         if i < limit:
             image = torch.from_numpy(dataset.load_image(i)).permute(2, 0, 1).float().div_(255.0)

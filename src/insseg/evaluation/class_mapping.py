@@ -49,7 +49,11 @@ class ClassBridge:
 
     @property
     def unmapped(self) -> list[str]:
-        return [n for n, d in zip(self.model_names, self.dataset_label.tolist()) if d == 0 and n not in ("N/A", "__background__")]
+        return [
+            n
+            for n, d in zip(self.model_names, self.dataset_label.tolist())
+            if d == 0 and n not in ("N/A", "__background__")
+        ]
 
     @property
     def is_identity(self) -> bool:

@@ -49,8 +49,9 @@ class CocoEvaluator:
     implementation scores (:mod:`insseg.evaluation.coco_backend`); kept in :attr:`backend`.
     """
 
-    def __init__(self, class_names: Sequence[str], void_as_background: bool = False,
-                 backend: str = DEFAULT_BACKEND) -> None:
+    def __init__(
+        self, class_names: Sequence[str], void_as_background: bool = False, backend: str = DEFAULT_BACKEND
+    ) -> None:
         self.class_names = list(class_names)
         self.category_ids = list(range(1, len(self.class_names) + 1))
         self.void_as_background = void_as_background
@@ -88,14 +89,23 @@ class CocoEvaluator:
         void = None if self.void_as_background else gt.void()
         if void is not None and void.any():
             rles = encode_masks(pred.mask_array() & ~void[None])
-        for rle, box, score, label in zip(rles, xyxy_to_xywh(pred.boxes).tolist(), pred.scores.tolist(), pred.labels.tolist()):
+        for rle, box, score, label in zip(
+            rles, xyxy_to_xywh(pred.boxes).tolist(), pred.scores.tolist(), pred.labels.tolist()
+        ):
             if list(rle["size"]) != [h, w]:
                 raise InssegError(
                     f"a predicted mask of {gt.file_name} is {rle['size'][1]}x{rle['size'][0]} but the image is "
                     f"{w}x{h}; masks must be at the image's original size"
                 )
-            self.dt.append({"image_id": image_id, "category_id": self.category_ids[int(label) - 1],
-                            "score": float(score), "bbox": box, "segmentation": {"size": [h, w], "counts": rle["counts"]}})
+            self.dt.append(
+                {
+                    "image_id": image_id,
+                    "category_id": self.category_ids[int(label) - 1],
+                    "score": float(score),
+                    "bbox": box,
+                    "segmentation": {"size": [h, w], "counts": rle["counts"]},
+                }
+            )
 
     def evaluate(self) -> dict[str, float]:
         """``segm_AP``, ``segm_AP50``, ..., ``bbox_ARl`` (0..1; NaN where COCO leaves it undefined)."""
@@ -116,7 +126,13 @@ class CocoEvaluator:
         """The results object, built directly (``loadRes`` fails on an empty list and takes box areas)."""
         anns = []
         for k, d in enumerate(self.dt):
-            ann = {"id": k + 1, "image_id": d["image_id"], "category_id": d["category_id"], "score": d["score"], "iscrowd": 0}
+            ann = {
+                "id": k + 1,
+                "image_id": d["image_id"],
+                "category_id": d["category_id"],
+                "score": d["score"],
+                "iscrowd": 0,
+            }
             if iou_type == "segm":
                 ann["segmentation"] = d["segmentation"]
                 ann["area"] = float(mask_utils.area(d["segmentation"]))
@@ -161,7 +177,14 @@ def ground_truth_entries(gt: InstanceAnnotation, image_id: int, first_id: int) -
     areas = mask_utils.area(rles).tolist()
     boxes = mask_utils.toBbox(rles).tolist()
     return [
-        {"id": first_id + k, "image_id": image_id, "category_id": int(label), "segmentation": rle,
-         "area": float(area), "bbox": box, "iscrowd": 0}
+        {
+            "id": first_id + k,
+            "image_id": image_id,
+            "category_id": int(label),
+            "segmentation": rle,
+            "area": float(area),
+            "bbox": box,
+            "iscrowd": 0,
+        }
         for k, (label, rle, area, box) in enumerate(zip(gt.labels.tolist(), rles, areas, boxes))
     ]

@@ -45,15 +45,29 @@ from insseg.utils.seed import seed_everything
 
 # The keys of metrics.json that the issue names, in this order; more follow.
 HEADLINE = (
-    "segm_AP", "segm_AP50", "segm_AP75", "bbox_AP", "bbox_AP50", "bbox_AP75",
-    "mean_iou", "mean_f1", "mean_iou_with_bg", "mean_f1_with_bg",
-    "instance_precision", "instance_recall", "instance_f1", "num_images", "num_objects", "num_predictions",
+    "segm_AP",
+    "segm_AP50",
+    "segm_AP75",
+    "bbox_AP",
+    "bbox_AP50",
+    "bbox_AP75",
+    "mean_iou",
+    "mean_f1",
+    "mean_iou_with_bg",
+    "mean_f1_with_bg",
+    "instance_precision",
+    "instance_recall",
+    "instance_f1",
+    "num_images",
+    "num_objects",
+    "num_predictions",
 )
 PRINT_FREQ = 20
 
 
-def build_evaluators(eval_cfg: Any, dataset_classes: list[str], out_dir: Path | None,
-                     load_image: ImageLoader | None = None) -> Evaluators:
+def build_evaluators(
+    eval_cfg: Any, dataset_classes: list[str], out_dir: Path | None, load_image: ImageLoader | None = None
+) -> Evaluators:
     """evaluate.py's evaluators; ``out_dir=None`` leaves out the ones that write files. The reports
     (``eval.reports``) come last: they build on the COCO arrays and the matching; the gallery needs
     ``load_image``."""
@@ -69,8 +83,12 @@ def build_evaluators(eval_cfg: Any, dataset_classes: list[str], out_dir: Path | 
 
 
 def score_records(
-    dataset: InstanceSegmentationDataset, records: Iterable[ImagePrediction], evaluators: Evaluators,
-    bridge: ClassBridge, header: str = "evaluate", print_freq: int = PRINT_FREQ,
+    dataset: InstanceSegmentationDataset,
+    records: Iterable[ImagePrediction],
+    evaluators: Evaluators,
+    bridge: ClassBridge,
+    header: str = "evaluate",
+    print_freq: int = PRINT_FREQ,
 ) -> dict[str, Any]:
     """The one pass: every record meets its image's ground truth and every evaluator; returns their metrics."""
     position = {dataset.file_name(i): i for i in range(len(dataset))}
@@ -145,7 +163,9 @@ def _evaluate(cfg: DictConfig, dist_info: DistInfo) -> dict[str, Any]:
     with _records(cfg, dataset, split, dist_info) as (predictions, records, source):
         if predictions is None:
             return {}  # a rank other than 0: its shard went to rank 0
-        bridge = bridge_classes(predictions.class_names, list(dataset.class_names), keep_unmapped=cfg.eval.keep_unmapped)
+        bridge = bridge_classes(
+            predictions.class_names, list(dataset.class_names), keep_unmapped=cfg.eval.keep_unmapped
+        )
         log_bridge(bridge, cfg.eval.keep_unmapped)
         evaluators = build_evaluators(cfg.eval, list(dataset.class_names), out_dir, dataset_image_loader(dataset))
         report = evaluators.get(ExcelReport)
@@ -160,9 +180,14 @@ def _evaluate(cfg: DictConfig, dist_info: DistInfo) -> dict[str, Any]:
     predictions.write(out_dir / "predictions.json")
     atomic_write_json(out_dir / "metrics.json", metrics)
     coco = evaluators.get(CocoEvaluator)
-    report.write(out_dir / "metrics.xlsx", metrics, OmegaConf.to_container(cfg, resolve=True),
-                 coco_tables=coco.tables, notes=_notes(cfg, dataset, split, source),
-                 extra_sheets=report_sheets(evaluators, metrics))
+    report.write(
+        out_dir / "metrics.xlsx",
+        metrics,
+        OmegaConf.to_container(cfg, resolve=True),
+        coco_tables=coco.tables,
+        notes=_notes(cfg, dataset, split, source),
+        extra_sheets=report_sheets(evaluators, metrics),
+    )
     if cfg.eval.reports.html:
         write_html_report(out_dir, metrics, OmegaConf.to_container(cfg, resolve=True))
     log.info(_summary_line(metrics, out_dir, time.perf_counter() - start))
@@ -189,7 +214,9 @@ Records = tuple[PredictionSet | None, Iterable[ImagePrediction], str]
 
 
 @contextlib.contextmanager
-def _records(cfg: DictConfig, dataset: InstanceSegmentationDataset, split: str, dist_info: DistInfo) -> Iterator[Records]:
+def _records(
+    cfg: DictConfig, dataset: InstanceSegmentationDataset, split: str, dist_info: DistInfo
+) -> Iterator[Records]:
     """The predictions to score, as (the set that predictions.json is written from, the records in dataset
     order, where they came from: 'file', 'cache' or 'model'). In one process model records stream: each image
     is scored as soon as the model has it. Under torchrun the ranks' shards are gathered on rank 0; the other
@@ -205,7 +232,9 @@ def _records(cfg: DictConfig, dataset: InstanceSegmentationDataset, split: str, 
     names = [dataset.file_name(i) for i in range(len(dataset))]
     cache = None
     if cfg.eval.cache and dist_info.is_main:
-        cache = PredictionCache(cfg.paths.cache_dir, cache_key_info(cfg, split, names, dataset.class_names, device, precision))
+        cache = PredictionCache(
+            cfg.paths.cache_dir, cache_key_info(cfg, split, names, dataset.class_names, device, precision)
+        )
     with cache.lock() if cache is not None else contextlib.nullcontext():
         cached = cache.load() if cache is not None else None
         if broadcast_object(cached is not None, dist_info):
@@ -231,8 +260,10 @@ def _run_model(
     model = build_model(cfg.model, dataset_classes=dataset.class_names, fit_to_dataset=False).to(device)
     if dist_info.is_main:
         warn_if_split_differs(getattr(model, "training_config", None), cfg.data)
-        log.info(f"running {cfg.model.name} on {len(dataset)} images ({device}, {precision}, batch "
-                 f"{cfg.eval.batch_size}, {dist_info.world_size} process(es))")
+        log.info(
+            f"running {cfg.model.name} on {len(dataset)} images ({device}, {precision}, batch "
+            f"{cfg.eval.batch_size}, {dist_info.world_size} process(es))"
+        )
     positions = shard_indices(len(dataset), dist_info)
     source = ShardSource(DatasetSource(dataset), positions) if dist_info.enabled else DatasetSource(dataset)
     loop = InferenceLoop(model, source, device, precision, cfg.eval.batch_size, cfg.eval.warmup_iters)
@@ -266,11 +297,14 @@ def _collect(records: Iterable[ImagePrediction], into: PredictionSet) -> Iterato
 
 def _notes(cfg: DictConfig, dataset: InstanceSegmentationDataset, split: str, source: str) -> dict[str, str]:
     return {
-        "predictions from": {"file": f"file {cfg.eval.predictions}", "cache": "prediction cache", "model": "model run"}[source],
+        "predictions from": {"file": f"file {cfg.eval.predictions}", "cache": "prediction cache", "model": "model run"}[
+            source
+        ],
         "dataset": f"{cfg.data.name} ({dataset.reader.root}, split {split})",
         "timing": (
-            "not measured (predictions from a file)" if source == "file" else
-            "measured when the model ran (warm-up batches excluded; a cache hit reports the run that filled the cache)"
+            "not measured (predictions from a file)"
+            if source == "file"
+            else "measured when the model ran (warm-up batches excluded; a cache hit reports the run that filled the cache)"
         ),
         "mean inference time for each object": "seconds: the image's data + model + postprocess time / its objects",
     }

@@ -51,4 +51,3 @@ class Evaluators:
 
     def __iter__(self) -> Iterator[Evaluator]:
         return iter(self.evaluators)
-

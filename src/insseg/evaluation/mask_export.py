@@ -20,7 +20,9 @@ from insseg.evaluation.matching import ImageMatch, MatchingEvaluator
 from insseg.predictions import ImagePrediction
 
 
-def export_masks(out_dir: str | Path, image_name: str, match: ImageMatch, pred_masks: np.ndarray, scores: np.ndarray) -> list[Path]:
+def export_masks(
+    out_dir: str | Path, image_name: str, match: ImageMatch, pred_masks: np.ndarray, scores: np.ndarray
+) -> list[Path]:
     """Write the PNGs of one image into ``out_dir``; returns the paths written."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -61,7 +61,11 @@ def _file_identity(path: Path) -> dict[str, Any]:
 
 
 def cache_key_info(
-    cfg: Any, split: str, file_names: Sequence[str], dataset_classes: Sequence[str], device: torch.device,
+    cfg: Any,
+    split: str,
+    file_names: Sequence[str],
+    dataset_classes: Sequence[str],
+    device: torch.device,
     precision: str,
 ) -> dict[str, Any]:
     model = OmegaConf.to_container(cfg.model, resolve=True)

@@ -22,7 +22,11 @@ def eval_dataset(cfg: DictConfig) -> tuple[InstanceSegmentationDataset, str]:
     if cfg.data.layout == "coco":  # data.train_json or data.eval_json
         if split not in (None, "train", "val", "eval"):
             raise ConfigError(f"config key 'eval.split' is '{split}'; for COCO-format data use train or val (or null)")
-        return (build_dataset(cfg.data, "train"), "train") if split == "train" else (build_dataset(cfg.data, "eval"), "val")
+        return (
+            (build_dataset(cfg.data, "train"), "train")
+            if split == "train"
+            else (build_dataset(cfg.data, "eval"), "val")
+        )
     if cfg.data.layout == "voc":
         data_cfg = cfg.data
         if split is not None:
@@ -47,7 +51,8 @@ def split_differences(training_config: Any, data_cfg: Any) -> list[str]:
         return []
     return [
         f"data.{k}: trained {trained[k]}, evaluated {data_cfg[k]}"
-        for k in SPLIT_KEYS if k in trained and trained[k] != data_cfg[k]
+        for k in SPLIT_KEYS
+        if k in trained and trained[k] != data_cfg[k]
     ]
 
 

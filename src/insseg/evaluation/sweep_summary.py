@@ -28,8 +28,14 @@ from insseg.utils.atomic import atomic_path, atomic_write_text
 from insseg.utils.logging import log
 
 PLOT_METRICS = (
-    "segm_AP", "bbox_AP", "mean_iou", "mean_f1", "mean_iou_with_bg",
-    "instance_precision", "instance_recall", "instance_f1",
+    "segm_AP",
+    "bbox_AP",
+    "mean_iou",
+    "mean_f1",
+    "mean_iou_with_bg",
+    "instance_precision",
+    "instance_recall",
+    "instance_f1",
 )
 
 
@@ -159,7 +165,7 @@ def write_plot(path: Path, columns: Sequence[str], rows: Sequence[dict[str, Any]
             ax.set_xticks(range(len(ok)), labels, rotation=45, ha="right", fontsize=6)
         ax.set_title(metric, fontsize=9)
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(metrics):]:
+    for ax in list(axes.flat)[len(metrics) :]:
         ax.axis("off")
     fig.tight_layout()
     with atomic_path(path) as tmp:

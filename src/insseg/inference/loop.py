@@ -103,7 +103,9 @@ class InferenceLoop:
             raise error or InssegError(f"cannot process image {name}: {reason}")
         self.failures.append(LoadFailure(index, name, reason))
 
-    def _run(self, batch: list[tuple[int, np.ndarray]], wait: float, timed: bool) -> list[tuple[ImagePrediction, np.ndarray]]:
+    def _run(
+        self, batch: list[tuple[int, np.ndarray]], wait: float, timed: bool
+    ) -> list[tuple[ImagePrediction, np.ndarray]]:
         """Forward and postprocess one batch. Out of memory: the images are retried one by one, and an image
         that does not fit alone becomes a failure."""
         try:
@@ -113,12 +115,14 @@ class InferenceLoop:
                 torch.cuda.empty_cache()
         if len(batch) > 1:
             return [rec for item in batch for rec in self._run([item], 0.0, timed)]
-        (i, arr), = batch
+        ((i, arr),) = batch
         self._fail(i, f"out of memory while segmenting this {arr.shape[1]}x{arr.shape[0]} image on {self.device}")
         return []
 
     @torch.inference_mode()
-    def _forward(self, batch: list[tuple[int, np.ndarray]], wait: float, timed: bool) -> list[tuple[ImagePrediction, np.ndarray]]:
+    def _forward(
+        self, batch: list[tuple[int, np.ndarray]], wait: float, timed: bool
+    ) -> list[tuple[ImagePrediction, np.ndarray]]:
         t0 = time.perf_counter()
         tensors = [to_tensor(arr, self.device) for _, arr in batch]
         synchronize(self.device)
@@ -139,8 +143,14 @@ class InferenceLoop:
     def _record(self, index: int, image: np.ndarray, output: dict[str, torch.Tensor]) -> ImagePrediction:
         h, w = image.shape[:2]
         return to_record(
-            output, self.source.name(index), h, w, list(getattr(self.model, "class_names", ())),
-            self.score_threshold, self.keep_masks, self.source.image_id(index),
+            output,
+            self.source.name(index),
+            h,
+            w,
+            list(getattr(self.model, "class_names", ())),
+            self.score_threshold,
+            self.keep_masks,
+            self.source.image_id(index),
         )
 
 
@@ -168,12 +178,16 @@ def to_record(
         raise InssegError(f"the model returned masks of size {tuple(masks.shape[-2:])} for a {height}x{width} image")
     mask_array = (masks > 0.5).cpu().numpy() if keep.numel() else np.zeros((0, height, width), dtype=bool)
     return ImagePrediction(
-        file_name=file_name, height=int(height), width=int(width),
+        file_name=file_name,
+        height=int(height),
+        width=int(width),
         boxes=output["boxes"][keep].float().cpu().numpy().astype(np.float32).reshape(-1, 4),
         scores=scores[keep].cpu().numpy().astype(np.float32),
         labels=output["labels"][keep].cpu().numpy().astype(np.int64),
-        rles=encode_masks(mask_array), masks=mask_array if keep_masks else None,
-        class_names=list(class_names), image_id=image_id,
+        rles=encode_masks(mask_array),
+        masks=mask_array if keep_masks else None,
+        class_names=list(class_names),
+        image_id=image_id,
     )
 
 

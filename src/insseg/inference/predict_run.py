@@ -115,7 +115,8 @@ def _folder_note(input: str) -> str | None:
     if not folder.is_dir():
         return None
     others = sorted(
-        p.name for p in folder.iterdir()
+        p.name
+        for p in folder.iterdir()
         if p.is_file() and not p.name.startswith(".") and p.suffix.lower() not in IMAGE_EXTENSIONS
     )
     if not others:
@@ -156,8 +157,15 @@ def _predict(cfg: Any, dist_info: DistInfo) -> dict[str, Any]:
         )
     positions = shard_indices(len(paths), dist_info)
     loop = InferenceLoop(
-        segmenter.model, ShardSource(FileSource(paths, names), positions), segmenter.device, segmenter.precision,
-        segmenter.batch_size, pcfg.warmup_iters, segmenter.score_threshold, skip_failures=True, keep_masks=True,
+        segmenter.model,
+        ShardSource(FileSource(paths, names), positions),
+        segmenter.device,
+        segmenter.precision,
+        segmenter.batch_size,
+        pcfg.warmup_iters,
+        segmenter.score_threshold,
+        skip_failures=True,
+        keep_masks=True,
     )
     info = {"score_threshold": segmenter.score_threshold, "precision": segmenter.precision, "model": cfg.model.name}
     predictions = PredictionSet(segmenter.class_names, info=info)
@@ -166,8 +174,11 @@ def _predict(cfg: Any, dist_info: DistInfo) -> dict[str, Any]:
     _run(loop, predictions, timing, out_dir, dict(zip(names, stems)), pcfg, dist_info.is_main)
     wall = time.perf_counter() - start
     failures = [(str(paths[positions[f.index]]), f.reason) for f in loop.failures]
-    result = {"output_dir": str(out_dir), "predictions": str(out_dir / "predictions.json"),
-              "outputs": dict(zip(names, stems))}
+    result = {
+        "output_dir": str(out_dir),
+        "predictions": str(out_dir / "predictions.json"),
+        "outputs": dict(zip(names, stems)),
+    }
     gathered = _gather(predictions, failures, names, paths, dist_info)
     if gathered is None:
         return {**result, "num_images": len(predictions.images), "num_failed": 0, "failures": []}
@@ -176,20 +187,31 @@ def _predict(cfg: Any, dist_info: DistInfo) -> dict[str, Any]:
     _write_failures(out_dir / "failures.txt", failures)
     if pcfg.report and pcfg.save_overlays:
         stem_of = dict(zip(names, stems))
-        write_contact_sheet(out_dir / "contact_sheet.html", [
-            (out_dir / "overlays" / f"{stem_of[r.file_name]}.png", f"{r.file_name}: {len(r)} instance(s)")
-            for r in predictions.images])
-    result.update({
-        "num_images": len(predictions.images), "num_failed": len(failures),
-        "num_instances": sum(len(r) for r in predictions.images), "failures": failures,
-        "timing": {"build_s": round(build_s, 4), "wall_s": round(wall, 4), "steady": timing.summary()},
-    })
+        write_contact_sheet(
+            out_dir / "contact_sheet.html",
+            [
+                (out_dir / "overlays" / f"{stem_of[r.file_name]}.png", f"{r.file_name}: {len(r)} instance(s)")
+                for r in predictions.images
+            ],
+        )
+    result.update(
+        {
+            "num_images": len(predictions.images),
+            "num_failed": len(failures),
+            "num_instances": sum(len(r) for r in predictions.images),
+            "failures": failures,
+            "timing": {"build_s": round(build_s, 4), "wall_s": round(wall, 4), "steady": timing.summary()},
+        }
+    )
     log.info(_closing_line(result, timing, segmenter.score_threshold, out_dir / "failures.txt"))
     return result
 
 
 def _gather(
-    predictions: PredictionSet, failures: list[tuple[str, str]], names: Sequence[str], paths: Sequence[Path],
+    predictions: PredictionSet,
+    failures: list[tuple[str, str]],
+    names: Sequence[str],
+    paths: Sequence[Path],
     dist_info: DistInfo,
 ) -> tuple[list[ImagePrediction], list[tuple[str, str]]] | None:
     """Every rank's records and failures on rank 0, in input order (None on the other ranks)."""
@@ -206,14 +228,26 @@ def _gather(
 
 
 def _run(
-    loop: InferenceLoop, predictions: PredictionSet, timing: _Timing, out_dir: Path, stems: dict[str, str], pcfg: Any,
+    loop: InferenceLoop,
+    predictions: PredictionSet,
+    timing: _Timing,
+    out_dir: Path,
+    stems: dict[str, str],
+    pcfg: Any,
     show: bool = True,
 ) -> None:
     """Drive the loop: write each record's overlay and masks, keep its RLEs for predictions.json."""
     # rate_noinv: always images per second (tqdm's default flips to s/img below 1 image/s).
     bar_format = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_noinv_fmt}{postfix}]"
-    with tqdm(total=len(loop), unit="img", desc="predict", file=sys.stderr, dynamic_ncols=True, bar_format=bar_format,
-              disable=not show) as bar:
+    with tqdm(
+        total=len(loop),
+        unit="img",
+        desc="predict",
+        file=sys.stderr,
+        dynamic_ncols=True,
+        bar_format=bar_format,
+        disable=not show,
+    ) as bar:
         done = instances = 0
         for rec, image in loop.with_images():
             t = time.perf_counter()
@@ -243,10 +277,14 @@ def _log_notes(input: str, names: list[str], stems: list[str]) -> None:
     renamed = [(n, s) for n, s in zip(names, stems) if PurePosixPath(n).with_suffix("").as_posix() != s]
     if renamed:
         shown = ", ".join(f"{n} -> overlays/{s}.png" for n, s in renamed[:4]) + (", ..." if len(renamed) > 4 else "")
-        log.info(f"note: {len(renamed)} input(s) share a stem with another, so their outputs use the full file name: {shown}")
+        log.info(
+            f"note: {len(renamed)} input(s) share a stem with another, so their outputs use the full file name: {shown}"
+        )
 
 
-def _write_outputs(out_dir: Path, stem: str, image: np.ndarray, rec: ImagePrediction, overlays: bool, masks: bool) -> None:
+def _write_outputs(
+    out_dir: Path, stem: str, image: np.ndarray, rec: ImagePrediction, overlays: bool, masks: bool
+) -> None:
     if overlays:
         labels = [f"{name} {score:.2f}" for name, score in zip(rec.names, rec.scores)]
         _save_png(draw_overlay(image, rec.mask_array(), rec.boxes, labels), out_dir / "overlays" / f"{stem}.png")

@@ -123,8 +123,13 @@ class Segmenter:
     def predict_batch(self, images: Sequence[ImageLike], batch_size: int | None = None) -> list[ImagePrediction]:
         """:meth:`predict` for many images, ``batch_size`` (default ``self.batch_size``) per forward pass."""
         loop = InferenceLoop(
-            self.model, MemorySource(images), self.device, self.precision, batch_size or self.batch_size,
-            score_threshold=self.score_threshold, keep_masks=True,
+            self.model,
+            MemorySource(images),
+            self.device,
+            self.precision,
+            batch_size or self.batch_size,
+            score_threshold=self.score_threshold,
+            keep_masks=True,
         )
         return list(loop)
 

@@ -21,7 +21,19 @@ from insseg.errors import ConfigError, ImageLoadError
 
 # Suffixes a folder input picks up (case-insensitive). A glob or an explicit file is taken as given.
 IMAGE_EXTENSIONS: tuple[str, ...] = (
-    ".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm", ".pbm", ".pnm",
+    ".jpg",
+    ".jpeg",
+    ".jpe",
+    ".png",
+    ".bmp",
+    ".tif",
+    ".tiff",
+    ".webp",
+    ".gif",
+    ".ppm",
+    ".pgm",
+    ".pbm",
+    ".pnm",
 )
 
 ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray]

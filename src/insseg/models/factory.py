@@ -52,7 +52,9 @@ def check_weights_available(model_cfg: Any) -> None:
         read_weights_file(weights)  # raises with the path and what to do
 
 
-def build_model(model_cfg: Any, dataset_classes: Sequence[str] | None = None, fit_to_dataset: bool = False) -> nn.Module:
+def build_model(
+    model_cfg: Any, dataset_classes: Sequence[str] | None = None, fit_to_dataset: bool = False
+) -> nn.Module:
     """Build the model of ``model_cfg`` with its weights loaded.
 
     fit_to_dataset: give the model one output per class in ``dataset_classes`` (training). Otherwise the model
@@ -75,7 +77,9 @@ def build_model(model_cfg: Any, dataset_classes: Sequence[str] | None = None, fi
     raise ConfigError(f"config key 'model.name' is '{model_cfg.name}'; expected maskrcnn or refinemask")
 
 
-def _build_maskrcnn(model_cfg: Any, state_dict: dict | None, dataset_classes: Sequence[str] | None, fit: bool) -> nn.Module:
+def _build_maskrcnn(
+    model_cfg: Any, state_dict: dict | None, dataset_classes: Sequence[str] | None, fit: bool
+) -> nn.Module:
     coco_names = COCO_CATEGORIES[1:]
     if model_cfg.weights is None:
         names = list(dataset_classes) if dataset_classes else coco_names
@@ -88,7 +92,9 @@ def _build_maskrcnn(model_cfg: Any, state_dict: dict | None, dataset_classes: Se
             raise CheckpointError(
                 f"{model_cfg.weights} is an mmdetection checkpoint; use it with model=refinemask, not model=maskrcnn"
             )
-        model = build_maskrcnn(model_cfg, len(COCO_CATEGORIES), pretrained_coco=False, frozen_bn=has_frozen_bn(state_dict))
+        model = build_maskrcnn(
+            model_cfg, len(COCO_CATEGORIES), pretrained_coco=False, frozen_bn=has_frozen_bn(state_dict)
+        )
         load_torchvision_state_dict(model, state_dict, str(model_cfg.weights))
         names = coco_names
         if fit:
@@ -98,7 +104,9 @@ def _build_maskrcnn(model_cfg: Any, state_dict: dict | None, dataset_classes: Se
     return model
 
 
-def _build_refinemask(model_cfg: Any, checkpoint: dict | None, dataset_classes: Sequence[str] | None, fit: bool) -> nn.Module:
+def _build_refinemask(
+    model_cfg: Any, checkpoint: dict | None, dataset_classes: Sequence[str] | None, fit: bool
+) -> nn.Module:
     """Architecture, classes and test settings from the official checkpoint; non-null config keys override."""
     from insseg.models.refinemask import build_refinemask
 
@@ -162,7 +170,9 @@ def _from_insseg_checkpoint(
         arch_cfg.weights = None
         arch_cfg.backbone_weights = None
     if model_cfg.name == "maskrcnn":
-        model = build_maskrcnn(arch_cfg, len(names) + 1, pretrained_coco=False, frozen_bn=has_frozen_bn(checkpoint["model"]))
+        model = build_maskrcnn(
+            arch_cfg, len(names) + 1, pretrained_coco=False, frozen_bn=has_frozen_bn(checkpoint["model"])
+        )
     else:
         model = build_model(arch_cfg, names, fit_to_dataset=True)
     load_torchvision_state_dict(model, checkpoint["model"], path)

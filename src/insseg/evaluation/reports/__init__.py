@@ -40,11 +40,13 @@ def build_report_evaluators(
     if reports.pr_curves:
         evaluators.append(PRCurveEvaluator(coco, out_dir))
     if reports.confusion:
-        evaluators.append(ConfusionEvaluator(class_names, out_dir, matching.score_threshold,
-                                             matching.void_as_background, matching))
+        evaluators.append(
+            ConfusionEvaluator(class_names, out_dir, matching.score_threshold, matching.void_as_background, matching)
+        )
     if reports.gallery > 0 and load_image is not None:
-        evaluators.append(GalleryEvaluator(matching, load_image, class_names, out_dir, reports.gallery,
-                                           reports.gallery_seed))
+        evaluators.append(
+            GalleryEvaluator(matching, load_image, class_names, out_dir, reports.gallery, reports.gallery_seed)
+        )
     return evaluators
 
 
@@ -66,6 +68,12 @@ def report_sheets(evaluators: Iterable[Any], metrics: Mapping[str, Any]) -> dict
 
 
 __all__ = [
-    "build_report_evaluators", "dataset_image_loader", "report_sheets", "write_html_report", "PerClassEvaluator", "PRCurveEvaluator",
-    "ConfusionEvaluator", "GalleryEvaluator",
+    "build_report_evaluators",
+    "dataset_image_loader",
+    "report_sheets",
+    "write_html_report",
+    "PerClassEvaluator",
+    "PRCurveEvaluator",
+    "ConfusionEvaluator",
+    "GalleryEvaluator",
 ]

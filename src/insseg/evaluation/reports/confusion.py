@@ -91,8 +91,10 @@ class ConfusionMatrix:
         grid_w, grid_h = len(cols) * cell, len(rows) * cell
         width, height = 2 * (left + grid_w) + 0.3, bottom + grid_h + top
         fig = plt.figure(figsize=(width, height))
-        axes = [fig.add_axes(((k * (left + grid_w) + left) / width, bottom / height, grid_w / width, grid_h / height))
-                for k in range(2)]
+        axes = [
+            fig.add_axes(((k * (left + grid_w) + left) / width, bottom / height, grid_w / width, grid_h / height))
+            for k in range(2)
+        ]
         for ax, values, title, fmt in zip(axes, (counts, norm), ("counts", "row-normalised"), ("d", ".2f")):
             ax.imshow(norm, cmap="Blues", vmin=0, vmax=1, aspect="auto")
             ax.set_xticks(range(len(cols)), cols, rotation=60, ha="right", fontsize=7)
@@ -102,8 +104,15 @@ class ConfusionMatrix:
             ax.set_title(title, fontsize=10)
             for (r, c), v in np.ndenumerate(values):
                 if counts[r, c]:
-                    ax.text(c, r, format(v, fmt), ha="center", va="center", fontsize=6,
-                            color="white" if norm[r, c] > 0.6 else "black")
+                    ax.text(
+                        c,
+                        r,
+                        format(v, fmt),
+                        ha="center",
+                        va="center",
+                        fontsize=6,
+                        color="white" if norm[r, c] > 0.6 else "black",
+                    )
         fig.suptitle(f"pairs at IoU >= {TP_IOU}, class-agnostic one-to-one matching", fontsize=10)
         return save_figure(fig, path, tight=False)
 
@@ -115,13 +124,21 @@ class ConfusionEvaluator:
     same ``score_threshold`` and void handling). Adds no metrics; the xlsx sheet comes from :attr:`matrix`.
     """
 
-    def __init__(self, class_names: Sequence[str], out_dir: str | Path, score_threshold: float,
-                 void_as_background: bool = False, matching: MatchingEvaluator | None = None) -> None:
+    def __init__(
+        self,
+        class_names: Sequence[str],
+        out_dir: str | Path,
+        score_threshold: float,
+        void_as_background: bool = False,
+        matching: MatchingEvaluator | None = None,
+    ) -> None:
         self.class_names = list(class_names)
         self.out_dir = Path(out_dir)
         self.score_threshold = float(score_threshold)
         self.void_as_background = void_as_background
-        reusable = matching is not None and not matching.class_aware and matching.score_threshold == self.score_threshold
+        reusable = (
+            matching is not None and not matching.class_aware and matching.score_threshold == self.score_threshold
+        )
         self.matching = matching if reusable and matching.void_as_background == void_as_background else None
         self.reset()
 

@@ -81,8 +81,15 @@ def _name(class_names: Sequence[str], label: int) -> str:
     return "unmapped" if label == 0 else class_name(class_names, label)
 
 
-def render(image: np.ndarray, gt: InstanceAnnotation, kept: ImagePrediction, match: ImageMatch,
-           class_names: Sequence[str], void_as_background: bool = False, alpha: float = 0.5) -> np.ndarray:
+def render(
+    image: np.ndarray,
+    gt: InstanceAnnotation,
+    kept: ImagePrediction,
+    match: ImageMatch,
+    class_names: Sequence[str],
+    void_as_background: bool = False,
+    alpha: float = 0.5,
+) -> np.ndarray:
     """The gallery overlay of one image (uint8 [H, W, 3]); missed objects first, then false positives, then
     true positives, so a true positive shows where it overlaps its object. ``kept``'s labels are dataset
     labels (names from ``class_names``); best IoUs count void as the matching did."""
@@ -95,7 +102,9 @@ def render(image: np.ndarray, gt: InstanceAnnotation, kept: ImagePrediction, mat
     layers: list[tuple[np.ndarray, np.ndarray, str, tuple[int, int, int]]] = []
     for i in o.fn.tolist():
         best = float(iou[i].max(initial=0.0))
-        layers.append((gt_masks[i], _mask_boxes(gt_masks[i : i + 1])[0], f"missed {gt_names[i]} IoU {best:.2f}", FN_COLOR))
+        layers.append(
+            (gt_masks[i], _mask_boxes(gt_masks[i : i + 1])[0], f"missed {gt_names[i]} IoU {best:.2f}", FN_COLOR)
+        )
     for j in o.fp.tolist():
         best = float(iou[:, j].max(initial=0.0))
         layers.append((pred_masks[j], kept.boxes[j], f"{pred_names[j]} {kept.scores[j]:.2f} IoU {best:.2f}", FP_COLOR))
@@ -113,8 +122,15 @@ class GalleryEvaluator:
     """Keeps the gallery's candidates per image (from its :class:`MatchingEvaluator`'s result) and draws the
     selected ones when evaluated. ``load_image(file_name)`` gives the image as uint8 [H, W, 3]."""
 
-    def __init__(self, matching: MatchingEvaluator, load_image: ImageLoader, class_names: Sequence[str],
-                 out_dir: str | Path, num_images: int = 8, seed: int = 0) -> None:
+    def __init__(
+        self,
+        matching: MatchingEvaluator,
+        load_image: ImageLoader,
+        class_names: Sequence[str],
+        out_dir: str | Path,
+        num_images: int = 8,
+        seed: int = 0,
+    ) -> None:
         self.matching = matching
         self.load_image = load_image
         self.class_names = list(class_names)
@@ -176,8 +192,10 @@ class GalleryEvaluator:
     def _draw(self, group: str, c: Candidate) -> dict[str, Any]:
         image = np.asarray(self.load_image(c.gt.file_name))
         if image.shape[:2] != (c.gt.height, c.gt.width):
-            raise InssegError(f"gallery: image {c.gt.file_name} is {image.shape[1]}x{image.shape[0]} but its "
-                             f"annotation is {c.gt.width}x{c.gt.height}")
+            raise InssegError(
+                f"gallery: image {c.gt.file_name} is {image.shape[1]}x{image.shape[0]} but its "
+                f"annotation is {c.gt.width}x{c.gt.height}"
+            )
         picture = render(image, c.gt, c.kept, c.match, self.class_names, self.matching.void_as_background)
         rel = Path(DIR_NAME) / group / f"{Path(c.gt.file_name).stem}.png"
         path = self.out_dir / rel
@@ -185,5 +203,12 @@ class GalleryEvaluator:
         with atomic_path(path) as tmp:
             Image.fromarray(picture).save(tmp, format="PNG")
         o = outcome(c.match)
-        return {"group": group, "file": rel.as_posix(), "image": c.gt.file_name, "mean_iou": c.match.mean_iou,
-                "true_positives": len(o.tp_pred), "false_positives": len(o.fp), "missed": len(o.fn)}
+        return {
+            "group": group,
+            "file": rel.as_posix(),
+            "image": c.gt.file_name,
+            "mean_iou": c.match.mean_iou,
+            "true_positives": len(o.tp_pred),
+            "false_positives": len(o.fp),
+            "missed": len(o.fn),
+        }

@@ -28,9 +28,22 @@ from insseg.utils.atomic import atomic_write_text
 
 FILE_NAME = "report.html"
 HEADLINE = (
-    "segm_AP", "segm_AP50", "segm_AP75", "bbox_AP", "bbox_AP50", "bbox_AP75", "mean_iou", "mean_f1",
-    "mean_iou_with_bg", "instance_precision", "instance_recall", "instance_f1", "num_images", "num_objects",
-    "num_predictions", "score_threshold",
+    "segm_AP",
+    "segm_AP50",
+    "segm_AP75",
+    "bbox_AP",
+    "bbox_AP50",
+    "bbox_AP75",
+    "mean_iou",
+    "mean_f1",
+    "mean_iou_with_bg",
+    "instance_precision",
+    "instance_recall",
+    "instance_f1",
+    "num_images",
+    "num_objects",
+    "num_predictions",
+    "score_threshold",
 )
 LINKED_FILES = ("metrics.json", "metrics.xlsx", "predictions.json", "masks")
 
@@ -88,8 +101,10 @@ def table(header: Sequence[str], rows: Sequence[Sequence[Any]], shade: Sequence[
 
 def page(title: str, body: str) -> str:
     """A whole HTML document: inline style, no scripts, nothing remote."""
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>'
-            f"<style>{STYLE}</style></head><body>\n{body}\n</body></html>\n")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>'
+        f"<style>{STYLE}</style></head><body>\n{body}\n</body></html>\n"
+    )
 
 
 def href(path: str) -> str:
@@ -119,8 +134,12 @@ def _per_class(per_class: Mapping[str, Any]) -> str:
 
 
 def _pr_curves(run_dir: Path) -> str:
-    parts = [img(f"{PR_DIR}/{name}.png", f"{name} PR curves") for t in IOU_TYPES for name in (t, f"{t}_per_class")
-             if (run_dir / PR_DIR / f"{name}.png").is_file()]
+    parts = [
+        img(f"{PR_DIR}/{name}.png", f"{name} PR curves")
+        for t in IOU_TYPES
+        for name in (t, f"{t}_per_class")
+        if (run_dir / PR_DIR / f"{name}.png").is_file()
+    ]
     if (run_dir / PR_DIR / "pr_curves.json").is_file():
         parts.append(f'<p>Arrays: <a href="{href(PR_DIR + "/pr_curves.json")}">pr_curves.json</a></p>')
     return "\n".join(parts)
@@ -128,18 +147,22 @@ def _pr_curves(run_dir: Path) -> str:
 
 def _gallery(run_dir: Path) -> str:
     entries = json.loads((run_dir / GALLERY_DIR / "gallery.json").read_text(encoding="utf-8"))
-    legend = ('<p class="legend"><span style="background: rgb(0,158,115)">true positive</span>'
-              '<span style="background: rgb(213,94,0)">false positive</span>'
-              '<span style="background: rgb(86,180,233)">missed object</span></p>')
+    legend = (
+        '<p class="legend"><span style="background: rgb(0,158,115)">true positive</span>'
+        '<span style="background: rgb(213,94,0)">false positive</span>'
+        '<span style="background: rgb(86,180,233)">missed object</span></p>'
+    )
     out = [legend]
     for group, title in (("worst", "Lowest mean IoU"), ("random", "Chosen at random (seeded)")):
         figs = []
         for e in (e for e in entries if e["group"] == group and (run_dir / e["file"]).is_file()):
-            caption = (f"{e['image']}: mean IoU {fmt(e['mean_iou'])}, {e['true_positives']} TP, "
-                       f"{e['false_positives']} FP, {e['missed']} missed")
+            caption = (
+                f"{e['image']}: mean IoU {fmt(e['mean_iou'])}, {e['true_positives']} TP, "
+                f"{e['false_positives']} FP, {e['missed']} missed"
+            )
             figs.append(f"<figure>{img(e['file'], e['image'])}<figcaption>{esc(caption)}</figcaption></figure>")
         if figs:
-            out.append(f"<h3>{esc(title)}</h3><div class=\"grid\">{''.join(figs)}</div>")
+            out.append(f'<h3>{esc(title)}</h3><div class="grid">{"".join(figs)}</div>')
     return "\n".join(out)
 
 
@@ -167,9 +190,14 @@ def sections(run_dir: Path, metrics: Mapping[str, Any], config: Mapping[str, Any
     if (run_dir / PR_DIR).is_dir():
         out.append(("Precision-recall curves", _pr_curves(run_dir)))
     if (run_dir / CONFUSION_PNG).is_file():
-        out.append(("Confusion matrix", "<p>Ground-truth class (rows) against predicted class, predictions above "
-                    "the score threshold paired one-to-one with objects at IoU >= 0.5 regardless of class.</p>"
-                    + img(CONFUSION_PNG, "confusion matrix")))
+        out.append(
+            (
+                "Confusion matrix",
+                "<p>Ground-truth class (rows) against predicted class, predictions above "
+                "the score threshold paired one-to-one with objects at IoU >= 0.5 regardless of class.</p>"
+                + img(CONFUSION_PNG, "confusion matrix"),
+            )
+        )
     if (run_dir / GALLERY_DIR / "gallery.json").is_file():
         out.append(("Gallery", _gallery(run_dir)))
     out.append(("Timing", _timing(metrics)))
@@ -179,8 +207,9 @@ def sections(run_dir: Path, metrics: Mapping[str, Any], config: Mapping[str, Any
     return out
 
 
-def write_html_report(run_dir: str | Path, metrics: Mapping[str, Any], config: Mapping[str, Any] | None = None,
-                      title: str | None = None) -> Path:
+def write_html_report(
+    run_dir: str | Path, metrics: Mapping[str, Any], config: Mapping[str, Any] | None = None, title: str | None = None
+) -> Path:
     """Write ``run_dir/report.html`` from ``metrics`` (as in metrics.json) and the files in ``run_dir``.
     ``config``: the resolved config (default: the run's .hydra/config.yaml when there is one)."""
     run_dir = Path(run_dir)

@@ -108,6 +108,8 @@ class PerClassEvaluator:
         if len(self.coco) and not self.coco.evals:
             self.coco.summarize()
         per_class = per_class_metrics(self.coco)
-        log.info("per-class AP (all areas, 100 detections; - where the class has no ground truth):\n"
-                 + format_table(per_class))
+        log.info(
+            "per-class AP (all areas, 100 detections; - where the class has no ground truth):\n"
+            + format_table(per_class)
+        )
         return {"per_class": per_class}

@@ -77,8 +77,9 @@ def _draw_all(ax: Any, recall: list[float], curves: Mapping[str, list[float] | N
     ax.grid(alpha=0.3)
 
 
-def _draw_small(ax: Any, x0: float, y0: float, recall: np.ndarray, curves: Mapping[str, list[float] | None],
-                name: str) -> None:
+def _draw_small(
+    ax: Any, x0: float, y0: float, recall: np.ndarray, curves: Mapping[str, list[float] | None], name: str
+) -> None:
     """One class's panel as a unit square at (x0, y0) of a shared, axis-less Axes: a frame, a grid line at
     0.5, its curves, and the name with its APs. (A matplotlib Axes per class costs ~0.1 s each to draw.)"""
     ax.plot([x0, x0 + 1, x0 + 1, x0, x0], [y0, y0, y0 + 1, y0 + 1, y0], color="#888", linewidth=0.6)
@@ -121,11 +122,23 @@ def _per_class_figure(plt: Any, recall: list[float], classes: Mapping[str, Any],
         _draw_small(ax, (k % cols) * 1.1, -(k // cols) * 1.1, r, by_iou, name)
     ax.set(xlim=(-0.05, cols * 1.1 - 0.05), ylim=(-(rows - 1) * 1.1 - 0.05, 1.05))
     ax.axis("off")
-    fig.text(0.01, 1 - 0.1 / height, f"{iou_type}: precision (0..1, y) against recall (0..1, x) per class",
-             fontsize=10, va="top")
+    fig.text(
+        0.01,
+        1 - 0.1 / height,
+        f"{iou_type}: precision (0..1, y) against recall (0..1, x) per class",
+        fontsize=10,
+        va="top",
+    )
     handles = [plt.Line2D([], [], color=c) for c in COLORS]
-    fig.legend(handles, list(IOU_SETTINGS), loc="upper left", bbox_to_anchor=(0.0, 1 - 0.38 / height), ncol=3,
-               fontsize=8, frameon=False)
+    fig.legend(
+        handles,
+        list(IOU_SETTINGS),
+        loc="upper left",
+        bbox_to_anchor=(0.0, 1 - 0.38 / height),
+        ncol=3,
+        fontsize=8,
+        frameon=False,
+    )
     return save_figure(fig, out_dir / f"{iou_type}_per_class.png", tight=False)
 
 

@@ -36,4 +36,3 @@ def write_sweep_report(sweep_dir: str | Path, params: Sequence[str], rows: Seque
     path = sweep_dir / FILE_NAME
     atomic_write_text(path, text)
     return path
-

@@ -35,9 +35,14 @@ def pr_curve_counts(precision: np.ndarray, recall: np.ndarray, num_gt: int) -> d
     with np.errstate(divide="ignore", invalid="ignore"):
         fp = np.where(precision > 0, tp * (1 - precision) / precision, 0.0)
     rev = slice(None, None, -1)
-    return {"true_positive_counts": tp[rev], "false_positive_counts": fp[rev],
-            "true_negative_counts": np.zeros_like(tp), "false_negative_counts": (num_gt - tp)[rev],
-            "precision": precision[rev], "recall": recall[rev]}
+    return {
+        "true_positive_counts": tp[rev],
+        "false_positive_counts": fp[rev],
+        "true_negative_counts": np.zeros_like(tp),
+        "false_negative_counts": (num_gt - tp)[rev],
+        "precision": precision[rev],
+        "recall": recall[rev],
+    }
 
 
 def tensorboard_pr_curves(writer: Any, coco: CocoEvaluator, step: int) -> int:

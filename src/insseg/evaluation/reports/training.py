@@ -20,8 +20,13 @@ from insseg.evaluation.reports.pr_curves import DIR_NAME as PR_DIR
 REPORT_PARTS = (PR_DIR, CONFUSION_PNG, GALLERY_DIR)
 
 
-def publish_report(staging: str | Path, run_dir: str | Path, metrics: Mapping[str, Any],
-                   config: Mapping[str, Any] | None = None, epoch: int | None = None) -> Path:
+def publish_report(
+    staging: str | Path,
+    run_dir: str | Path,
+    metrics: Mapping[str, Any],
+    config: Mapping[str, Any] | None = None,
+    epoch: int | None = None,
+) -> Path:
     """Move the staged pictures into ``run_dir`` (replacing the earlier best's, also parts this evaluation
     did not write) and write ``run_dir/report.html``; returns its path."""
     staging, run_dir = Path(staging), Path(run_dir)

@@ -5,5 +5,11 @@ from .detector import COCO_CLASSES, RefineMaskDetector, build_refinemask, load_o
 from .spec import RefineMaskSpec
 from .zoo import VARIANTS
 
-__all__ = ["RefineMaskDetector", "RefineMaskSpec", "VARIANTS", "build_refinemask", "load_official_checkpoint",
-           "COCO_CLASSES"]
+__all__ = [
+    "RefineMaskDetector",
+    "RefineMaskSpec",
+    "VARIANTS",
+    "build_refinemask",
+    "load_official_checkpoint",
+    "COCO_CLASSES",
+]

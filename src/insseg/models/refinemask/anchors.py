@@ -25,8 +25,12 @@ from torch import Tensor
 
 
 class AnchorGenerator:
-    def __init__(self, strides: Sequence[int] = (4, 8, 16, 32, 64), ratios: Sequence[float] = (0.5, 1.0, 2.0),
-                 scales: Sequence[float] = (8.0,)):
+    def __init__(
+        self,
+        strides: Sequence[int] = (4, 8, 16, 32, 64),
+        ratios: Sequence[float] = (0.5, 1.0, 2.0),
+        scales: Sequence[float] = (8.0,),
+    ):
         self.strides = tuple(int(s) for s in strides)
         self.ratios = tuple(float(r) for r in ratios)
         self.scales = tuple(float(s) for s in scales)
@@ -47,8 +51,9 @@ class AnchorGenerator:
         base = torch.stack([-0.5 * ws, -0.5 * hs, 0.5 * ws, 0.5 * hs], dim=-1)
         return base
 
-    def grid_anchors(self, featmap_sizes: Sequence[tuple[int, int]], dtype: torch.dtype = torch.float32,
-                     device=None) -> list[Tensor]:
+    def grid_anchors(
+        self, featmap_sizes: Sequence[tuple[int, int]], dtype: torch.dtype = torch.float32, device=None
+    ) -> list[Tensor]:
         """One ``[h * w * A, 4]`` tensor per level."""
         key = (tuple(tuple(int(v) for v in s) for s in featmap_sizes), dtype, str(device))
         if key in self._cache:
@@ -67,8 +72,9 @@ class AnchorGenerator:
         self._cache[key] = out
         return out
 
-    def valid_flags(self, featmap_sizes: Sequence[tuple[int, int]], pad_shape: Sequence[int],
-                    device=None) -> list[Tensor]:
+    def valid_flags(
+        self, featmap_sizes: Sequence[tuple[int, int]], pad_shape: Sequence[int], device=None
+    ) -> list[Tensor]:
         """mmdet's ``valid_flags``: per level a bool ``[h * w * A]``, true on the cells of the first
         ``min(ceil(pad_h / stride), h)`` rows and ``min(ceil(pad_w / stride), w)`` columns."""
         pad_h, pad_w = int(pad_shape[0]), int(pad_shape[1])

@@ -75,14 +75,15 @@ class ResNet(nn.Module):
         if not path.is_file():
             raise CheckpointError(
                 f"backbone weights {path} not found: expected torchvision's ImageNet ResNet-{self.depth} state "
-                f"dict (e.g. resnet{self.depth}-*.pth from torchvision's model zoo)")
+                f"dict (e.g. resnet{self.depth}-*.pth from torchvision's model zoo)"
+            )
         try:
             sd = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:  # noqa: BLE001 - any unreadable file is a user error
             raise CheckpointError(f"cannot read backbone weights {path}: {e}") from None
         if isinstance(sd, dict) and "state_dict" in sd:
             sd = sd["state_dict"]
-        sd = {k[len("backbone."):] if k.startswith("backbone.") else k: v for k, v in sd.items()}
+        sd = {k[len("backbone.") :] if k.startswith("backbone.") else k: v for k, v in sd.items()}
         sd = {k: v for k, v in sd.items() if not k.startswith("fc.")}
         own = self.state_dict()
         missing = sorted(set(own) - set(sd))
@@ -91,5 +92,6 @@ class ResNet(nn.Module):
         if missing or unexpected or bad_shape:
             raise CheckpointError(
                 f"backbone weights {path} do not fit ResNet-{self.depth}: missing {missing[:10]} ({len(missing)}), "
-                f"unexpected {unexpected[:10]} ({len(unexpected)}), wrong shape {bad_shape[:10]}")
+                f"unexpected {unexpected[:10]} ({len(unexpected)}), wrong shape {bad_shape[:10]}"
+            )
         self.load_state_dict(sd, strict=True)

@@ -22,8 +22,15 @@ from .nms import batched_nms
 
 
 class Shared2FCBBoxHead(nn.Module):
-    def __init__(self, num_classes: int = 80, in_channels: int = 256, roi_size: int = 7, fc_channels: int = 1024,
-                 bbox_loss: str = "l1", bbox_loss_beta: float = 1.0):
+    def __init__(
+        self,
+        num_classes: int = 80,
+        in_channels: int = 256,
+        roi_size: int = 7,
+        fc_channels: int = 1024,
+        bbox_loss: str = "l1",
+        bbox_loss_beta: float = 1.0,
+    ):
         super().__init__()
         if bbox_loss not in ("l1", "smooth_l1"):
             raise ValueError(f"bbox_loss must be l1 or smooth_l1, got {bbox_loss!r}")
@@ -31,8 +38,9 @@ class Shared2FCBBoxHead(nn.Module):
         self.bbox_loss = bbox_loss  # the config's loss_bbox: L1Loss (COCO, LVIS) or SmoothL1Loss (Cityscapes)
         self.bbox_loss_beta = float(bbox_loss_beta)
         self.roi_size = roi_size
-        self.shared_fcs = nn.ModuleList([nn.Linear(in_channels * roi_size * roi_size, fc_channels),
-                                         nn.Linear(fc_channels, fc_channels)])
+        self.shared_fcs = nn.ModuleList(
+            [nn.Linear(in_channels * roi_size * roi_size, fc_channels), nn.Linear(fc_channels, fc_channels)]
+        )
         self.fc_cls = nn.Linear(fc_channels, num_classes + 1)
         self.fc_reg = nn.Linear(fc_channels, 4 * num_classes)
         for fc in self.shared_fcs:
@@ -60,9 +68,16 @@ class Shared2FCBBoxHead(nn.Module):
         return self(roi_feats.to(feats[0].dtype))
 
     @torch.no_grad()
-    def get_detections(self, rois: Tensor, cls_score: Tensor, bbox_pred: Tensor, meta: dict[str, Any],
-                       score_thr: float = 0.05, nms_thr: float = 0.5, max_per_img: int = 100
-                       ) -> tuple[Tensor, Tensor, Tensor]:
+    def get_detections(
+        self,
+        rois: Tensor,
+        cls_score: Tensor,
+        bbox_pred: Tensor,
+        meta: dict[str, Any],
+        score_thr: float = 0.05,
+        nms_thr: float = 0.5,
+        max_per_img: int = 100,
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """Boxes ``[k, 4]`` in original-image coordinates, scores ``[k]``, 0-based labels ``[k]`` of one image."""
         if cls_score.dtype in (torch.float16, torch.bfloat16):
             cls_score, bbox_pred = cls_score.float(), bbox_pred.float()
@@ -76,7 +91,7 @@ class Shared2FCBBoxHead(nn.Module):
         fg = scores[:, :-1]
         valid = fg > score_thr
         valid &= torch.isfinite(boxes).all(dim=-1)  # a diverged model must not crash the mask paste
-        sel_boxes = boxes[valid]               # RoI-major, class-minor like masked_select
+        sel_boxes = boxes[valid]  # RoI-major, class-minor like masked_select
         sel_scores = fg[valid]
         sel_labels = torch.nonzero(valid, as_tuple=False)[:, 1]
         if sel_boxes.numel() == 0:
@@ -86,8 +101,9 @@ class Shared2FCBBoxHead(nn.Module):
             keep = keep[:max_per_img]
         return sel_boxes[keep], sel_scores[keep], sel_labels[keep]
 
-    def loss(self, cls_score: Tensor, bbox_pred: Tensor, labels: Tensor, bbox_targets: Tensor,
-             pos_mask: Tensor) -> dict[str, Tensor]:
+    def loss(
+        self, cls_score: Tensor, bbox_pred: Tensor, labels: Tensor, bbox_targets: Tensor, pos_mask: Tensor
+    ) -> dict[str, Tensor]:
         """Softmax CE (weight 2) over all sampled RoIs and L1 or SmoothL1 (weight 2) on the positives' class
         deltas, both divided by the number of sampled RoIs (mmdet's avg_factor)."""
         cls_score, bbox_pred = cls_score.float(), bbox_pred.float()

@@ -59,7 +59,7 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
         sd, meta = ckpt, {}
     else:
         raise CheckpointError(f"checkpoint {path} holds no 'state_dict' (expected mmdetection's layout)")
-    sd = {(k[len("module."):] if k.startswith("module.") else k): v for k, v in sd.items()}
+    sd = {(k[len("module.") :] if k.startswith("module.") else k): v for k, v in sd.items()}
     return sd, meta
 
 
@@ -70,8 +70,9 @@ def _fmt(keys: list[str], limit: int = 25) -> str:
     return ", ".join(keys[:limit]) + more
 
 
-def check_and_load(model: nn.Module, sd: Mapping[str, torch.Tensor], source: str,
-                   skip_prefixes: tuple[str, ...] = ()) -> None:
+def check_and_load(
+    model: nn.Module, sd: Mapping[str, torch.Tensor], source: str, skip_prefixes: tuple[str, ...] = ()
+) -> None:
     """Strict load: every checkpoint key consumed, every model tensor filled, all shapes equal.
 
     Keys starting with ``skip_prefixes`` are left out on both sides (they keep the model's initialisation).
@@ -85,13 +86,17 @@ def check_and_load(model: nn.Module, sd: Mapping[str, torch.Tensor], source: str
     ck_keys = {k for k in sd if keep(k)}
     missing = sorted(own_keys - ck_keys)
     unexpected = sorted(ck_keys - own_keys)
-    wrong = sorted(f"{k} (checkpoint {tuple(sd[k].shape)}, model {tuple(own[k].shape)})"
-                   for k in own_keys & ck_keys if tuple(sd[k].shape) != tuple(own[k].shape))
+    wrong = sorted(
+        f"{k} (checkpoint {tuple(sd[k].shape)}, model {tuple(own[k].shape)})"
+        for k in own_keys & ck_keys
+        if tuple(sd[k].shape) != tuple(own[k].shape)
+    )
     if missing or unexpected or wrong:
         raise CheckpointError(
             f"checkpoint {source} does not fit the RefineMask {_describe(model)} model: "
             f"{len(missing)} missing keys: {_fmt(missing)}; {len(unexpected)} unexpected keys: {_fmt(unexpected)}"
-            + (f"; {len(wrong)} shape mismatches: {_fmt(wrong)}" if wrong else ""))
+            + (f"; {len(wrong)} shape mismatches: {_fmt(wrong)}" if wrong else "")
+        )
     filtered = {k: sd[k] for k in ck_keys}
     result = model.load_state_dict(filtered, strict=False)
     left = [k for k in result.missing_keys if keep(k)]
@@ -110,11 +115,13 @@ def class_count_error(source: str, ckpt_classes: int, asked: int, meta: Mapping[
     return CheckpointError(
         f"checkpoint {source} holds a detector for {ckpt_classes} classes{shown}, but a model with {asked} "
         "classes was asked for. For inference keep the checkpoint's classes (do not set num_classes); to train "
-        "on a dataset with other classes, fine-tune (the class-specific layers are then re-initialised)")
+        "on a dataset with other classes, fine-tune (the class-specific layers are then re-initialised)"
+    )
 
 
-def load_state(model: nn.Module, sd: Mapping[str, torch.Tensor], meta: Mapping[str, Any], source: str,
-               fine_tune: bool = False) -> None:
+def load_state(
+    model: nn.Module, sd: Mapping[str, torch.Tensor], meta: Mapping[str, Any], source: str, fine_tune: bool = False
+) -> None:
     """Load ``sd`` into ``model`` (a RefineMaskDetector) strictly.
 
     A checkpoint for another class count is an error, except when fine-tuning: then the class-specific layers
@@ -129,9 +136,13 @@ def load_state(model: nn.Module, sd: Mapping[str, torch.Tensor], meta: Mapping[s
         if not fine_tune:
             raise class_count_error(source, ckpt_classes, num_classes, meta)
         skip = CLASS_SPECIFIC_PREFIXES
-        log.warning("%s: fine-tuning from %d to %d classes; re-initialised the class-specific layers "
-                    "(bbox fc_cls, fc_reg, mask-head instance logits); every other tensor is loaded",
-                    source, ckpt_classes, num_classes)
+        log.warning(
+            "%s: fine-tuning from %d to %d classes; re-initialised the class-specific layers "
+            "(bbox fc_cls, fc_reg, mask-head instance logits); every other tensor is loaded",
+            source,
+            ckpt_classes,
+            num_classes,
+        )
     check_and_load(model, sd, source, skip_prefixes=skip)
 
 

@@ -31,8 +31,13 @@ from insseg.errors import CheckpointError, ConfigError
 
 from .backbone import ResNet
 from .bbox_head import Shared2FCBBoxHead
-from .checkpoint import (CLASS_SPECIFIC_PREFIXES, class_count_error, load_official_checkpoint, load_state,
-                         read_checkpoint)
+from .checkpoint import (
+    CLASS_SPECIFIC_PREFIXES,
+    class_count_error,
+    load_official_checkpoint,
+    load_state,
+    read_checkpoint,
+)
 from .fpn import FPN
 from .mask_head import RefineMaskHead
 from .mask_loss import refine_mask_loss
@@ -44,16 +49,87 @@ from .spec import RefineMaskSpec, spec_from_checkpoint
 from .zoo import missing_checkpoint_message
 
 COCO_CLASSES: tuple[str, ...] = (
-    'person', 'bicycle', 'car', 'motorcycle', 'airplane', 'bus', 'train', 'truck', 'boat',
-    'traffic light', 'fire hydrant', 'stop sign', 'parking meter', 'bench', 'bird', 'cat',
-    'dog', 'horse', 'sheep', 'cow', 'elephant', 'bear', 'zebra', 'giraffe', 'backpack',
-    'umbrella', 'handbag', 'tie', 'suitcase', 'frisbee', 'skis', 'snowboard', 'sports ball',
-    'kite', 'baseball bat', 'baseball glove', 'skateboard', 'surfboard', 'tennis racket',
-    'bottle', 'wine glass', 'cup', 'fork', 'knife', 'spoon', 'bowl', 'banana', 'apple',
-    'sandwich', 'orange', 'broccoli', 'carrot', 'hot dog', 'pizza', 'donut', 'cake', 'chair',
-    'couch', 'potted plant', 'bed', 'dining table', 'toilet', 'tv', 'laptop', 'mouse', 'remote',
-    'keyboard', 'cell phone', 'microwave', 'oven', 'toaster', 'sink', 'refrigerator', 'book',
-    'clock', 'vase', 'scissors', 'teddy bear', 'hair drier', 'toothbrush')
+    "person",
+    "bicycle",
+    "car",
+    "motorcycle",
+    "airplane",
+    "bus",
+    "train",
+    "truck",
+    "boat",
+    "traffic light",
+    "fire hydrant",
+    "stop sign",
+    "parking meter",
+    "bench",
+    "bird",
+    "cat",
+    "dog",
+    "horse",
+    "sheep",
+    "cow",
+    "elephant",
+    "bear",
+    "zebra",
+    "giraffe",
+    "backpack",
+    "umbrella",
+    "handbag",
+    "tie",
+    "suitcase",
+    "frisbee",
+    "skis",
+    "snowboard",
+    "sports ball",
+    "kite",
+    "baseball bat",
+    "baseball glove",
+    "skateboard",
+    "surfboard",
+    "tennis racket",
+    "bottle",
+    "wine glass",
+    "cup",
+    "fork",
+    "knife",
+    "spoon",
+    "bowl",
+    "banana",
+    "apple",
+    "sandwich",
+    "orange",
+    "broccoli",
+    "carrot",
+    "hot dog",
+    "pizza",
+    "donut",
+    "cake",
+    "chair",
+    "couch",
+    "potted plant",
+    "bed",
+    "dining table",
+    "toilet",
+    "tv",
+    "laptop",
+    "mouse",
+    "remote",
+    "keyboard",
+    "cell phone",
+    "microwave",
+    "oven",
+    "toaster",
+    "sink",
+    "refrigerator",
+    "book",
+    "clock",
+    "vase",
+    "scissors",
+    "teddy bear",
+    "hair drier",
+    "toothbrush",
+)
 
 FPN_STRIDES = (4, 8, 16, 32, 64)
 
@@ -75,8 +151,9 @@ class RoIHead(nn.Module):
 
     def __init__(self, spec: RefineMaskSpec) -> None:
         super().__init__()
-        self.bbox_head = Shared2FCBBoxHead(spec.num_classes, bbox_loss=spec.bbox_loss,
-                                           bbox_loss_beta=spec.bbox_loss_beta)
+        self.bbox_head = Shared2FCBBoxHead(
+            spec.num_classes, bbox_loss=spec.bbox_loss, bbox_loss_beta=spec.bbox_loss_beta
+        )
         self.mask_head = RefineMaskHead(spec.num_classes, spec.stages)
         # training: mmdet's rcnn assigner/sampler of the config
         self.assigner = MaxIoUAssigner(pos_iou_thr=0.5, neg_iou_thr=0.5, min_pos_iou=0.5)
@@ -86,8 +163,9 @@ class RoIHead(nn.Module):
 class RefineMaskDetector(nn.Module):
     """The detector ``spec`` describes (default: the official r50-coco-2x one)."""
 
-    def __init__(self, spec: RefineMaskSpec | None = None, class_names: Sequence[str] | None = None,
-                 amp: bool = False) -> None:
+    def __init__(
+        self, spec: RefineMaskSpec | None = None, class_names: Sequence[str] | None = None, amp: bool = False
+    ) -> None:
         super().__init__()
         spec = spec or RefineMaskSpec()
         num_classes = spec.num_classes
@@ -152,15 +230,17 @@ class RefineMaskDetector(nn.Module):
             groups.setdefault((-(-nh // 32) * 32, -(-nw // 32) * 32), []).append(i)
         param = self._param
         for idxs in groups.values():
-            batch = preprocess_exact([images[i] for i in idxs], device=param.device, dtype=param.dtype,
-                                     scale=self.img_scale)
+            batch = preprocess_exact(
+                [images[i] for i in idxs], device=param.device, dtype=param.dtype, scale=self.img_scale
+            )
             for i, r in zip(idxs, self.run_batch(batch)):
                 results[i] = r
         return results  # type: ignore[return-value]
 
     @torch.no_grad()
-    def run_batch(self, batch: Batch, debug: dict[str, Any] | None = None,
-                  with_masks: bool = True) -> list[dict[str, Tensor]]:
+    def run_batch(
+        self, batch: Batch, debug: dict[str, Any] | None = None, with_masks: bool = True
+    ) -> list[dict[str, Tensor]]:
         """Inference on a preprocessed batch; ``debug`` (a dict) receives the intermediate results.
         ``with_masks=False`` skips the mask branch (no ``masks`` key)."""
         x = batch.tensor
@@ -170,8 +250,12 @@ class RefineMaskDetector(nn.Module):
             cls_scores, bbox_preds = self.rpn_head(feats)
             anchors = self.rpn_head.anchors_for(feats)
             proposals = self.rpn_head.get_proposals(cls_scores, bbox_preds, metas, anchors)
-            rois = torch.cat([torch.cat([p["boxes"].new_full((p["boxes"].shape[0], 1), float(i)), p["boxes"]], 1)
-                              for i, p in enumerate(proposals)])
+            rois = torch.cat(
+                [
+                    torch.cat([p["boxes"].new_full((p["boxes"].shape[0], 1), float(i)), p["boxes"]], 1)
+                    for i, p in enumerate(proposals)
+                ]
+            )
             cls_score, bbox_pred = self.roi_head.bbox_head.forward_rois(feats, rois)
             dets = []
             start = 0
@@ -179,23 +263,40 @@ class RefineMaskDetector(nn.Module):
                 n = proposals[i]["boxes"].shape[0]
                 sl = slice(start, start + n)
                 start += n
-                dets.append(self.roi_head.bbox_head.get_detections(
-                    rois[sl], cls_score[sl], bbox_pred[sl], meta, score_thr=self.score_thresh,
-                    nms_thr=self.nms_thresh, max_per_img=self.detections_per_img))
+                dets.append(
+                    self.roi_head.bbox_head.get_detections(
+                        rois[sl],
+                        cls_score[sl],
+                        bbox_pred[sl],
+                        meta,
+                        score_thr=self.score_thresh,
+                        nms_thr=self.nms_thresh,
+                        max_per_img=self.detections_per_img,
+                    )
+                )
             if debug is not None:
                 debug.update(img_tensor=x, feats=feats, proposals=proposals, dets=dets)
             masks: list[Tensor | None] = [None] * len(metas)
             if with_masks:
                 mask_out = refine_mask_test_batch(
-                    self.roi_head.mask_head, feats[:4], [d[0] for d in dets], [d[2] for d in dets], metas,
-                    mask_thr=self.mask_thresh, return_logits=debug is not None)
+                    self.roi_head.mask_head,
+                    feats[:4],
+                    [d[0] for d in dets],
+                    [d[2] for d in dets],
+                    metas,
+                    mask_thr=self.mask_thresh,
+                    return_logits=debug is not None,
+                )
                 masks = mask_out[0] if debug is not None else mask_out
                 if debug is not None:
                     debug["mask_debug"] = mask_out[1]
         out = []
         for (boxes, scores, labels), m in zip(dets, masks):
-            r = {"boxes": boxes.to(torch.float32), "labels": labels.to(torch.int64) + 1,
-                 "scores": scores.to(torch.float32)}
+            r = {
+                "boxes": boxes.to(torch.float32),
+                "labels": labels.to(torch.int64) + 1,
+                "scores": scores.to(torch.float32),
+            }
             if m is not None:
                 r["masks"] = m.to(torch.float32).unsqueeze(1)
             out.append(r)
@@ -224,14 +325,25 @@ class RefineMaskDetector(nn.Module):
             proposals = self.rpn_head.get_proposals(cls_scores, bbox_preds, batch.metas, anchors, training=True)
             rcnn = self._rcnn_samples(proposals, gt_boxes, gt_labels)
             cls_score, bbox_pred = head.bbox_head.forward_rois(feats, rcnn["rois"])
-            losses.update(head.bbox_head.loss(cls_score, bbox_pred, rcnn["labels"], rcnn["box_targets"],
-                                              rcnn["is_pos"]))
-            losses.update(refine_mask_loss(head.mask_head, feats[:4], rcnn["pos_rois"], rcnn["pos_labels"],
-                                           rcnn["pos_gt"], gt_masks, gt_polygons))
+            losses.update(
+                head.bbox_head.loss(cls_score, bbox_pred, rcnn["labels"], rcnn["box_targets"], rcnn["is_pos"])
+            )
+            losses.update(
+                refine_mask_loss(
+                    head.mask_head,
+                    feats[:4],
+                    rcnn["pos_rois"],
+                    rcnn["pos_labels"],
+                    rcnn["pos_gt"],
+                    gt_masks,
+                    gt_polygons,
+                )
+            )
         return {k: v.float() for k, v in losses.items()}
 
-    def _train_targets(self, targets: Sequence[dict[str, Any]], metas: list[dict[str, Any]], device: torch.device
-                       ) -> tuple[list[Tensor], list[Tensor], list[Tensor], list[list] | None]:
+    def _train_targets(
+        self, targets: Sequence[dict[str, Any]], metas: list[dict[str, Any]], device: torch.device
+    ) -> tuple[list[Tensor], list[Tensor], list[Tensor], list[list] | None]:
         """Ground truth in the resized image: boxes scaled and clipped, 0-based labels, masks resized with
         nearest neighbour (mmdet), polygons scaled (all images or none carry ``polygons``)."""
         gt_boxes, gt_labels, gt_masks, gt_polygons = [], [], [], []
@@ -258,12 +370,14 @@ class RefineMaskDetector(nn.Module):
             raise ValueError("either every target of a batch carries 'polygons' or none does")
         return gt_boxes, gt_labels, gt_masks, (gt_polygons or None)
 
-    def _rcnn_samples(self, proposals: list[dict[str, Tensor]], gt_boxes: list[Tensor], gt_labels: list[Tensor]
-                      ) -> dict[str, Tensor]:
+    def _rcnn_samples(
+        self, proposals: list[dict[str, Tensor]], gt_boxes: list[Tensor], gt_labels: list[Tensor]
+    ) -> dict[str, Tensor]:
         """Sampled RoIs of the batch with their box-head targets, and the positives for the mask head."""
         head = self.roi_head
-        out: dict[str, list[Tensor]] = {k: [] for k in ("rois", "labels", "box_targets", "is_pos", "pos_rois",
-                                                        "pos_labels", "pos_gt")}
+        out: dict[str, list[Tensor]] = {
+            k: [] for k in ("rois", "labels", "box_targets", "is_pos", "pos_rois", "pos_labels", "pos_gt")
+        }
         for i, (props, gt) in enumerate(zip(proposals, gt_boxes)):
             boxes, assigned, pos, neg = assign_and_sample(head.assigner, head.sampler, props["boxes"].float(), gt)
             pos_gt = assigned.gt_inds[pos] - 1
@@ -305,11 +419,19 @@ def scale_polygons(polygons: Sequence[Sequence[Sequence[float]]], sx: float, sy:
     return out
 
 
-def build_refinemask(weights: str | None = None, num_classes: int | None = None,
-                     class_names: Sequence[str] | None = None, depth: int | None = None,
-                     backbone_weights: str | None = None, fine_tune: bool = False, amp: bool = False,
-                     img_scale: tuple[int | None, int | None] | None = None, score_thr: float | None = None,
-                     max_per_img: int | None = None, bbox_loss: str | None = None) -> RefineMaskDetector:
+def build_refinemask(
+    weights: str | None = None,
+    num_classes: int | None = None,
+    class_names: Sequence[str] | None = None,
+    depth: int | None = None,
+    backbone_weights: str | None = None,
+    fine_tune: bool = False,
+    amp: bool = False,
+    img_scale: tuple[int | None, int | None] | None = None,
+    score_thr: float | None = None,
+    max_per_img: int | None = None,
+    bbox_loss: str | None = None,
+) -> RefineMaskDetector:
     """RefineMask, optionally with an official checkpoint (``weights``) or ImageNet backbone weights.
 
     * ``weights`` (any released ``.pth``): the architecture (depth, classes, class-agnostic stages), class names
@@ -346,14 +468,22 @@ def build_refinemask(weights: str | None = None, num_classes: int | None = None,
     return model
 
 
-def _checkpoint_spec(source: str, sd: dict[str, Tensor], meta: dict[str, Any], num_classes: int | None,
-                     class_names: Sequence[str] | None, depth: int | None, fine_tune: bool
-                     ) -> tuple[RefineMaskSpec, Sequence[str] | None]:
+def _checkpoint_spec(
+    source: str,
+    sd: dict[str, Tensor],
+    meta: dict[str, Any],
+    num_classes: int | None,
+    class_names: Sequence[str] | None,
+    depth: int | None,
+    fine_tune: bool,
+) -> tuple[RefineMaskSpec, Sequence[str] | None]:
     """The checkpoint's spec checked against what was asked for, and the class names to use."""
     spec = spec_from_checkpoint(sd, meta, source)
     if depth is not None and depth != spec.depth:
-        raise CheckpointError(f"checkpoint {source} holds a ResNet-{spec.depth} RefineMask, but depth={depth} "
-                              "was asked for (leave it unset to follow the checkpoint)")
+        raise CheckpointError(
+            f"checkpoint {source} holds a ResNet-{spec.depth} RefineMask, but depth={depth} "
+            "was asked for (leave it unset to follow the checkpoint)"
+        )
     if num_classes is not None and num_classes != spec.num_classes:
         if not fine_tune:
             raise class_count_error(source, spec.num_classes, num_classes, meta)
@@ -361,10 +491,17 @@ def _checkpoint_spec(source: str, sd: dict[str, Tensor], meta: dict[str, Any], n
     if class_names is None and meta.get("CLASSES") is not None:
         class_names = [str(c) for c in meta["CLASSES"]]
         if len(class_names) != spec.num_classes:
-            raise CheckpointError(f"checkpoint {source}: meta CLASSES has {len(class_names)} names for a "
-                                  f"detector of {spec.num_classes} classes")
+            raise CheckpointError(
+                f"checkpoint {source}: meta CLASSES has {len(class_names)} names for a "
+                f"detector of {spec.num_classes} classes"
+            )
     return spec, class_names
 
 
-__all__ = ["RefineMaskDetector", "build_refinemask", "load_official_checkpoint", "COCO_CLASSES",
-           "CLASS_SPECIFIC_PREFIXES"]
+__all__ = [
+    "RefineMaskDetector",
+    "build_refinemask",
+    "load_official_checkpoint",
+    "COCO_CLASSES",
+    "CLASS_SPECIFIC_PREFIXES",
+]

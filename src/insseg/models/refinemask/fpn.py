@@ -23,8 +23,9 @@ class _ConvModule(nn.Module):
 
 
 class FPN(nn.Module):
-    def __init__(self, in_channels: Sequence[int] = (256, 512, 1024, 2048), out_channels: int = 256,
-                 num_outs: int = 5) -> None:
+    def __init__(
+        self, in_channels: Sequence[int] = (256, 512, 1024, 2048), out_channels: int = 256, num_outs: int = 5
+    ) -> None:
         super().__init__()
         self.lateral_convs = nn.ModuleList(_ConvModule(c, out_channels, 1) for c in in_channels)
         self.fpn_convs = nn.ModuleList(_ConvModule(out_channels, out_channels, 3) for _ in in_channels)
@@ -33,8 +34,9 @@ class FPN(nn.Module):
     def forward(self, inputs: Sequence[Tensor]) -> list[Tensor]:
         laterals = [conv(x) for conv, x in zip(self.lateral_convs, inputs)]
         for i in range(len(laterals) - 1, 0, -1):
-            laterals[i - 1] = laterals[i - 1] + F.interpolate(laterals[i], size=laterals[i - 1].shape[2:],
-                                                              mode="nearest")
+            laterals[i - 1] = laterals[i - 1] + F.interpolate(
+                laterals[i], size=laterals[i - 1].shape[2:], mode="nearest"
+            )
         outs = [conv(x) for conv, x in zip(self.fpn_convs, laterals)]
         for _ in range(self.num_outs - len(outs)):
             outs.append(F.max_pool2d(outs[-1], 1, stride=2))

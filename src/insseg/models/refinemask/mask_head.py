@@ -126,15 +126,21 @@ class SFMStage(nn.Module):
         # input: instance feats + instance-wise semantic feats + instance mask + semantic mask
         self.fuse_conv = nn.ModuleList([nn.Conv2d(2 * in_ch + 2, in_ch, 1), MultiBranchFusion(in_ch)])
         self.fuse_transform_out = nn.Conv2d(in_ch, out_ch - 2, 1)
-        for m in (self.semantic_transform_in, self.semantic_transform_out, self.instance_logits,
-                  self.fuse_conv[0], self.fuse_transform_out):
+        for m in (
+            self.semantic_transform_in,
+            self.semantic_transform_out,
+            self.instance_logits,
+            self.fuse_conv[0],
+            self.fuse_transform_out,
+        ):
             _init_conv(m)
 
     def semantic_map(self, semantic_feat: Tensor) -> Tensor:
         return F.relu(self.semantic_transform_in(semantic_feat))
 
-    def forward(self, inst_feats: Tensor, semantic_map: Tensor, semantic_prob: Tensor, rois: Tensor,
-                labels: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(
+        self, inst_feats: Tensor, semantic_map: Tensor, semantic_prob: Tensor, rois: Tensor, labels: Tensor
+    ) -> tuple[Tensor, Tensor]:
         """Returns this stage's class logits ``[n,1,s,s]`` and the fused features ``[n,in_ch//2,2s,2s]``."""
         s = inst_feats.shape[-1]
         scale = 1.0 / SEMANTIC_STRIDE
@@ -193,8 +199,7 @@ class RefineMaskHead(nn.Module):
         maps = [stage.semantic_map(feat) for stage in self.stages]
         return SemanticContext(feat=feat, pred=pred, stage_maps=maps)
 
-    def forward_instance(self, roi_feats: Tensor, ctx: SemanticContext, rois: Tensor,
-                         labels: Tensor) -> list[Tensor]:
+    def forward_instance(self, roi_feats: Tensor, ctx: SemanticContext, rois: Tensor, labels: Tensor) -> list[Tensor]:
         """Instance branch.
 
         Args:

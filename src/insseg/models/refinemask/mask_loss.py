@@ -22,8 +22,7 @@ from torch import Tensor
 from insseg.models.refinemask.mask_boundary import mask_boundary
 from insseg.models.refinemask.mask_head import STAGE_SIZES, RefineMaskHead
 from insseg.models.refinemask.mask_roi_extract import extract_roi_feats
-from insseg.models.refinemask.mask_targets import (Polygons, instance_mask_targets, polygon_mask_targets,
-                                                   semantic_target)
+from insseg.models.refinemask.mask_targets import Polygons, instance_mask_targets, polygon_mask_targets, semantic_target
 
 STAGE_WEIGHTS = (0.25, 0.5, 0.75, 1.0)
 SEMANTIC_WEIGHT = 1.0
@@ -37,10 +36,16 @@ def _upsample_region(region: Tensor, size: tuple[int, int]) -> Tensor:
     return (up >= 0.5).squeeze(1)
 
 
-def refine_losses(stage_preds: Sequence[Tensor], semantic_pred: Tensor, stage_targets: Sequence[Tensor],
-                  sem_target: Tensor, stage_weights: Sequence[float] = STAGE_WEIGHTS,
-                  semantic_weight: float = SEMANTIC_WEIGHT, boundary_width: int = BOUNDARY_WIDTH,
-                  start_stage: int = START_STAGE) -> dict[str, Tensor]:
+def refine_losses(
+    stage_preds: Sequence[Tensor],
+    semantic_pred: Tensor,
+    stage_targets: Sequence[Tensor],
+    sem_target: Tensor,
+    stage_weights: Sequence[float] = STAGE_WEIGHTS,
+    semantic_weight: float = SEMANTIC_WEIGHT,
+    boundary_width: int = BOUNDARY_WIDTH,
+    start_stage: int = START_STAGE,
+) -> dict[str, Tensor]:
     """Losses from head outputs and targets.
 
     Args:
@@ -84,8 +89,9 @@ def refine_losses(stage_preds: Sequence[Tensor], semantic_pred: Tensor, stage_ta
     return {"loss_instance": loss_instance, "loss_semantic": loss_semantic}
 
 
-def _stack_gt_masks(gt_masks: Sequence[Tensor], ph: int, pw: int, device: torch.device
-                    ) -> tuple[Tensor, list[int], list[tuple[int, int]]]:
+def _stack_gt_masks(
+    gt_masks: Sequence[Tensor], ph: int, pw: int, device: torch.device
+) -> tuple[Tensor, list[int], list[tuple[int, int]]]:
     """``[G, ph, pw]`` bool (each image's masks zero-padded bottom/right), each image's first row, its (w, h)."""
     stacked = torch.zeros((sum(int(m.shape[0]) for m in gt_masks), ph, pw), dtype=torch.bool, device=device)
     offsets, sizes, row = [], [], 0
@@ -93,16 +99,22 @@ def _stack_gt_masks(gt_masks: Sequence[Tensor], ph: int, pw: int, device: torch.
         mh, mw = m.shape[-2:]
         if mh > ph or mw > pw:
             raise ValueError(f"gt masks of image {i} are {mh}x{mw}, larger than the padded input {ph}x{pw}")
-        stacked[row:row + m.shape[0], :mh, :mw] = m.to(device).bool()
+        stacked[row : row + m.shape[0], :mh, :mw] = m.to(device).bool()
         offsets.append(row)
         sizes.append((mw, mh))
         row += int(m.shape[0])
     return stacked, offsets, sizes
 
 
-def refine_mask_loss(head: RefineMaskHead, feats: Sequence[Tensor], pos_rois: Tensor, pos_labels: Tensor,
-                     pos_assigned_gt_inds: Tensor, gt_masks: Sequence[Tensor],
-                     gt_polygons: Sequence[Sequence[Polygons]] | None = None) -> dict[str, Tensor]:
+def refine_mask_loss(
+    head: RefineMaskHead,
+    feats: Sequence[Tensor],
+    pos_rois: Tensor,
+    pos_labels: Tensor,
+    pos_assigned_gt_inds: Tensor,
+    gt_masks: Sequence[Tensor],
+    gt_polygons: Sequence[Sequence[Polygons]] | None = None,
+) -> dict[str, Tensor]:
     """RefineMask mask-branch losses for a batch.
 
     Args:

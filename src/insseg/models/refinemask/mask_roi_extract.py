@@ -25,8 +25,9 @@ def map_roi_levels(rois: Tensor, num_levels: int, finest_scale: int = FINEST_SCA
     return levels.clamp(min=0, max=num_levels - 1).long()
 
 
-def extract_roi_feats(feats: Sequence[Tensor], rois: Tensor, output_size: int = 14,
-                      strides: Sequence[int] = FPN_STRIDES) -> Tensor:
+def extract_roi_feats(
+    feats: Sequence[Tensor], rois: Tensor, output_size: int = 14, strides: Sequence[int] = FPN_STRIDES
+) -> Tensor:
     """Pool ``[n, C, output_size, output_size]`` features for ``rois`` ``[n,5]`` from ``feats`` (P2..P5).
 
     ``feats`` must hold one tensor per stride (only the first ``len(strides)`` are used, as mmdet's
@@ -47,7 +48,13 @@ def extract_roi_feats(feats: Sequence[Tensor], rois: Tensor, output_size: int = 
         idx = torch.nonzero(levels == lvl, as_tuple=False).squeeze(1)
         if idx.numel() == 0:
             continue
-        pooled = roi_align(feat.to(dtype), rois[idx], (output_size, output_size),
-                           spatial_scale=1.0 / stride, sampling_ratio=0, aligned=True)
+        pooled = roi_align(
+            feat.to(dtype),
+            rois[idx],
+            (output_size, output_size),
+            spatial_scale=1.0 / stride,
+            sampling_ratio=0,
+            aligned=True,
+        )
         out = out.index_copy(0, idx, pooled)
     return out

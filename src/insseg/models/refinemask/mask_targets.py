@@ -26,8 +26,9 @@ from torchvision.ops import roi_align
 from insseg.models.refinemask.mask_head import STAGE_SIZES
 
 
-def instance_mask_targets(boxes: Tensor, gt_masks: Tensor, gt_index: Tensor,
-                          sizes: Sequence[int] = STAGE_SIZES) -> list[Tensor]:
+def instance_mask_targets(
+    boxes: Tensor, gt_masks: Tensor, gt_index: Tensor, sizes: Sequence[int] = STAGE_SIZES
+) -> list[Tensor]:
     """Binary float targets ``[M, s, s]`` for each size in ``sizes``.
 
     Args:
@@ -74,8 +75,9 @@ def polygon_to_bitmap(parts: Polygons, h: int, w: int) -> np.ndarray:
     return mask_utils.decode(rle).astype(bool)
 
 
-def polygon_mask_targets(boxes: Tensor, polygons: Sequence[Polygons], gt_index: Tensor,
-                         sizes: Sequence[int] = STAGE_SIZES) -> list[Tensor]:
+def polygon_mask_targets(
+    boxes: Tensor, polygons: Sequence[Polygons], gt_index: Tensor, sizes: Sequence[int] = STAGE_SIZES
+) -> list[Tensor]:
     """Binary float targets ``[M, s, s]`` per size, each drawn from the polygons at that size.
 
     Args:

@@ -77,9 +77,15 @@ def merge_stage_preds(stage_preds: Sequence[Tensor]) -> Tensor:
 
 
 @torch.no_grad()
-def refine_mask_test_batch(head: RefineMaskHead, feats: Sequence[Tensor], det_bboxes_list: Sequence[Tensor],
-                           det_labels_list: Sequence[Tensor], img_metas: Sequence[Mapping[str, Any]],
-                           mask_thr: float = 0.5, return_logits: bool = False) -> list[Tensor] | tuple:
+def refine_mask_test_batch(
+    head: RefineMaskHead,
+    feats: Sequence[Tensor],
+    det_bboxes_list: Sequence[Tensor],
+    det_labels_list: Sequence[Tensor],
+    img_metas: Sequence[Mapping[str, Any]],
+    mask_thr: float = 0.5,
+    return_logits: bool = False,
+) -> list[Tensor] | tuple:
     """Binary masks for the detections of a batch of images.
 
     Args:
@@ -104,8 +110,11 @@ def refine_mask_test_batch(head: RefineMaskHead, feats: Sequence[Tensor], det_bb
     device = p2.device
     sfs = [scale_factor_tensor(m, device) for m in img_metas]
     det_bboxes_list = [b.to(device) for b in det_bboxes_list]
-    labels = torch.cat([lb.to(device).long() for lb in det_labels_list]) if num_imgs else \
-        torch.zeros(0, dtype=torch.long, device=device)
+    labels = (
+        torch.cat([lb.to(device).long() for lb in det_labels_list])
+        if num_imgs
+        else torch.zeros(0, dtype=torch.long, device=device)
+    )
     rois, boxes = build_mask_rois(det_bboxes_list, sfs)
     counts = [int(b.shape[0]) for b in det_bboxes_list]
     n = rois.shape[0]
@@ -127,14 +136,22 @@ def refine_mask_test_batch(head: RefineMaskHead, feats: Sequence[Tensor], det_bb
     masks = _paste_per_image(refined.sigmoid(), boxes, sfs, counts, img_metas, mask_thr)
     if not return_logits:
         return masks
-    stage_preds = [torch.cat([c[k] for c in stage_chunks], 0) if stage_chunks else refined.new_zeros((0, 1, s, s))
-                   for k, s in enumerate((14, 28, 56, 112))]
+    stage_preds = [
+        torch.cat([c[k] for c in stage_chunks], 0) if stage_chunks else refined.new_zeros((0, 1, s, s))
+        for k, s in enumerate((14, 28, 56, 112))
+    ]
     sem = ctx.pred if ctx is not None else None
     return masks, (stage_preds, refined, sem, rois)
 
 
-def _paste_per_image(probs: Tensor, boxes: Tensor, sfs: Sequence[Tensor], counts: Sequence[int],
-                     img_metas: Sequence[Mapping[str, Any]], mask_thr: float) -> list[Tensor]:
+def _paste_per_image(
+    probs: Tensor,
+    boxes: Tensor,
+    sfs: Sequence[Tensor],
+    counts: Sequence[int],
+    img_metas: Sequence[Mapping[str, Any]],
+    mask_thr: float,
+) -> list[Tensor]:
     """Each image's 112x112 probabilities pasted at its original size (the RoIs are in batch order)."""
     masks: list[Tensor] = []
     offset = 0
@@ -147,8 +164,14 @@ def _paste_per_image(probs: Tensor, boxes: Tensor, sfs: Sequence[Tensor], counts
     return masks
 
 
-def refine_mask_test(head: RefineMaskHead, feats: Sequence[Tensor], det_bboxes: Tensor, det_labels: Tensor,
-                     img_meta: Mapping[str, Any], mask_thr: float = 0.5) -> Tensor:
+def refine_mask_test(
+    head: RefineMaskHead,
+    feats: Sequence[Tensor],
+    det_bboxes: Tensor,
+    det_labels: Tensor,
+    img_meta: Mapping[str, Any],
+    mask_thr: float = 0.5,
+) -> Tensor:
     """Binary masks ``bool [N, H_ori, W_ori]`` for the detections of ONE image (feats ``[1,256,h,w]``).
 
     ``det_bboxes`` ``[N,4]`` (or ``[N,5]``) float32 xyxy in original-image pixels, ``det_labels`` ``[N]``

@@ -50,8 +50,7 @@ def paste_window(prob: Tensor, box: Tensor, img_h: int, img_w: int) -> tuple[Ten
     gx = img_x[None, :].expand(img_y.numel(), img_x.numel())
     gy = img_y[:, None].expand(img_y.numel(), img_x.numel())
     grid = torch.stack([gx, gy], dim=2)[None]
-    values = F.grid_sample(prob.to(dtype)[None, None], grid, mode="bilinear", padding_mode="zeros",
-                           align_corners=False)
+    values = F.grid_sample(prob.to(dtype)[None, None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     return values[0, 0], slice(y0_int, y1_int), slice(x0_int, x1_int)
 
 

@@ -94,9 +94,13 @@ class Batch:
     metas: list[dict[str, Any]] = field(default_factory=list)
 
 
-def preprocess_exact(images: list[Tensor], device: torch.device | str | None = None,
-                     dtype: torch.dtype = torch.float32, resized: list[np.ndarray | None] | None = None,
-                     scale: tuple[int, int] = IMG_SCALE) -> Batch:
+def preprocess_exact(
+    images: list[Tensor],
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+    resized: list[np.ndarray | None] | None = None,
+    scale: tuple[int, int] = IMG_SCALE,
+) -> Batch:
     """The official test pipeline for each image, then a zero-padded batch.
 
     ``resized`` optionally gives, per image, the already-resized uint8 RGB image (e.g. the golden's), which
@@ -118,8 +122,9 @@ def preprocess_exact(images: list[Tensor], device: torch.device | str | None = N
     return _collate(tensors, metas, device, dtype)
 
 
-def preprocess_fast(images: list[Tensor], dtype: torch.dtype = torch.float32,
-                    scale: tuple[int, int] = IMG_SCALE) -> Batch:
+def preprocess_fast(
+    images: list[Tensor], dtype: torch.dtype = torch.float32, scale: tuple[int, int] = IMG_SCALE
+) -> Batch:
     """Training variant on the images' own device: float bilinear resize (no uint8 round trip, no OpenCV).
     Images are float RGB in [0, 1] or uint8 in [0, 255].
 

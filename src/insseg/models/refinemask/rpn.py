@@ -53,8 +53,14 @@ class RPNHead(nn.Module):
         return self.anchor_generator.grid_anchors([tuple(f.shape[-2:]) for f in feats], dtype, feats[0].device)
 
     @torch.no_grad()
-    def get_proposals(self, cls_scores: list[Tensor], bbox_preds: list[Tensor], metas: list[dict[str, Any]],
-                      anchors: list[Tensor], training: bool = False) -> list[dict[str, Tensor]]:
+    def get_proposals(
+        self,
+        cls_scores: list[Tensor],
+        bbox_preds: list[Tensor],
+        metas: list[dict[str, Any]],
+        anchors: list[Tensor],
+        training: bool = False,
+    ) -> list[dict[str, Tensor]]:
         """Per image: ``boxes`` [n, 4] (resized coordinates), ``scores`` [n], ``levels`` [n] (0 = P2)."""
         cfg = self.train_proposal_cfg if training else self.test_cfg
         out = []
@@ -79,14 +85,20 @@ class RPNHead(nn.Module):
                 mlvl_ids.append(torch.full((s.shape[0],), lvl, dtype=torch.long, device=s.device))
             scores = torch.cat(mlvl_scores)
             ids = torch.cat(mlvl_ids)
-            boxes = self.bbox_coder.decode(torch.cat(mlvl_anchors), torch.cat(mlvl_deltas),
-                                           max_shape=meta["img_shape"][:2])
+            boxes = self.bbox_coder.decode(
+                torch.cat(mlvl_anchors), torch.cat(mlvl_deltas), max_shape=meta["img_shape"][:2]
+            )
             keep = batched_nms(boxes, scores, ids, cfg["nms_thr"])[: cfg["nms_post"]]
             out.append({"boxes": boxes[keep], "scores": scores[keep], "levels": ids[keep]})
         return out
 
-    def targets(self, anchors: list[Tensor], featmap_sizes: list[tuple[int, int]], gt_boxes: list[Tensor],
-                metas: list[dict[str, Any]]) -> tuple[Tensor, Tensor, Tensor, Tensor, int]:
+    def targets(
+        self,
+        anchors: list[Tensor],
+        featmap_sizes: list[tuple[int, int]],
+        gt_boxes: list[Tensor],
+        metas: list[dict[str, Any]],
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor, int]:
         """mmdet's ``get_targets`` for a batch: per anchor (images concatenated, each image's anchors in level
         order) the label, label weight, delta target and delta weight, and the loss normaliser.
 
@@ -118,21 +130,28 @@ class RPNHead(nn.Module):
             label_w_l.append(label_w)
             targets_l.append(targets)
             target_w_l.append(target_w)
-        return (torch.cat(labels_l), torch.cat(label_w_l), torch.cat(targets_l), torch.cat(target_w_l),
-                normaliser)
+        return (torch.cat(labels_l), torch.cat(label_w_l), torch.cat(targets_l), torch.cat(target_w_l), normaliser)
 
-    def loss(self, cls_scores: list[Tensor], bbox_preds: list[Tensor], anchors: list[Tensor],
-             gt_boxes: list[Tensor], metas: list[dict[str, Any]]) -> dict[str, Tensor]:
+    def loss(
+        self,
+        cls_scores: list[Tensor],
+        bbox_preds: list[Tensor],
+        anchors: list[Tensor],
+        gt_boxes: list[Tensor],
+        metas: list[dict[str, Any]],
+    ) -> dict[str, Tensor]:
         """mmdet's anchor-head loss: MaxIoU assignment (0.7/0.3, low-quality matches from 0.3) among the valid
         anchors, 256 random samples with half positive, sigmoid BCE and L1 on deltas, both divided by the
         normaliser of :meth:`targets`."""
         featmap_sizes = [(int(s.shape[-2]), int(s.shape[-1])) for s in cls_scores]
         labels, label_w, box_targets, box_w, normaliser = self.targets(anchors, featmap_sizes, gt_boxes, metas)
         num_imgs = cls_scores[0].shape[0]
-        scores = torch.cat([torch.cat([s[i].permute(1, 2, 0).reshape(-1) for s in cls_scores])
-                            for i in range(num_imgs)]).float()
-        deltas = torch.cat([torch.cat([d[i].permute(1, 2, 0).reshape(-1, 4) for d in bbox_preds])
-                            for i in range(num_imgs)]).float()
+        scores = torch.cat(
+            [torch.cat([s[i].permute(1, 2, 0).reshape(-1) for s in cls_scores]) for i in range(num_imgs)]
+        ).float()
+        deltas = torch.cat(
+            [torch.cat([d[i].permute(1, 2, 0).reshape(-1, 4) for d in bbox_preds]) for i in range(num_imgs)]
+        ).float()
         loss_cls = (F.binary_cross_entropy_with_logits(scores, labels, reduction="none") * label_w).sum()
         loss_bbox = ((deltas - box_targets).abs() * box_w).sum()
         return {"loss_rpn_cls": loss_cls / normaliser, "loss_rpn_bbox": loss_bbox / normaliser}

@@ -19,7 +19,7 @@ from torchvision.ops import box_iou
 
 @dataclass
 class AssignResult:
-    gt_inds: Tensor       # [n] 0 = negative, -1 = ignored, k >= 1 = matched to gt k - 1
+    gt_inds: Tensor  # [n] 0 = negative, -1 = ignored, k >= 1 = matched to gt k - 1
     max_overlaps: Tensor  # [n]
     num_gts: int
 
@@ -62,8 +62,9 @@ def add_gt(assigned: AssignResult) -> AssignResult:
     return AssignResult(torch.cat([self_inds, assigned.gt_inds]), torch.cat([ones, assigned.max_overlaps]), g)
 
 
-def assign_and_sample(assigner: MaxIoUAssigner, sampler: "RandomSampler", proposals: Tensor,
-                      gt_boxes: Tensor) -> tuple[Tensor, AssignResult, Tensor, Tensor]:
+def assign_and_sample(
+    assigner: MaxIoUAssigner, sampler: "RandomSampler", proposals: Tensor, gt_boxes: Tensor
+) -> tuple[Tensor, AssignResult, Tensor, Tensor]:
     """RCNN targets of one image as mmdet orders them: assign the proposals, then (``add_gt_as_proposals``)
     prepend the ground truths, then sample. Returns ``(boxes, assigned, pos, neg)``; ``pos``/``neg`` index
     ``boxes`` (the proposals with the ground truths in front)."""

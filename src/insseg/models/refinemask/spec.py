@@ -129,7 +129,8 @@ def settings_from_state_dict(sd: Mapping[str, Any], source: str) -> dict[str, An
         if len(blocks) not in RESNET_LAYER3_BLOCKS:
             raise CheckpointError(
                 f"checkpoint {source}: its ResNet has {len(blocks)} blocks in layer3; only ResNet-50 (6) and "
-                f"ResNet-101 (23) RefineMask models exist")
+                f"ResNet-101 (23) RefineMask models exist"
+            )
         found["depth"] = RESNET_LAYER3_BLOCKS[len(blocks)]
     cls_w = sd.get("roi_head.bbox_head.fc_cls.weight")
     if cls_w is not None:
@@ -150,16 +151,22 @@ def spec_from_checkpoint(sd: Mapping[str, Any], meta: Mapping[str, Any], source:
     text = meta.get("config")
     from_cfg = settings_from_config(parse_config_text(text)) if isinstance(text, str) else {}
     if isinstance(text, str) and not from_cfg:
-        log.info("checkpoint %s: meta['config'] holds no mmdet config; official r50-coco defaults assumed "
-                 "for the test settings", source)
+        log.info(
+            "checkpoint %s: meta['config'] holds no mmdet config; official r50-coco defaults assumed "
+            "for the test settings",
+            source,
+        )
     from_sd = settings_from_state_dict(sd, source)
     for key in ("depth", "num_classes", "stage_num_classes"):
         if key in from_cfg and key in from_sd and from_cfg[key] != from_sd[key]:
             raise CheckpointError(
-                f"checkpoint {source}: its config says {key}={from_cfg[key]} but its tensors hold {from_sd[key]}")
+                f"checkpoint {source}: its config says {key}={from_cfg[key]} but its tensors hold {from_sd[key]}"
+            )
     spec = RefineMaskSpec(**{**from_cfg, **from_sd})
     for c in spec.stages:
         if c not in (spec.num_classes, 1):
-            raise CheckpointError(f"checkpoint {source}: mask stage classifiers {spec.stages} fit neither "
-                                  f"{spec.num_classes} classes nor a class-agnostic stage")
+            raise CheckpointError(
+                f"checkpoint {source}: mask stage classifiers {spec.stages} fit neither "
+                f"{spec.num_classes} classes nor a class-agnostic stage"
+            )
     return spec

@@ -17,9 +17,9 @@ README = "https://github.com/zhanggang001/RefineMask"
 @dataclass(frozen=True)
 class Variant:
     name: str
-    title: str        # the README row
-    config: str       # the official config file
-    url: str          # the README's download link
+    title: str  # the README row
+    config: str  # the official config file
+    url: str  # the README's download link
 
     @property
     def filename(self) -> str:
@@ -30,22 +30,53 @@ def _drive(file_id: str) -> str:
     return f"https://drive.google.com/file/d/{file_id}/view?usp=sharing"
 
 
-VARIANTS: dict[str, Variant] = {v.name: v for v in (
-    Variant("r50-coco-1x", "COCO, RefineMask R50-FPN 1x", "configs/refinemask/coco/r50-refinemask-1x.py",
-            _drive("1ad7YewfVLJIZa_xErCW4qJBzwS4yKCnS")),
-    Variant("r50-coco-2x", "COCO, RefineMask R50-FPN 2x", "configs/refinemask/coco/r50-refinemask-2x.py",
-            _drive("1-UuTjM9b3EfINqgGH0jyJ9uWJ3P2_wgy")),
-    Variant("r101-coco-1x", "COCO, RefineMask R101-FPN 1x", "configs/refinemask/coco/r101-refinemask-1x.py",
-            _drive("1JcpfBzXhrSWa4MwH0LFQ575WIYxCdUyz")),
-    Variant("r101-coco-2x", "COCO, RefineMask R101-FPN 2x", "configs/refinemask/coco/r101-refinemask-2x.py",
-            _drive("1W6jdqziYqAqiyYide9SxvHE2y79A0KJC")),
-    Variant("lvis-r50-1x", "LVIS v1, RefineMask R50-FPN 1x", "configs/refinemask/lvis/r50-refinemask-1x.py",
-            _drive("1t10bX0S6II-PNdOP1z_hmXHs7K3fhJdv")),
-    Variant("lvis-r101-1x", "LVIS v1, RefineMask R101-FPN 1x", "configs/refinemask/lvis/r101-refinemask-1x.py",
-            _drive("13cLKIFwlMg_QSAuXHEwISehm4PlB95eC")),
-    Variant("cityscapes-r50", "Cityscapes, RefineMask R50-FPN 1x", "configs/refinemask/cityscapes/r50-refinemask.py",
-            _drive("1hEXRl2zqC0rUyKixU1FLoFTlNLqWvUCE")),
-)}
+VARIANTS: dict[str, Variant] = {
+    v.name: v
+    for v in (
+        Variant(
+            "r50-coco-1x",
+            "COCO, RefineMask R50-FPN 1x",
+            "configs/refinemask/coco/r50-refinemask-1x.py",
+            _drive("1ad7YewfVLJIZa_xErCW4qJBzwS4yKCnS"),
+        ),
+        Variant(
+            "r50-coco-2x",
+            "COCO, RefineMask R50-FPN 2x",
+            "configs/refinemask/coco/r50-refinemask-2x.py",
+            _drive("1-UuTjM9b3EfINqgGH0jyJ9uWJ3P2_wgy"),
+        ),
+        Variant(
+            "r101-coco-1x",
+            "COCO, RefineMask R101-FPN 1x",
+            "configs/refinemask/coco/r101-refinemask-1x.py",
+            _drive("1JcpfBzXhrSWa4MwH0LFQ575WIYxCdUyz"),
+        ),
+        Variant(
+            "r101-coco-2x",
+            "COCO, RefineMask R101-FPN 2x",
+            "configs/refinemask/coco/r101-refinemask-2x.py",
+            _drive("1W6jdqziYqAqiyYide9SxvHE2y79A0KJC"),
+        ),
+        Variant(
+            "lvis-r50-1x",
+            "LVIS v1, RefineMask R50-FPN 1x",
+            "configs/refinemask/lvis/r50-refinemask-1x.py",
+            _drive("1t10bX0S6II-PNdOP1z_hmXHs7K3fhJdv"),
+        ),
+        Variant(
+            "lvis-r101-1x",
+            "LVIS v1, RefineMask R101-FPN 1x",
+            "configs/refinemask/lvis/r101-refinemask-1x.py",
+            _drive("13cLKIFwlMg_QSAuXHEwISehm4PlB95eC"),
+        ),
+        Variant(
+            "cityscapes-r50",
+            "Cityscapes, RefineMask R50-FPN 1x",
+            "configs/refinemask/cityscapes/r50-refinemask.py",
+            _drive("1hEXRl2zqC0rUyKixU1FLoFTlNLqWvUCE"),
+        ),
+    )
+}
 DEFAULT_VARIANT = "r50-coco-2x"
 
 
