@@ -33,7 +33,7 @@ test-all: setup
 	$(PY) -m pytest -m ""
 
 bench: setup
-	$(PY) -m insseg.bench all
+	$(PY) -m benchmarks all
 
 clean:
 	rm -rf outputs/* multirun .pytest_cache

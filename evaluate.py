@@ -11,14 +11,14 @@ from omegaconf import DictConfig
 
 from insseg.cli import run_entry
 from insseg.config import register_configs
-from insseg.evaluation.evaluate import evaluate
+from insseg.evaluation.pipeline import run_evaluation
 
 register_configs()
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
 def main(cfg: DictConfig) -> float | None:
-    metrics = run_entry(evaluate, cfg)
+    metrics = run_entry(run_evaluation, cfg)
     # The return value is what a Hydra sweeper optimises.
     return metrics.get("segm_AP") if metrics else None
 

@@ -12,14 +12,14 @@ from omegaconf import DictConfig
 
 from insseg.cli import run_entry
 from insseg.config import register_configs
-from insseg.inference.predict_run import predict
+from insseg.inference.predict_pipeline import run_prediction
 
 register_configs()
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="predict")
 def main(cfg: DictConfig) -> None:
-    result = run_entry(predict, cfg)
+    result = run_entry(run_prediction, cfg)
     if result["num_failed"]:
         sys.exit(1)
 

@@ -34,7 +34,7 @@ if __name__ == "__main__":
     out = Path(sys.argv[1])
     trainer.build_model = build_model_with_nan_on_rank_1
     try:
-        trainer.train(compose_config("train", sys.argv[2:], output_dir=out / "run"))
+        trainer.run_training(compose_config("train", sys.argv[2:], output_dir=out / "run"))
     except InssegError as e:
         (out / f"rank{RANK}.txt").write_text(str(e))
         sys.exit(2)

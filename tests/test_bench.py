@@ -1,5 +1,5 @@
 """The benchmark runner: it runs, reports identical results and writes its JSON. No timing assertions here:
-speed targets live in the printed figures (python -m insseg.bench), never in tests."""
+speed targets live in the printed figures (python -m benchmarks), never in tests."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from insseg.bench import BENCHMARKS
-from insseg.bench import matching as matching_bench
-from insseg.bench.__main__ import main
+from benchmarks import BENCHMARKS
+from benchmarks import matching as matching_bench
+from benchmarks.__main__ import main
 
 
 def test_matching_quick_reports_identical_results_and_writes_json(tmp_path, capsys):

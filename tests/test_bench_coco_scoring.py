@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from insseg.bench import coco_scoring
-from insseg.bench.__main__ import main
+from benchmarks import coco_scoring
+from benchmarks.__main__ import main
 
 pytest.importorskip("faster_coco_eval")
 

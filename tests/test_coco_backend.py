@@ -252,7 +252,7 @@ def test_evaluate_records_the_backend_and_scores_alike(tmp_path):
 
     from insseg.config import compose_config
     from insseg.data import build_dataset
-    from insseg.evaluation.evaluate import evaluate
+    from insseg.evaluation.pipeline import run_evaluation
     from insseg.predictions import ImagePrediction, PredictionSet, encode_masks
 
     base = [
@@ -301,7 +301,7 @@ def test_evaluate_records_the_backend_and_scores_alike(tmp_path):
             [*base, f"eval.predictions={tmp_path / 'preds.json'}", f"eval.coco_backend={backend}"],
             output_dir=tmp_path / backend,
         )
-        evaluate(cfg)
+        run_evaluation(cfg)
         runs[backend] = json.loads((tmp_path / backend / "metrics.json").read_text())
         assert runs[backend]["coco_backend"] == backend
     ref, fast = (dict(runs[b]) for b in BACKENDS)

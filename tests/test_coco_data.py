@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from coco_fixtures import H, W, every_form_dataset, polygon_of, rect_mask, write_image, write_json
+
 from insseg.config import compose_config
 from insseg.data import build_dataset, build_reader
 from insseg.data.coco import CocoReader
@@ -242,7 +242,7 @@ def test_benchmark_file_is_clean_and_indexed_as_pycocotools_does(tmp_path: Path)
 
     from pycocotools.coco import COCO
 
-    from insseg.bench.coco_data import big_annotation_file
+    from benchmarks.coco_data import big_annotation_file
 
     path = big_annotation_file(tmp_path / "big.json", num_images=40, per_image=10)
     reader = CocoReader(path, tmp_path)
@@ -255,7 +255,7 @@ def test_benchmark_file_is_clean_and_indexed_as_pycocotools_does(tmp_path: Path)
 
 
 def test_train_py_runs_the_fast_check_before_training(tmp_path: Path) -> None:
-    from insseg.engine.trainer import train
+    from insseg.engine.trainer import run_training
 
     every_form_dataset(tmp_path / "d")
     (tmp_path / "d" / "val2017" / "sub" / "dir" / "b.png").unlink()
@@ -266,5 +266,5 @@ def test_train_py_runs_the_fast_check_before_training(tmp_path: Path) -> None:
     ]
     cfg = compose_config("train", overrides, output_dir=tmp_path / "run")
     with pytest.raises(DatasetError, match=r"sub/dir/b\.png: image id 7 listed in .*: the file does not exist"):
-        train(cfg)
+        run_training(cfg)
     assert not (tmp_path / "run" / "checkpoints").exists()

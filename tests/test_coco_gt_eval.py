@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from coco_fixtures import H, W, polygon_of, rect_mask, rle_list, rle_str, write_image, write_json
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from coco_fixtures import H, W, polygon_of, rect_mask, rle_list, rle_str, write_image, write_json
 from insseg.data.annotations import InstanceAnnotation, RleAnnotation
 from insseg.data.coco import CocoReader
 from insseg.evaluation.coco import STAT_NAMES, CocoEvaluator

@@ -18,10 +18,10 @@ from pycocotools.cocoeval import COCOeval
 from insseg.config import compose_config
 from insseg.data import build_dataset
 from insseg.data.synthetic import generate_coco
-from insseg.engine.trainer import train
+from insseg.engine.trainer import run_training
 from insseg.evaluation.coco import STAT_NAMES
-from insseg.evaluation.evaluate import evaluate
-from insseg.inference.predict_run import predict
+from insseg.evaluation.pipeline import run_evaluation
+from insseg.inference.predict_pipeline import run_prediction
 from insseg.predictions import ImagePrediction, PredictionSet, encode_masks
 
 SMALL = [
@@ -117,7 +117,7 @@ def test_predictions_file_scores_as_cocoeval_by_hand(tmp_path: Path, coco_root: 
     assert dataset.category_ids == (3, 7) and any(dataset.annotation(i).crowd_rles for i in range(len(dataset)))
     predictions = _shifted_predictions(dataset)
     predictions.write(tmp_path / "theirs.json")
-    metrics = evaluate(_cfg("evaluate", tmp_path, coco_root, f"eval.predictions={tmp_path / 'theirs.json'}"))
+    metrics = run_evaluation(_cfg("evaluate", tmp_path, coco_root, f"eval.predictions={tmp_path / 'theirs.json'}"))
     assert 0.2 < metrics["segm_AP"] < 0.95 and 0.2 < metrics["bbox_AP"] < 0.95  # not a trivial 0 or 1
     _assert_same(metrics, _by_hand(gt_file, tmp_path / "theirs.json"))
     written = json.loads((tmp_path / "out" / "predictions.json").read_text())  # ours: the same ids, no mapping
@@ -131,11 +131,11 @@ def test_predictions_file_scores_as_cocoeval_by_hand(tmp_path: Path, coco_root: 
 
 def test_train_then_evaluate_and_predict_agree_with_cocoeval(tmp_path: Path, coco_root: Path) -> None:
     gt_file = coco_root / "annotations" / "instances_val2017.json"
-    trained = train(_cfg("train", tmp_path, coco_root, "train.epochs=1", out="train"))
+    trained = run_training(_cfg("train", tmp_path, coco_root, "train.epochs=1", out="train"))
     weights = tmp_path / "train" / "checkpoints" / "best.pt"
     assert weights.is_file() and set(trained) >= {"segm_AP", "bbox_AP"}
 
-    metrics = evaluate(
+    metrics = run_evaluation(
         _cfg(
             "evaluate",
             tmp_path,
@@ -152,7 +152,7 @@ def test_train_then_evaluate_and_predict_agree_with_cocoeval(tmp_path: Path, coc
     _assert_same(metrics, _by_hand(gt_file, tmp_path / "eval" / "predictions.json"))
 
     glob = str(coco_root / "val2017" / "**" / "*.jpg")
-    predict(
+    run_prediction(
         _cfg(
             "predict",
             tmp_path,
@@ -164,7 +164,7 @@ def test_train_then_evaluate_and_predict_agree_with_cocoeval(tmp_path: Path, coc
             out="predict",
         )
     )
-    again = evaluate(
+    again = run_evaluation(
         _cfg(
             "evaluate",
             tmp_path,

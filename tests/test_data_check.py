@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import numpy as np
+from coco_fixtures import H, W, polygon_of, rect_mask, rle_str, write_image, write_json
 from PIL import Image
 
-from coco_fixtures import H, W, polygon_of, rect_mask, rle_str, write_image, write_json
 from insseg.data.check import main
 from insseg.data.synthetic import generate_pennfudan, generate_voc
 

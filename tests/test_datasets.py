@@ -66,7 +66,7 @@ def test_dataset_targets_follow_torchvision(tmp_path: Path, pennfudan_root: Path
     ds = build_dataset(_data_cfg(tmp_path, pennfudan_root), "train")
     for i in range(len(ds)):
         image, target = ds[i]
-        assert image.dtype == torch.float32 and 0 <= image.min() and image.max() <= 1
+        assert image.dtype == torch.float32 and image.min() >= 0 and image.max() <= 1
         n = len(target["labels"])
         assert target["boxes"].shape == (n, 4) and target["masks"].shape == (n, *image.shape[1:])
         if n:

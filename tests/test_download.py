@@ -8,8 +8,8 @@ import http.server
 import io
 import threading
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 

@@ -1,4 +1,4 @@
-"""evaluate(cfg) end to end on generated data: a model run, saved predictions files, the cache and a real sweep."""
+"""run_evaluation(cfg) end to end on generated data: a model run, saved predictions files, the cache and a real sweep."""
 
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ from torchvision.ops import masks_to_boxes
 from insseg.config import compose_config
 from insseg.data import build_dataset
 from insseg.errors import InssegError
-from insseg.evaluation.evaluate import HEADLINE, evaluate
 from insseg.evaluation.excel_report import OBJECT_COLUMNS
+from insseg.evaluation.pipeline import HEADLINE, run_evaluation
 from insseg.evaluation.prediction_cache import weights_identity
 from insseg.evaluation.timing import TimingEvaluator
 from insseg.models.maskrcnn import COCO_CATEGORIES
@@ -65,7 +65,7 @@ def model_run(tmp_path_factory):
     """One model run (no cache; batches of 3 over 4 images) shared by the tests that read its outputs."""
     tmp = tmp_path_factory.mktemp("evaluate")
     cfg = config(tmp, "eval.cache=false", "eval.score_threshold=0.05", "eval.warmup_iters=1", "eval.batch_size=3")
-    return tmp, cfg, evaluate(cfg)
+    return tmp, cfg, run_evaluation(cfg)
 
 
 def test_model_run_writes_every_artefact(model_run):
@@ -145,7 +145,7 @@ def coco_by_hand(cfg, predictions_file: Path, iou_type: str) -> float:
 def test_saved_predictions_file_reproduces_the_run(model_run):
     tmp, cfg, metrics = model_run
     pred_file = Path(cfg.paths.output_dir) / "predictions.json"
-    again = evaluate(
+    again = run_evaluation(
         config(tmp, f"eval.predictions={pred_file}", "eval.score_threshold=0.05", "eval.save_masks=false", out="again")
     )
     for key in HEADLINE:
@@ -192,7 +192,7 @@ def test_perfect_predictions_score_one(tmp_path, layout):
     cfg = config(tmp_path, f"data.layout={layout}")
     path = tmp_path / "perfect.json"
     ground_truth_predictions(cfg).write(path)
-    m = evaluate(config(tmp_path, f"data.layout={layout}", f"eval.predictions={path}"))
+    m = run_evaluation(config(tmp_path, f"data.layout={layout}", f"eval.predictions={path}"))
     for key in (
         "segm_AP",
         "segm_AP50",
@@ -245,9 +245,9 @@ def test_coco_named_model_is_bridged_to_voc(tmp_path):
         )
     path = tmp_path / "coco.json"
     predictions.write(path)
-    dropped = evaluate(config(tmp_path, "data.layout=voc", f"eval.predictions={path}", "eval.save_masks=false"))
+    dropped = run_evaluation(config(tmp_path, "data.layout=voc", f"eval.predictions={path}", "eval.save_masks=false"))
     assert dropped["segm_AP"] == 1.0 and dropped["mean_iou"] == 1.0 and dropped["instance_precision"] == 1.0
-    kept = evaluate(
+    kept = run_evaluation(
         config(
             tmp_path, "data.layout=voc", f"eval.predictions={path}", "eval.save_masks=false", "eval.keep_unmapped=true"
         )
@@ -261,13 +261,13 @@ def test_eval_split_selects_other_images(tmp_path):
     cfg = config(tmp_path)
     path = tmp_path / "train.json"
     ground_truth_predictions(cfg, split="train").write(path)
-    m = evaluate(config(tmp_path, f"eval.predictions={path}", "eval.split=train", "eval.save_masks=false"))
+    m = run_evaluation(config(tmp_path, f"eval.predictions={path}", "eval.split=train", "eval.save_masks=false"))
     assert m["num_images"] == 6 and m["segm_AP"] == 1.0
     # The held-out images are not in a file of training images.
     with pytest.raises(InssegError, match=r"no entry for 4 of the 4 images.*SynthPed"):
-        evaluate(config(tmp_path, f"eval.predictions={path}", "eval.save_masks=false"))
+        run_evaluation(config(tmp_path, f"eval.predictions={path}", "eval.save_masks=false"))
     with pytest.raises(InssegError, match="eval.split"):
-        evaluate(config(tmp_path, "eval.split=validation"))
+        run_evaluation(config(tmp_path, "eval.split=validation"))
 
 
 def test_extra_images_in_the_file_are_ignored_with_a_warning(tmp_path, caplog):
@@ -277,7 +277,7 @@ def test_extra_images_in_the_file_are_ignored_with_a_warning(tmp_path, caplog):
     predictions.images += ground_truth_predictions(cfg, split="train").images
     path = tmp_path / "all.json"
     predictions.write(path)
-    m = evaluate(config(tmp_path, f"eval.predictions={path}", "eval.save_masks=false"))
+    m = run_evaluation(config(tmp_path, f"eval.predictions={path}", "eval.save_masks=false"))
     assert m["num_images"] == 4 and m["segm_AP"] == 1.0
     assert re.search(r"ignoring 6 image\(s\) that the evaluation split does not hold: SynthPed", caplog.text)
 
@@ -290,19 +290,19 @@ def test_a_file_cut_above_the_floor_warns_and_records_its_lowest_score(tmp_path,
         rec.scores[:] = np.linspace(0.9, 0.6, len(rec), dtype=np.float32)
     path = tmp_path / "cut.json"
     predictions.write(path)
-    m = evaluate(config(tmp_path, f"eval.predictions={path}", "eval.save_masks=false"))
+    m = run_evaluation(config(tmp_path, f"eval.predictions={path}", "eval.save_masks=false"))
     assert "biased low" in caplog.text
     assert m["lowest_score"] == pytest.approx(0.6) and m["predictions_score_threshold"] == 0.5
     caplog.clear()
     predictions.info["score_threshold"] = 0.0
     predictions.write(path)
-    evaluate(config(tmp_path, f"eval.predictions={path}", "eval.save_masks=false"))
+    run_evaluation(config(tmp_path, f"eval.predictions={path}", "eval.save_masks=false"))
     assert "biased low" not in caplog.text
 
 
 def test_cache_hit_gives_identical_metrics(tmp_path):
-    first = evaluate(config(tmp_path, "eval.warmup_iters=0", "eval.save_masks=false", out="first"))
-    second = evaluate(config(tmp_path, "eval.warmup_iters=0", "eval.save_masks=false", out="second"))
+    first = run_evaluation(config(tmp_path, "eval.warmup_iters=0", "eval.save_masks=false", out="first"))
+    second = run_evaluation(config(tmp_path, "eval.warmup_iters=0", "eval.save_masks=false", out="second"))
     assert first["prediction_cache_hit"] is False and second["prediction_cache_hit"] is True
     # Everything but where the predictions came from: a cache hit ran no model (model_run_s null).
     differ = ("prediction_cache_hit", "model_run_s")
@@ -310,7 +310,7 @@ def test_cache_hit_gives_identical_metrics(tmp_path):
     assert first["model_run_s"] > 0 and second["model_run_s"] is None
     assert len(list((tmp_path / "cache" / "predictions").glob("*.json.gz"))) == 1
     # Another model config is another entry.
-    third = evaluate(
+    third = run_evaluation(
         config(tmp_path, "eval.warmup_iters=0", "eval.save_masks=false", "model.detections_per_img=3", out="third")
     )
     assert third["prediction_cache_hit"] is False

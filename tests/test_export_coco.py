@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import numpy as np
-
 from coco_fixtures import every_form_dataset
+
 from insseg.config import compose_config
 from insseg.data import build_dataset
 from insseg.data.export_coco import main
@@ -94,7 +94,7 @@ def test_coco_input_keeps_ids_crowd_and_sub_folders(tmp_path: Path) -> None:
 
 
 def test_pennfudan_round_trip_gives_the_same_metrics(tmp_path: Path, pennfudan_root: Path) -> None:
-    from insseg.evaluation.evaluate import evaluate
+    from insseg.evaluation.pipeline import run_evaluation
     from insseg.predictions import PredictionSet
 
     base = [
@@ -108,12 +108,12 @@ def test_pennfudan_round_trip_gives_the_same_metrics(tmp_path: Path, pennfudan_r
     assert main([*pennfudan, f"out={tmp_path / 'exported'}"]) == 0
     dataset = build_dataset(compose_config("evaluate", pennfudan).data, "eval")
     PredictionSet(["person"], _noisy_predictions(dataset, seed=1)).write(tmp_path / "preds.json")
-    direct = evaluate(
+    direct = run_evaluation(
         compose_config(
             "evaluate", [*pennfudan, f"eval.predictions={tmp_path / 'preds.json'}"], output_dir=tmp_path / "a"
         )
     )
-    exported = evaluate(
+    exported = run_evaluation(
         compose_config(
             "evaluate",
             [*base, "data=coco", f"data.root={tmp_path / 'exported'}", f"eval.predictions={tmp_path / 'preds.json'}"],

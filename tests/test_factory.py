@@ -99,7 +99,7 @@ def test_missing_refinemask_checkpoint_says_where_to_get_it(tmp_path: Path) -> N
 
 def test_training_checks_weights_before_preparing_data(tmp_path: Path) -> None:
     """A missing weights file fails before a dataset is downloaded or generated."""
-    from insseg.engine.trainer import train
+    from insseg.engine.trainer import run_training
 
     cfg = compose_config(
         "train",
@@ -107,5 +107,5 @@ def test_training_checks_weights_before_preparing_data(tmp_path: Path) -> None:
         output_dir=tmp_path / "run",
     )
     with pytest.raises(CheckpointError, match="absent.pt"):
-        train(cfg)
+        run_training(cfg)
     assert not (tmp_path / "data").exists()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from insseg.config import compose_config
-from insseg.engine.trainer import train
+from insseg.engine.trainer import run_training
 
 # Measured 0.66 after the last epoch (0.01, 0.33, 0.51, 0.63, 0.66; README, Quickstart). The floor leaves a margin for thread counts,
 # platforms and the run-to-run spread of early epochs.
@@ -32,7 +32,7 @@ def test_quickstart_learns_from_scratch(tmp_path: Path) -> None:
         ],
         output_dir=run,
     )
-    metrics = train(cfg)
+    metrics = run_training(cfg)
     saved = json.loads((run / "metrics.json").read_text())
     assert saved["segm_AP"] == metrics["segm_AP"]
     assert metrics["segm_AP"] >= SEGM_AP_FLOOR, f"held-out segm AP {metrics['segm_AP']:.3f} < {SEGM_AP_FLOOR}"

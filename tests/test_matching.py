@@ -8,10 +8,10 @@ import pytest
 from insseg.data.annotations import InstanceAnnotation
 from insseg.data.readers import VOCReader
 from insseg.data.synthetic import generate_voc
+from insseg.errors import InssegError
 from insseg.evaluation import matching
 from insseg.evaluation.class_mapping import bridge_classes
 from insseg.evaluation.matching import MatchingAccumulator, iou_f1_matrices, match_image, overlap_counts
-from insseg.errors import InssegError
 from insseg.predictions import ImagePrediction, encode_masks
 
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from insseg.config import compose_config
-from insseg.engine.trainer import train
-from insseg.evaluation.evaluate import evaluate
+from insseg.engine.trainer import run_training
+from insseg.evaluation.pipeline import run_evaluation
 from insseg.evaluation.split import split_differences
-from insseg.inference.predict_run import predict
+from insseg.inference.predict_pipeline import run_prediction
 
 COCO_KEYS = ("segm_AP", "segm_AP50", "segm_AP75", "bbox_AP", "bbox_AP50", "bbox_AP75")
 # The smoke model on small generated images, 3 epochs: segm AP about 0.5-0.6 (0.21, 0.49, 0.61 measured).
@@ -36,7 +36,7 @@ def _paths(tmp: Path) -> list[str]:
 @pytest.mark.slow
 def test_one_checkpoint_scores_the_same_through_every_path(tmp_path):
     common = ["experiment=smoke", "device=cpu", *DATA, *MODEL, *_paths(tmp_path)]
-    trained = train(
+    trained = run_training(
         compose_config(
             "train",
             [*common, "train.epochs=3", "train.lr=0.01", "train.lr_step_size=100", "train.print_freq=50"],
@@ -46,13 +46,13 @@ def test_one_checkpoint_scores_the_same_through_every_path(tmp_path):
     assert trained["segm_AP"] > 0.3, trained  # it has learned: the comparison below means something
     ckpt = tmp_path / "train" / "checkpoints" / "last.pt"
 
-    direct = evaluate(
+    direct = run_evaluation(
         compose_config(
             "evaluate", [*common, f"model.weights={ckpt}", "eval.cache=false"], output_dir=tmp_path / "evaluate"
         )
     )
     images = Path(compose_config("predict", common).data.root) / "PNGImages"  # every image, train ones too
-    predicted = predict(
+    predicted = run_prediction(
         compose_config(
             "predict",
             [
@@ -66,7 +66,7 @@ def test_one_checkpoint_scores_the_same_through_every_path(tmp_path):
             output_dir=tmp_path / "predict",
         )
     )
-    from_file = evaluate(
+    from_file = run_evaluation(
         compose_config(
             "evaluate", [*common, f"eval.predictions={predicted['predictions']}"], output_dir=tmp_path / "from_file"
         )
@@ -103,10 +103,10 @@ def test_evaluate_py_warns_when_the_checkpoint_saw_other_images(tmp_path, caplog
         "data.synthetic.width=64",
         *_paths(tmp_path),
     ]
-    train(compose_config("train", [*common, "data.split_seed=5"], output_dir=tmp_path / "train"))
+    run_training(compose_config("train", [*common, "data.split_seed=5"], output_dir=tmp_path / "train"))
     ckpt = tmp_path / "train" / "checkpoints" / "last.pt"
     with caplog.at_level(logging.WARNING, logger="insseg"):
-        evaluate(
+        run_evaluation(
             compose_config(
                 "evaluate", [*common, f"model.weights={ckpt}", "eval.save_masks=false"], output_dir=tmp_path / "eval"
             )

@@ -1,4 +1,4 @@
-"""predict(cfg) and the real `python predict.py`: folder and glob inputs, per-image outputs, predictions.json
+"""run_prediction(cfg) and the real `python predict.py`: folder and glob inputs, per-image outputs, predictions.json
 (read back by pycocotools), failures.txt and the exit status."""
 
 from __future__ import annotations
@@ -13,15 +13,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import SMALL_MODEL
 from PIL import Image
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
 from insseg.config import compose_config
 from insseg.errors import ConfigError
-from insseg.inference.predict_run import output_stems, predict, relative_names
-
-from conftest import SMALL_MODEL
+from insseg.inference.predict_pipeline import output_stems, relative_names, run_prediction
 
 REPO = Path(__file__).resolve().parents[1]
 # pycocotools calls np.array(copy=False) on its own objects under numpy 2; not ours to fix.
@@ -87,7 +86,7 @@ def test_folder_input_in_process(tmp_path: Path, caplog: pytest.LogCaptureFixtur
         "predict", SMALL + [f"input={tmp_path / 'in'}", "predict.report=true"], output_dir=tmp_path / "out"
     )
     caplog.set_level("INFO", logger="insseg")
-    result = predict(cfg)
+    result = run_prediction(cfg)
     messages = list(caplog.messages)
     out = tmp_path / "out"
     assert result["num_images"] == 3 and result["num_failed"] == 1
@@ -116,10 +115,10 @@ def test_folder_input_in_process(tmp_path: Path, caplog: pytest.LogCaptureFixtur
 def test_missing_input_fails_before_building_a_model(tmp_path: Path) -> None:
     cfg = compose_config("predict", SMALL, output_dir=tmp_path / "out")
     with pytest.raises(ConfigError, match="no input given"):
-        predict(cfg)
+        run_prediction(cfg)
     cfg = compose_config("predict", SMALL + [f"input={tmp_path}/*.png"], output_dir=tmp_path / "out")
     with pytest.raises(ConfigError, match="matches no files"):
-        predict(cfg)
+        run_prediction(cfg)
 
 
 def test_output_names() -> None:
@@ -187,21 +186,21 @@ class _FussyStub(torch.nn.Module):
 
 
 def test_out_of_memory_retries_alone_then_lists_the_image(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from insseg.inference import predict_run
+    from insseg.inference import predict_pipeline
 
     (tmp_path / "in").mkdir()
     for name, h in [("a.png", 30), ("b.png", 80), ("c.png", 40)]:
         Image.fromarray(np.full((h, 40, 3), 100, np.uint8)).save(tmp_path / "in" / name)
     stub = _FussyStub()
     monkeypatch.setattr(
-        predict_run.Segmenter,
+        predict_pipeline.Segmenter,
         "from_config",
         classmethod(lambda cls, cfg, **kw: cls(stub, device="cpu", score_threshold=0.5, batch_size=3)),
     )
     cfg = compose_config(
         "predict", SMALL + [f"input={tmp_path / 'in'}", "predict.warmup_iters=0"], output_dir=tmp_path / "out"
     )
-    result = predict_run.predict(cfg)
+    result = predict_pipeline.run_prediction(cfg)
     assert stub.calls == [3, 1, 1, 1]  # the batch, then each image alone
     assert result["num_images"] == 2 and result["num_failed"] == 1 and result["num_instances"] == 2
     assert "b.png" in result["failures"][0][0] and "out of memory" in result["failures"][0][1]

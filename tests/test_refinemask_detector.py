@@ -20,16 +20,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from refinemask_fixtures import checkpoint_path, load_golden, load_state_dict, make_checkpoint_module, require_fixture
 
 from insseg.errors import CheckpointError
 from insseg.models.refinemask import COCO_CLASSES, RefineMaskDetector, build_refinemask, load_official_checkpoint
 from insseg.models.refinemask.anchors import AnchorGenerator
 from insseg.models.refinemask.box_coder import DeltaXYWHBBoxCoder
-from insseg.models.refinemask.checkpoint import CLASS_SPECIFIC_PREFIXES, check_and_load
 from insseg.models.refinemask.nms import batched_nms, nms
+from insseg.models.refinemask.official_weights import CLASS_SPECIFIC_PREFIXES, check_and_load
 from insseg.models.refinemask.preprocess import normalize, preprocess_exact, rescale_size, resize_uint8, to_uint8
-
-from refinemask_fixtures import checkpoint_path, load_golden, load_state_dict, make_checkpoint_module, require_fixture
 
 PHOTOS = ("astronaut", "coffee", "chelsea")
 

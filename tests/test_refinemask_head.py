@@ -7,9 +7,9 @@ import math
 
 import numpy as np
 import pytest
+import refinemask_fixtures as rf
 import torch
 
-import refinemask_fixtures as rf
 from insseg.models.refinemask import mask_test
 from insseg.models.refinemask.mask_boundary import mask_boundary
 from insseg.models.refinemask.mask_head import RefineMaskHead

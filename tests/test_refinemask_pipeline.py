@@ -7,14 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from insseg.config import compose_config
-from insseg.engine.trainer import train
-from insseg.evaluation.evaluate import evaluate
-from insseg.models import build_model
-
 from conftest import smoke_overrides
 from refinemask_fixtures import checkpoint_path
+
+from insseg.config import compose_config
+from insseg.engine.trainer import run_training
+from insseg.evaluation.pipeline import run_evaluation
+from insseg.models import build_model
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +28,7 @@ def test_finetune_from_official_checkpoint_then_reload(tmp_path: Path, pennfudan
         "data.max_train_images=2",
         "data.max_eval_images=1",
     ]
-    metrics = train(compose_config("train", overrides, output_dir=tmp_path / "run"))
+    metrics = run_training(compose_config("train", overrides, output_dir=tmp_path / "run"))
     assert metrics["segm_AP"] == json.loads((tmp_path / "run" / "metrics.json").read_text())["segm_AP"]
     saved = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
     assert saved["model_name"] == "refinemask" and saved["class_names"] == ["person"]
@@ -51,7 +50,7 @@ def test_evaluate_refinemask_on_voc_bridges_coco_names(tmp_path: Path, voc_root:
         "eval.score_threshold=0.3",
         "data.max_eval_images=2",
     ]
-    metrics = evaluate(compose_config("evaluate", overrides, output_dir=tmp_path / "eval"))
+    metrics = run_evaluation(compose_config("evaluate", overrides, output_dir=tmp_path / "eval"))
     predictions = json.loads((tmp_path / "eval" / "predictions.json").read_text())
     names = {c["name"] for c in predictions["categories"]}
     assert "airplane" in names and "person" in names and len(names) == 80, "the model's own COCO classes"

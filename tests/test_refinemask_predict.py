@@ -10,13 +10,12 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from insseg.config import compose_config
-from insseg.inference.predict_run import predict
-
 from conftest import REPO_ROOT
 from refinemask_fixtures import checkpoint_path, require_fixture
 from test_refinemask_detector import compare_module
+
+from insseg.config import compose_config
+from insseg.inference.predict_pipeline import run_prediction
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +31,7 @@ def _judge(name: str, predictions: dict) -> dict:
 
 
 def test_predict_reproduces_official_detections(tmp_path: Path, ckpt: Path) -> None:
-    """predict(cfg) on chelsea (the smallest photo): every stage of the toolkit, rounding of the JSON included."""
+    """run_prediction(cfg) on chelsea (the smallest photo): every stage of the toolkit, rounding of the JSON included."""
     photo = tmp_path / "in" / "chelsea.png"
     photo.parent.mkdir()
     shutil.copy(require_fixture("chelsea.png"), photo)
@@ -49,7 +48,7 @@ def test_predict_reproduces_official_detections(tmp_path: Path, ckpt: Path) -> N
         ],
         output_dir=tmp_path / "run",
     )
-    predict(cfg)
+    run_prediction(cfg)
     predictions = json.loads((tmp_path / "run" / "predictions.json").read_text())
     assert predictions["images"][0]["file_name"] == "chelsea.png"
     _judge("chelsea", predictions)

@@ -21,14 +21,17 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import REPO_ROOT
+from refinemask_fixtures import ZOO_CONFIGS, ZOO_DIR, load_state_dict, require_fixture, zoo_checkpoint, zoo_module
+from test_refinemask_detector import compare_module, photo_tensor
 
 from insseg.config import compose_config
 from insseg.errors import CheckpointError, ConfigError
-from insseg.inference.predict_run import predict
+from insseg.inference.predict_pipeline import run_prediction
 from insseg.models.factory import build_model
 from insseg.models.refinemask import VARIANTS, RefineMaskDetector, RefineMaskSpec, build_refinemask
-from insseg.models.refinemask.checkpoint import CLASS_SPECIFIC_PREFIXES
 from insseg.models.refinemask.mask_head import RefineMaskHead, select_class_logits
+from insseg.models.refinemask.official_weights import CLASS_SPECIFIC_PREFIXES
 from insseg.models.refinemask.preprocess import preprocess_exact
 from insseg.models.refinemask.spec import (
     parse_config_text,
@@ -36,10 +39,6 @@ from insseg.models.refinemask.spec import (
     settings_from_state_dict,
     spec_from_checkpoint,
 )
-
-from conftest import REPO_ROOT
-from refinemask_fixtures import ZOO_CONFIGS, ZOO_DIR, load_state_dict, require_fixture, zoo_checkpoint, zoo_module
-from test_refinemask_detector import compare_module, photo_tensor
 
 PHOTOS = ("astronaut", "coffee", "chelsea")
 # One CPU thread: a fixed float summation order. LVIS coffee has a detection on a 0.5 px tall box at the top
@@ -255,7 +254,7 @@ def require_zoo(name: str) -> Path:
 
 
 def test_predict_lvis_reproduces_official_detections(tmp_path: Path, lvis: Path) -> None:
-    """predict(cfg) with the LVIS checkpoint on chelsea: 1203 classes, score floor 1e-4, class-agnostic stage."""
+    """run_prediction(cfg) with the LVIS checkpoint on chelsea: 1203 classes, score floor 1e-4, class-agnostic stage."""
     photo = tmp_path / "in" / "chelsea.png"
     photo.parent.mkdir()
     shutil.copy(require_fixture("chelsea.png"), photo)
@@ -272,7 +271,7 @@ def test_predict_lvis_reproduces_official_detections(tmp_path: Path, lvis: Path)
         ],
         output_dir=tmp_path / "run",
     )
-    predict(cfg)
+    run_prediction(cfg)
     _judge("lvis-r50-1x", "chelsea", json.loads((tmp_path / "run" / "predictions.json").read_text()))
 
 

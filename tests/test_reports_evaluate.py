@@ -1,4 +1,4 @@
-"""The reports through evaluate(cfg) end to end, on generated VOC-layout data with known predictions."""
+"""The reports through run_evaluation(cfg) end to end, on generated VOC-layout data with known predictions."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import json
 
 import numpy as np
 from openpyxl import load_workbook
-
-from insseg.data import build_dataset
-from insseg.evaluation.evaluate import evaluate
 from test_evaluate import config, ground_truth_predictions, record
 from test_reports_pages import check_offline_page
+
+from insseg.data import build_dataset
+from insseg.evaluation.pipeline import run_evaluation
 
 REPORT_FILES = (
     "report.html",
@@ -27,7 +27,7 @@ def test_perfect_predictions_give_perfect_reports(tmp_path):
     cfg = config(tmp_path, "data.layout=voc")
     path = tmp_path / "perfect.json"
     ground_truth_predictions(cfg).write(path)
-    m = evaluate(config(tmp_path, "data.layout=voc", f"eval.predictions={path}", "eval.reports.gallery=2"))
+    m = run_evaluation(config(tmp_path, "data.layout=voc", f"eval.predictions={path}", "eval.reports.gallery=2"))
     out = tmp_path / "out"
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["per_class"] == m["per_class"]
@@ -64,8 +64,8 @@ def test_reports_switched_off_write_nothing(tmp_path):
     ann = dataset.annotation(1)
     preds.images[1] = record(dataset.file_name(1), ann.masks(), (ann.labels % 20) + 1, class_names=preds.class_names)
     preds.write(path)
-    on = evaluate(config(tmp_path, "data.layout=voc", f"eval.predictions={path}", out="on"))
-    off = evaluate(
+    on = run_evaluation(config(tmp_path, "data.layout=voc", f"eval.predictions={path}", out="on"))
+    off = run_evaluation(
         config(
             tmp_path,
             "data.layout=voc",

@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 from pycocotools.cocoeval import COCOeval
+from reports_cases import annotation, prediction
 
 from insseg.evaluation.coco import CocoEvaluator
 from insseg.evaluation.evaluator import Evaluators
@@ -16,8 +17,11 @@ from insseg.evaluation.matching import MatchingEvaluator
 from insseg.evaluation.reports.confusion import ConfusionEvaluator, confusion_counts
 from insseg.evaluation.reports.per_class import PerClassEvaluator, format_table, per_class_metrics
 from insseg.evaluation.reports.pr_curves import PRCurveEvaluator, pr_curve
-from insseg.evaluation.reports.tensorboard import pr_curve_counts, tensorboard_per_class, tensorboard_pr_curves
-from reports_cases import annotation, prediction
+from insseg.evaluation.reports.tensorboard_summaries import (
+    pr_curve_counts,
+    tensorboard_per_class,
+    tensorboard_pr_curves,
+)
 
 CLASSES = ("cat", "dog", "bird")
 H, W = 60, 80
@@ -185,8 +189,9 @@ def test_confusion_matrix_hand_counted(tmp_path, reuse):
 
 def test_unmapped_predictions_get_their_own_column():
     gt, _ = confusion_scene()
-    from insseg.evaluation.matching import match_image
     from reports_cases import rect_mask
+
+    from insseg.evaluation.matching import match_image
 
     masks = np.stack([rect_mask(100, 100, (40, 40, 60, 60))])
     match = match_image(gt, masks, np.array([0]))

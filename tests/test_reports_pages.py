@@ -6,14 +6,15 @@ import json
 import shutil
 import subprocess
 from html.parser import HTMLParser
-from urllib.parse import unquote
 from pathlib import Path
+from urllib.parse import unquote
 
 import numpy as np
 import pytest
 from omegaconf import OmegaConf
 from openpyxl import load_workbook
 from PIL import Image
+from reports_cases import annotation, prediction
 
 from insseg.config import compose_config
 from insseg.evaluation.coco import CocoEvaluator
@@ -21,10 +22,9 @@ from insseg.evaluation.evaluator import Evaluators
 from insseg.evaluation.excel_report import ExcelReport
 from insseg.evaluation.matching import MatchingEvaluator, match_image
 from insseg.evaluation.reports import build_report_evaluators, report_sheets, write_html_report
-from insseg.evaluation.reports.contact_sheet import write_contact_sheet
 from insseg.evaluation.reports.gallery import FN_COLOR, FP_COLOR, TP_COLOR, GalleryEvaluator, render
 from insseg.evaluation.sweep_summary import write_sweep_summary
-from reports_cases import annotation, prediction
+from insseg.inference.contact_sheet import write_contact_sheet
 
 CLASSES = ("cat", "dog")
 H, W = 200, 240

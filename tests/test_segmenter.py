@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import SMALL_MODEL
 from PIL import Image
 from torch import nn
 
@@ -16,8 +17,6 @@ from insseg.errors import ConfigError
 from insseg.inference import Segmenter
 from insseg.inference.loop import score_floor
 from insseg.predictions import ImagePrediction
-
-from conftest import SMALL_MODEL
 
 SMALL = SMALL_MODEL  # the shared small-model overrides (conftest.py)
 

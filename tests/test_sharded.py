@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from insseg.engine.distributed import DistInfo
 from insseg.inference.sharding import gather_in_order, shard_indices
+from insseg.utils.distributed import DistInfo
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = [

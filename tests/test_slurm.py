@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from insseg.engine.distributed import DistInfo, init_distributed
-from insseg.engine.slurm import export_slurm_rendezvous, expand_nodelist, master_port, slurm_rendezvous
 from insseg.errors import ConfigError
+from insseg.utils.distributed import DistInfo, init_distributed
+from insseg.utils.slurm import expand_nodelist, export_slurm_rendezvous, master_port, slurm_rendezvous
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -129,7 +129,7 @@ def _free_port_in_range() -> int:
 
 CHILD = """
 import torch, torch.distributed as dist
-from insseg.engine.distributed import cleanup, init_distributed
+from insseg.utils.distributed import cleanup, init_distributed
 info = init_distributed(torch.device("cpu"))
 t = torch.tensor([float(info.rank + 1)])
 dist.all_reduce(t)
@@ -193,7 +193,7 @@ def test_slurm_launcher_config_composes():
 
 
 def test_run_id_is_shared_by_the_tasks_of_a_step():
-    from insseg.engine.slurm import slurm_run_id
+    from insseg.utils.slurm import slurm_run_id
 
     ids = {slurm_run_id({**slurm_task(p, p % 8), "SLURM_STEP_ID": "3"}) for p in range(16)}
     assert ids == {"slurm4242.3"}

@@ -11,14 +11,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import REPO_ROOT, smoke_overrides
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from insseg.config import compose_config
-from insseg.engine.trainer import train
+from insseg.engine.trainer import run_training
 from insseg.errors import CheckpointError
 from insseg.models import build_model
-
-from conftest import REPO_ROOT, smoke_overrides
 
 METRICS = ("segm_AP", "segm_AP50", "segm_AP75", "bbox_AP", "bbox_AP50", "bbox_AP75")
 
@@ -29,7 +28,7 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory, pennfudan_root: Path) 
     tmp = tmp_path_factory.mktemp("train")
     overrides = smoke_overrides(tmp, pennfudan_root)
     run_dir = tmp / "outputs" / "train" / "smoke_maskrcnn_pennfudan" / "first"
-    metrics = train(compose_config("train", overrides, output_dir=run_dir))
+    metrics = run_training(compose_config("train", overrides, output_dir=run_dir))
     return run_dir, metrics, overrides
 
 
@@ -72,7 +71,7 @@ def test_resume_continues_with_full_state(trained_run, tmp_path: Path) -> None:
         overrides + ["train.epochs=2", f"train.resume={run_dir / 'checkpoints' / 'last.pt'}"],
         output_dir=tmp_path / "resumed",
     )
-    train(cfg)
+    run_training(cfg)
     ckpt = torch.load(tmp_path / "resumed" / "checkpoints" / "last.pt", weights_only=True)
     first = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
     assert ckpt["epoch"] == 1
@@ -87,7 +86,7 @@ def test_resume_auto_finds_newest_checkpoint_of_the_experiment(trained_run, tmp_
     log_dir = run_dir.parents[2]
     new_run = log_dir / "train" / "smoke_maskrcnn_pennfudan" / "second"
     caplog.set_level("INFO", logger="insseg")
-    train(compose_config("train", overrides + ["train.resume=auto"], output_dir=new_run))
+    run_training(compose_config("train", overrides + ["train.resume=auto"], output_dir=new_run))
     assert "resuming" in caplog.text and str(run_dir) in caplog.text
     assert "nothing to train" in caplog.text, "epoch 0 of 1 was already done by the first run"
     assert (new_run / "metrics.json").is_file()
@@ -102,14 +101,14 @@ def test_checkpoint_for_other_class_count_is_refused(trained_run, tmp_path: Path
         output_dir=tmp_path / "run",
     )
     with pytest.raises(CheckpointError, match="trained for 1 classes .* dataset has 20"):
-        train(cfg)
+        run_training(cfg)
     cfg = compose_config(
         "train",
         smoke_overrides(tmp_path, voc_root, layout="voc") + [f"model.weights={ckpt}"],
         output_dir=tmp_path / "run2",
     )
     with pytest.raises(CheckpointError, match="trained for 1 classes"):
-        train(cfg)
+        run_training(cfg)
 
 
 def test_images_without_instances_train_and_evaluate(tmp_path: Path, pennfudan_root: Path) -> None:
@@ -124,7 +123,7 @@ def test_images_without_instances_train_and_evaluate(tmp_path: Path, pennfudan_r
 
     train_idx, test_idx = pennfudan_split(12, 11, 3)
     assert train_idx[0] != 0 and test_idx[0] == 0  # eval holds the empty image; train a normal one
-    metrics = train(compose_config("train", overrides, output_dir=tmp_path / "run"))
+    metrics = run_training(compose_config("train", overrides, output_dir=tmp_path / "run"))
     # No ground truth to score: AP is undefined (NaN), written as null, and the run still checkpoints.
     assert math.isnan(metrics["segm_AP"])
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["segm_AP"] is None

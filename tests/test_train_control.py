@@ -9,14 +9,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import smoke_overrides
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import insseg.engine.trainer as trainer
 from insseg.config import compose_config
 from insseg.engine.optim import build_schedule
 from insseg.engine.validation import Evaluation
-
-from conftest import smoke_overrides
 
 
 def tiny(tmp_path: Path, data_root: Path, *extra: str) -> list[str]:
@@ -55,9 +54,9 @@ def test_best_checkpoint_is_the_best_over_a_resume(tmp_path: Path, pennfudan_roo
     script, _ = scripted_ap
     script += [0.30, 0.10, 0.20]
     first = tmp_path / "first"
-    trainer.train(compose_config("train", tiny(tmp_path, pennfudan_root, "train.epochs=1"), output_dir=first))
+    trainer.run_training(compose_config("train", tiny(tmp_path, pennfudan_root, "train.epochs=1"), output_dir=first))
     second = tmp_path / "second"
-    trainer.train(
+    trainer.run_training(
         compose_config(
             "train",
             tiny(tmp_path, pennfudan_root, "train.epochs=3", f"train.resume={first / 'checkpoints' / 'last.pt'}"),
@@ -80,7 +79,7 @@ def test_early_stopping_keeps_the_best_and_logs_csv(tmp_path: Path, pennfudan_ro
     script, calls = scripted_ap
     script += [0.10, 0.30, 0.20, 0.25, 0.90]
     run = tmp_path / "run"
-    trainer.train(
+    trainer.run_training(
         compose_config(
             "train",
             tiny(tmp_path, pennfudan_root, "train.epochs=5", "train.early_stopping=2", "logger=csv"),
@@ -97,7 +96,7 @@ def test_early_stopping_keeps_the_best_and_logs_csv(tmp_path: Path, pennfudan_ro
     assert [float(r["val/segm_AP"]) for r in rows] == [0.10, 0.30, 0.20, 0.25]
     assert all(float(r["epoch/loss/total"]) > 0 for r in rows)
     # Resuming a run that stopped early trains nothing more.
-    trainer.train(
+    trainer.run_training(
         compose_config(
             "train",
             tiny(
@@ -132,7 +131,7 @@ def test_eval_every_and_the_per_iteration_schedule(tmp_path: Path, pennfudan_roo
         ),
         output_dir=run,
     )
-    trainer.train(cfg)
+    trainer.run_training(cfg)
     assert len(calls) == 2
     events = EventAccumulator(str(run / "tensorboard")).Reload()
     assert [e.step for e in events.Scalars("val/segm_AP")] == [1, 2]
@@ -150,7 +149,7 @@ def test_mlflow_runs_read_back_through_mlflow(tmp_path: Path, pennfudan_root: Pa
     store = tmp_path / "outputs" / "mlflow"
     for job, (lr, epochs) in enumerate((("0.001", 2), ("0.002", 1))):
         run_dir = tmp_path / "outputs" / "train" / "smoke_maskrcnn_pennfudan" / "multirun" / "t" / str(job)
-        trainer.train(
+        trainer.run_training(
             compose_config(
                 "train",
                 tiny(tmp_path, pennfudan_root, f"train.epochs={epochs}", "logger=mlflow", f"train.lr={lr}"),

@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from pycocotools import mask as mask_utils
@@ -49,7 +50,7 @@ class ImageTiming:
         return {"data": self.data, "model": self.model, "postprocess": self.postprocess}
 
     @staticmethod
-    def from_dict(d: dict[str, float]) -> "ImageTiming":
+    def from_dict(d: dict[str, float]) -> ImageTiming:
         return ImageTiming(float(d["data"]), float(d["model"]), float(d["postprocess"]))
 
 
@@ -91,7 +92,7 @@ class ImagePrediction:
             return np.zeros((0, self.height, self.width), dtype=bool)
         return np.moveaxis(mask_utils.decode(self.rles), -1, 0).astype(bool)
 
-    def keep(self, index: np.ndarray) -> "ImagePrediction":
+    def keep(self, index: np.ndarray) -> ImagePrediction:
         """A new record holding only ``index`` (a boolean mask or integer indices), in that order."""
         idx = np.asarray(index)
         idx = np.flatnonzero(idx) if idx.dtype == bool else idx.astype(np.int64)
@@ -109,11 +110,11 @@ class ImagePrediction:
             self.image_id,
         )
 
-    def above(self, threshold: float) -> "ImagePrediction":
+    def above(self, threshold: float) -> ImagePrediction:
         """Detections with score strictly greater than ``threshold``."""
         return self.keep(self.scores > threshold)
 
-    def without_masks(self) -> "ImagePrediction":
+    def without_masks(self) -> ImagePrediction:
         """The same record keeping only RLEs (what a collection of many images holds)."""
         return dataclasses.replace(self, masks=None)
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, List, Optional
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
-from insseg.engine.slurm import slurm_run_id
+from insseg.utils.slurm import slurm_run_id
 
 
 @dataclass
@@ -48,8 +48,8 @@ class DataConfig:
     root: str = "${paths.data_dir}/synthetic"
     # Missing root: download (pennfudan), generate (synthetic) or fail with instructions (voc).
     download: bool = True
-    url: Optional[str] = None
-    sha256: Optional[str] = None
+    url: str | None = None
+    sha256: str | None = None
     # PennFudanPed has no official split: a seeded permutation holds out ``num_test`` images.
     num_test: int = 50
     split_seed: int = 0
@@ -63,8 +63,8 @@ class DataConfig:
     eval_json: str = "annotations/instances_val2017.json"
     eval_images: str = "val2017"
     # Caps for quick runs (experiment=smoke); null = all images.
-    max_train_images: Optional[int] = None
-    max_eval_images: Optional[int] = None
+    max_train_images: int | None = None
+    max_eval_images: int | None = None
     num_workers: int = 2
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
 
@@ -75,7 +75,7 @@ class ModelConfig:
 
     name: str = MISSING
     # DEFAULT: pretrained COCO weights from the torch cache; null: random init; or a path to a checkpoint.
-    weights: Optional[str] = None
+    weights: str | None = None
 
 
 @dataclass
@@ -83,9 +83,9 @@ class MaskRCNNConfig(ModelConfig):
     """torchvision Mask R-CNN ResNet-FPN (``model=maskrcnn``)."""
 
     name: str = "maskrcnn"
-    weights: Optional[str] = "DEFAULT"
+    weights: str | None = "DEFAULT"
     # Backbone ImageNet weights when model.weights is null: DEFAULT | null.
-    backbone_weights: Optional[str] = None
+    backbone_weights: str | None = None
     backbone: str = "resnet50"  # resnet50 | resnet18 (a small model for smoke runs)
     trainable_backbone_layers: int = 3
     min_size: int = 800
@@ -112,19 +112,19 @@ class RefineMaskConfig(ModelConfig):
     # A released checkpoint (insseg.models.refinemask.zoo.VARIANTS): names the default file and its download
     # link: r50-coco-1x | r50-coco-2x | r101-coco-1x | r101-coco-2x | lvis-r50-1x | lvis-r101-1x | cityscapes-r50
     variant: str = "r50-coco-2x"
-    weights: Optional[str] = "${paths.models_dir}/${.variant}.pth"
+    weights: str | None = "${paths.models_dir}/${.variant}.pth"
     # ImageNet weights for the ResNet when model.weights is null: DEFAULT | null.
-    backbone_weights: Optional[str] = None
+    backbone_weights: str | None = None
     # ResNet depth 50 | 101; null: the checkpoint's (50 without one). A value the checkpoint contradicts is an error.
-    depth: Optional[int] = None
+    depth: int | None = None
     # mmdet's test scale (long side max_size, short side min_size); null: the checkpoint config's.
-    min_size: Optional[int] = None
-    max_size: Optional[int] = None
+    min_size: int | None = None
+    max_size: int | None = None
     # null: the checkpoint config's test_cfg (score_thr, max_per_img).
-    box_score_thresh: Optional[float] = None
-    detections_per_img: Optional[int] = None
+    box_score_thresh: float | None = None
+    detections_per_img: int | None = None
     # RCNN box loss for training, l1 | smooth_l1; null: the checkpoint config's (l1 without one).
-    bbox_loss: Optional[str] = None
+    bbox_loss: str | None = None
 
 
 @dataclass
@@ -135,7 +135,7 @@ class DeviceConfig:
     amp: bool = False
     amp_dtype: str = "float16"  # float16 | bfloat16
     # CPU threads; null = all cores.
-    num_threads: Optional[int] = None
+    num_threads: int | None = None
     cudnn_benchmark: bool = False
     # TF32 matmuls on Ampere+; keep off when checking numerical parity.
     allow_tf32: bool = False
@@ -155,7 +155,7 @@ class TrainConfig:
     # | cosine (to 0 over all iterations). Every schedule starts with the warm-up below.
     lr_schedule: str = "step"
     lr_step_size: int = 3
-    lr_milestones: List[int] = field(default_factory=list)
+    lr_milestones: list[int] = field(default_factory=list)
     lr_gamma: float = 0.1
     # Linear warm-up over the first min(warmup_iters, iterations per epoch) iterations of epoch 0.
     warmup_iters: int = 1000
@@ -164,14 +164,14 @@ class TrainConfig:
     # Mixed precision (autocast + GradScaler) for the training step on CUDA; ignored on CPU.
     amp: bool = True
     # null | path to a checkpoint | auto (newest last.pt of the same experiment).
-    resume: Optional[str] = None
+    resume: str | None = None
     # Evaluate (COCO AP on the eval split) every N epochs and after the last one.
     eval_every: int = 1
     # Stop when segm AP has not improved for this many evaluations (null: never); best.pt keeps the best.
-    early_stopping: Optional[int] = None
+    early_stopping: int | None = None
     print_freq: int = 10
     num_overlays: int = 4
-    clip_grad_norm: Optional[float] = None
+    clip_grad_norm: float | None = None
 
 
 @dataclass
@@ -192,7 +192,7 @@ class EvalConfig:
     score_threshold: float = 0.5
     save_masks: bool = True
     # Path to a predictions.json to evaluate without running a model.
-    predictions: Optional[str] = None
+    predictions: str | None = None
     void_as_background: bool = False
     class_aware_matching: bool = False
     keep_unmapped: bool = False
@@ -200,7 +200,7 @@ class EvalConfig:
     cache: bool = True
     batch_size: int = 1
     warmup_iters: int = 2
-    split: Optional[str] = None  # null = the dataset's evaluation split
+    split: str | None = None  # null = the dataset's evaluation split
     # COCO AP implementation: pycocotools | faster_coco_eval (docs/evaluation.md). A literal, so that the config
     # does not import the evaluation package; tests/test_coco_backend.py checks it against coco_backend's.
     coco_backend: str = "pycocotools"
@@ -209,10 +209,10 @@ class EvalConfig:
 
 @dataclass
 class PredictConfig:
-    input: Optional[str] = None
+    input: str | None = None
     score_threshold: float = 0.5
     # null: 4 on CUDA, 1 on CPU.
-    batch_size: Optional[int] = None
+    batch_size: int | None = None
     save_overlays: bool = True
     save_masks: bool = True
     warmup_iters: int = 1
@@ -222,7 +222,7 @@ class PredictConfig:
 
 @dataclass
 class LoggerConfig:
-    """Where training reports go (``logger=tensorboard|csv``); see insseg.engine.run_logger."""
+    """Where training reports go (``logger=tensorboard|csv``); see insseg.engine.loggers.factory."""
 
     name: str = "tensorboard"  # tensorboard | mlflow | csv
 
@@ -234,7 +234,7 @@ class MLflowLoggerConfig(LoggerConfig):
     name: str = "mlflow"
     store_dir: str = "${paths.log_dir}/mlflow"
     # e.g. http://localhost:5000; null = the local store in store_dir.
-    tracking_uri: Optional[str] = None
+    tracking_uri: str | None = None
     experiment: str = "${task_name}/${experiment_name}"
 
 
@@ -253,7 +253,7 @@ class Config:
     # Training only (conf/logger/); null in evaluate/predict.
     logger: Any = None
     # predict.py's `input=...` shorthand for predict.input.
-    input: Optional[str] = None
+    input: str | None = None
     # Free-form notes from experiment configs (not read by code).
     tags: Any = None
 
@@ -263,7 +263,7 @@ _RUN_ID: str | None = None
 
 def run_id() -> str:
     """One id per launch: torchrun's rendezvous id when set (all ranks agree), else SLURM's job and step in
-    the tasks of a multi-task srun step (insseg.engine.slurm), else the start time."""
+    the tasks of a multi-task srun step (insseg.utils.slurm), else the start time."""
     global _RUN_ID
     if _RUN_ID is None:
         elastic = os.environ.get("TORCHELASTIC_RUN_ID", "")

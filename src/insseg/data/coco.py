@@ -15,9 +15,10 @@ skipped with a warning.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from pycocotools import mask as mask_utils

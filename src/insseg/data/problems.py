@@ -8,8 +8,9 @@ the warnings as one counted line.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from insseg.errors import DatasetError
 from insseg.utils.logging import log

@@ -14,9 +14,9 @@ from typing import Protocol
 import numpy as np
 
 from insseg.data.annotations import VOID_ID, Annotation, InstanceAnnotation
-from insseg.data.image_io import read_index_png
-from insseg.data.voc_palette import VOC_CLASSES
+from insseg.data.label_png import read_index_png
 from insseg.data.problems import ERROR, Problem, raise_on_errors
+from insseg.data.voc_palette import VOC_CLASSES
 from insseg.errors import DatasetError, ImageLoadError
 from insseg.io.images import image_size, load_image_rgb, stored_size
 

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 import torch
-
 
 REFERENCE_BATCH = 2
 SCHEDULES = ("step", "multistep", "cosine")

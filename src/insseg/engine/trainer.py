@@ -16,19 +16,20 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
 from insseg.data import build_dataset, collate
-from insseg.engine.checkpoint import find_latest_checkpoint, load_training_state, save_checkpoint
-from insseg.engine.distributed import DistInfo, barrier, broadcast_object, cleanup, init_distributed, reduce_mean
+from insseg.engine.loggers.base import RunLogger, flatten
+from insseg.engine.loggers.factory import build_run_logger
 from insseg.engine.optim import build_lr_scheduler, build_optimizer, build_schedule, describe_optimizer
-from insseg.engine.progress import MetricLogger
-from insseg.engine.run_logger import RunLogger, build_run_logger, flatten
+from insseg.engine.training_checkpoint import find_latest_checkpoint, load_training_state, save_checkpoint
 from insseg.engine.validation import Evaluation, evaluate_coco
-from insseg.evaluation.reports.training import discard_report, publish_report
 from insseg.errors import InssegError
+from insseg.evaluation.reports.training import discard_report, publish_report
 from insseg.models import build_model, check_weights_available
 from insseg.utils.atomic import atomic_path, atomic_write_json, atomic_write_text
 from insseg.utils.device import configure_runtime, inference_precision, resolve_device
+from insseg.utils.distributed import DistInfo, barrier, broadcast_object, cleanup, init_distributed, reduce_mean
 from insseg.utils.json_safe import json_safe
 from insseg.utils.logging import ensure_console_logging, log
+from insseg.utils.progress import MetricLogger
 from insseg.utils.seed import seed_everything
 
 # The best epoch's report pictures are drawn here during an evaluation, then published or discarded.
@@ -103,7 +104,7 @@ class Run:
         )
 
 
-def train(cfg: DictConfig) -> dict[str, float]:
+def run_training(cfg: DictConfig) -> dict[str, float]:
     """Train ``cfg.model`` on ``cfg.data``; write checkpoints, logs (``cfg.logger``) and metrics.json to
     ``cfg.paths.output_dir``. Returns the metrics of the last evaluation."""
     ensure_console_logging()

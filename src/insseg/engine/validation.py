@@ -5,24 +5,25 @@ report evaluators (per-class AP, PR curves, confusion matrix, gallery) run too a
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import torch
 
 from insseg.data.dataset import InstanceSegmentationDataset
-from insseg.engine.distributed import DistInfo, broadcast_object
 from insseg.evaluation.class_mapping import bridge_classes
 from insseg.evaluation.coco import CocoEvaluator
-from insseg.evaluation.evaluate import score_records
 from insseg.evaluation.evaluator import Evaluators
 from insseg.evaluation.matching import MatchingEvaluator
+from insseg.evaluation.pipeline import score_records
 from insseg.evaluation.reports import build_report_evaluators, dataset_image_loader
 from insseg.inference.loop import InferenceLoop
 from insseg.inference.sharding import ShardSource, gather_in_order, shard_indices
 from insseg.inference.sources import DatasetSource
 from insseg.predictions import ImagePrediction
+from insseg.utils.distributed import DistInfo, broadcast_object
 
 Samples = list[tuple[torch.Tensor, ImagePrediction]]
 

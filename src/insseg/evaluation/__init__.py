@@ -1,6 +1,6 @@
 """Evaluation: COCO AP, one-to-one mask matching metrics, reports, prediction cache and sweep summaries.
 
-The building blocks take plain arguments and work without Hydra; :func:`insseg.evaluation.evaluate.evaluate`
+The building blocks take plain arguments and work without Hydra; :func:`insseg.evaluation.pipeline.run_evaluation`
 is the config-driven pipeline behind ``evaluate.py`` (docs/evaluation.md).
 """
 

@@ -8,8 +8,8 @@ a counterpart are dropped, or kept with ``keep_unmapped`` (they then take part i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 import numpy as np
 
@@ -86,7 +86,7 @@ def bridge_classes(
     labels = np.zeros(len(model_names), dtype=np.int64)
     names: list[str] = []
     for k, name in enumerate(model_names):
-        target: Optional[int] = by_exact.get(name)
+        target: int | None = by_exact.get(name)
         if target is None:
             target = by_norm.get(_normalise(name))
         if target is None and name.lower() in ALIASES:

@@ -21,13 +21,14 @@ from __future__ import annotations
 import contextlib
 import io
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from pycocotools import mask as mask_utils
 
 from insseg.data.annotations import Annotation, InstanceAnnotation
-from insseg.evaluation.coco_backend import DEFAULT_BACKEND, coco_classes
 from insseg.errors import InssegError
+from insseg.evaluation.coco_backend import DEFAULT_BACKEND, coco_classes
 from insseg.predictions import ImagePrediction, encode_masks, xyxy_to_xywh
 
 IOU_TYPES = ("segm", "bbox")

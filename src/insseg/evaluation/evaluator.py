@@ -9,7 +9,8 @@ the loop does not change.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator, Protocol, runtime_checkable
+from collections.abc import Iterable, Iterator
+from typing import Any, Protocol, runtime_checkable
 
 from insseg.data.annotations import InstanceAnnotation
 from insseg.predictions import ImagePrediction

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from insseg.data.voc_palette import voc_palette
 from insseg.data.annotations import InstanceAnnotation
+from insseg.data.voc_palette import voc_palette
 from insseg.evaluation.matching import ImageMatch, MatchingEvaluator
 from insseg.predictions import ImagePrediction
 

@@ -16,8 +16,9 @@ import gzip
 import hashlib
 import json
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import torch
 from omegaconf import OmegaConf
@@ -137,6 +138,5 @@ class PredictionCache:
             "timings": [rec.timing.to_dict() if rec.timing is not None else None for rec in predictions.images],
             "created": time.strftime("%Y-%m-%d %H:%M:%S"),
         }
-        with atomic_path(self.path) as tmp:
-            with gzip.open(tmp, "wt", encoding="utf-8", compresslevel=1) as f:
-                json.dump(data, f, default=str)
+        with atomic_path(self.path) as tmp, gzip.open(tmp, "wt", encoding="utf-8", compresslevel=1) as f:
+            json.dump(data, f, default=str)

@@ -15,13 +15,13 @@ from __future__ import annotations
 import csv
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import yaml
-from omegaconf import DictConfig
-
 from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
 
 from insseg.evaluation.reports.sweep_report import write_sweep_report
 from insseg.utils.atomic import atomic_path, atomic_write_text
@@ -103,12 +103,11 @@ def _cell(v: Any) -> Any:
 
 
 def write_csv(path: Path, columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
-            w = csv.writer(f)
-            w.writerow(columns)
-            for row in rows:
-                w.writerow(["" if _cell(row.get(c)) is None else _cell(row.get(c)) for c in columns])
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(columns)
+        for row in rows:
+            w.writerow(["" if _cell(row.get(c)) is None else _cell(row.get(c)) for c in columns])
 
 
 def write_xlsx(path: Path, columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:

@@ -18,9 +18,9 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import deque
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -198,7 +198,7 @@ def to_tensor(arr: np.ndarray, device: torch.device) -> torch.Tensor:
     return torch.from_numpy(arr).to(device, non_blocking=True).permute(2, 0, 1).float().div_(255.0)
 
 
-def prefetch(source: ImageSource, depth: int) -> Iterator[tuple[int, "Future[np.ndarray]"]]:
+def prefetch(source: ImageSource, depth: int) -> Iterator[tuple[int, Future[np.ndarray]]]:
     """Decode images ``depth`` ahead of the consumer in one background thread."""
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="insseg-load") as pool:
         pending: deque[tuple[int, Future]] = deque()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import colorsys
 import functools
 import importlib.util
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch

@@ -13,7 +13,8 @@ original RefineMask wrapper did).
 from __future__ import annotations
 
 import os
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -88,7 +89,7 @@ class Segmenter:
     @classmethod
     def from_config(
         cls, config: Any = None, *, output_dir: str | os.PathLike | None = None, **kwargs: Any
-    ) -> "Segmenter":
+    ) -> Segmenter:
         """A Segmenter from the composed ``predict`` config, or from a list of overrides composed here
         (``["model=maskrcnn", "model.weights=best.pt", "device=cpu"]``). Keyword arguments override what the
         config says (``score_threshold=0.3``, ``device='cpu'``, ...)."""

@@ -8,13 +8,14 @@ computed from them, are the ones a single process produces.
 
 from __future__ import annotations
 
-from typing import Sequence, TypeVar
+from collections.abc import Sequence
+from typing import TypeVar
 
 import numpy as np
 import torch.distributed as dist
 
-from insseg.engine.distributed import DistInfo
 from insseg.inference.sources import ImageSource
+from insseg.utils.distributed import DistInfo
 
 T = TypeVar("T")
 

@@ -11,14 +11,14 @@ a dict of losses.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from omegaconf import OmegaConf, open_dict
 from torch import nn
 
 from insseg.errors import CheckpointError, ConfigError
-from insseg.models.checkpoint_io import is_insseg_checkpoint, is_mmdet_checkpoint, read_weights_file
 from insseg.models.maskrcnn import (
     COCO_CATEGORIES,
     build_maskrcnn,
@@ -26,6 +26,7 @@ from insseg.models.maskrcnn import (
     load_torchvision_state_dict,
     replace_predictors,
 )
+from insseg.models.weights_file import is_insseg_checkpoint, is_mmdet_checkpoint, read_weights_file
 
 
 def check_weights_available(model_cfg: Any) -> None:

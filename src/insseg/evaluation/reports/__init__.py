@@ -8,8 +8,9 @@ metrics and the files the others wrote.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from insseg.evaluation.coco import CocoEvaluator
 from insseg.evaluation.matching import MatchingEvaluator

@@ -13,8 +13,9 @@ image is reused, so the matrix costs no extra matching.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -18,9 +18,10 @@ drawn once, at the end. Files: ``gallery/worst/<image stem>.png``, ``gallery/ran
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image

@@ -12,8 +12,9 @@ panel per class) and ``pr_curves.json`` (the arrays, to overlay two runs).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 from pycocotools.cocoeval import COCOeval

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from insseg.evaluation.reports.html_report import FILE_NAME as JOB_REPORT
-from insseg.evaluation.reports.html_report import Raw, esc, href, img, page, table
 from insseg.utils.atomic import atomic_write_text
+from insseg.utils.html import Raw, esc, href, img, page, table
 
 FILE_NAME = "sweep_report.html"
 METRICS = ("segm_AP", "bbox_AP", "mean_iou", "mean_f1", "instance_precision", "instance_recall", "instance_f1")

@@ -9,8 +9,9 @@ replace the earlier best's and report.html is rewritten), else ``discard_report(
 from __future__ import annotations
 
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from insseg.evaluation.reports.confusion import FILE_NAME as CONFUSION_PNG
 from insseg.evaluation.reports.gallery import DIR_NAME as GALLERY_DIR

@@ -15,7 +15,6 @@ from torchvision.models import resnet50, resnet101
 
 from insseg.errors import CheckpointError
 
-
 RESNETS = {50: resnet50, 101: resnet101}
 
 
@@ -52,7 +51,7 @@ class ResNet(nn.Module):
             for p in m.parameters():
                 p.requires_grad_(False)
 
-    def train(self, mode: bool = True) -> "ResNet":
+    def train(self, mode: bool = True) -> ResNet:
         super().train(mode)
         self._freeze_stages()
         if mode and self.norm_eval:

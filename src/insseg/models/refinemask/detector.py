@@ -17,9 +17,9 @@ padding beyond an image's own multiple of 32 would otherwise change the features
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
-from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
@@ -31,17 +31,17 @@ from insseg.errors import CheckpointError, ConfigError
 
 from .backbone import ResNet
 from .bbox_head import Shared2FCBBoxHead
-from .checkpoint import (
+from .fpn import FPN
+from .mask_head import RefineMaskHead
+from .mask_loss import refine_mask_loss
+from .mask_test import refine_mask_test_batch
+from .official_weights import (
     CLASS_SPECIFIC_PREFIXES,
     class_count_error,
     load_official_checkpoint,
     load_state,
     read_checkpoint,
 )
-from .fpn import FPN
-from .mask_head import RefineMaskHead
-from .mask_loss import refine_mask_loss
-from .mask_test import refine_mask_test_batch
 from .preprocess import Batch, preprocess_exact, preprocess_fast, rescale_size
 from .rpn import RPNHead
 from .sampling import MaxIoUAssigner, RandomSampler, assign_and_sample

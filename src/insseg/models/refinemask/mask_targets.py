@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor

@@ -63,7 +63,7 @@ def add_gt(assigned: AssignResult) -> AssignResult:
 
 
 def assign_and_sample(
-    assigner: MaxIoUAssigner, sampler: "RandomSampler", proposals: Tensor, gt_boxes: Tensor
+    assigner: MaxIoUAssigner, sampler: RandomSampler, proposals: Tensor, gt_boxes: Tensor
 ) -> tuple[Tensor, AssignResult, Tensor, Tensor]:
     """RCNN targets of one image as mmdet orders them: assign the proposals, then (``add_gt_as_proposals``)
     prepend the ground truths, then sample. Returns ``(boxes, assigned, pos, neg)``; ``pos``/``neg`` index

@@ -43,7 +43,7 @@ class RefineMaskSpec:
     def stages(self) -> tuple[int, ...]:
         return self.stage_num_classes or (self.num_classes,) * 4
 
-    def with_classes(self, num_classes: int) -> "RefineMaskSpec":
+    def with_classes(self, num_classes: int) -> RefineMaskSpec:
         """The same model for another class set (class-agnostic stages stay class-agnostic)."""
         stages = tuple(1 if c == 1 and self.num_classes != 1 else num_classes for c in self.stages)
         return replace(self, num_classes=num_classes, stage_num_classes=stages)

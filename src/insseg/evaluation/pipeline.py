@@ -1,0 +1,326 @@
+"""The evaluation pipeline behind ``evaluate.py``: ``run_evaluation(cfg) -> metrics``, usable without Hydra.
+
+1. Records (:class:`~insseg.predictions.ImagePrediction`): from ``eval.predictions`` (a predictions.json),
+   the prediction cache, or the inference loop (every detection above the model's floor, float32 unless
+   ``device.amp=true``).
+2. One pass: each record meets its image's ground truth and every evaluator (COCO AP, matching, timing,
+   metrics.xlsx rows, mask PNGs, the reports of ``eval.reports``) processes it (:func:`score_records`).
+3. Files in ``cfg.paths.output_dir``: predictions.json, metrics.json, metrics.xlsx, masks/, pr_curves/,
+   confusion_matrix.png, gallery/ and, last, report.html.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from insseg.data.dataset import InstanceSegmentationDataset
+from insseg.errors import InssegError
+from insseg.evaluation.class_mapping import ClassBridge, bridge_classes
+from insseg.evaluation.coco import CocoEvaluator
+from insseg.evaluation.evaluator import Evaluators
+from insseg.evaluation.excel_report import ExcelReport
+from insseg.evaluation.mask_export import MaskExporter
+from insseg.evaluation.matching import MatchingEvaluator
+from insseg.evaluation.prediction_cache import PredictionCache, cache_key_info
+from insseg.evaluation.prediction_file import records_for_split
+from insseg.evaluation.reports import build_report_evaluators, dataset_image_loader, report_sheets, write_html_report
+from insseg.evaluation.reports.gallery import ImageLoader
+from insseg.evaluation.split import eval_dataset, warn_if_split_differs
+from insseg.evaluation.timing import TimingEvaluator
+from insseg.inference.sharding import ShardSource, gather_in_order, shard_indices
+from insseg.models.factory import check_weights_available
+from insseg.predictions import ImagePrediction, PredictionSet
+from insseg.utils.atomic import atomic_write_json
+from insseg.utils.device import configure_runtime, inference_precision, resolve_device
+from insseg.utils.distributed import DistInfo, barrier, broadcast_object, cleanup, init_distributed
+from insseg.utils.json_safe import json_safe
+from insseg.utils.logging import ensure_console_logging, log
+from insseg.utils.progress import MetricLogger
+from insseg.utils.seed import seed_everything
+
+# The keys of metrics.json that the issue names, in this order; more follow.
+HEADLINE = (
+    "segm_AP",
+    "segm_AP50",
+    "segm_AP75",
+    "bbox_AP",
+    "bbox_AP50",
+    "bbox_AP75",
+    "mean_iou",
+    "mean_f1",
+    "mean_iou_with_bg",
+    "mean_f1_with_bg",
+    "instance_precision",
+    "instance_recall",
+    "instance_f1",
+    "num_images",
+    "num_objects",
+    "num_predictions",
+)
+PRINT_FREQ = 20
+
+
+def build_evaluators(
+    eval_cfg: Any, dataset_classes: list[str], out_dir: Path | None, load_image: ImageLoader | None = None
+) -> Evaluators:
+    """evaluate.py's evaluators; ``out_dir=None`` leaves out the ones that write files. The reports
+    (``eval.reports``) come last: they build on the COCO arrays and the matching; the gallery needs
+    ``load_image``."""
+    coco = CocoEvaluator(dataset_classes, eval_cfg.void_as_background, eval_cfg.coco_backend)
+    matching = MatchingEvaluator(eval_cfg.score_threshold, eval_cfg.void_as_background, eval_cfg.class_aware_matching)
+    evaluators: list[Any] = [coco, matching, TimingEvaluator()]
+    if out_dir is not None:
+        evaluators.append(ExcelReport(matching))
+        if eval_cfg.save_masks:
+            evaluators.append(MaskExporter(matching, out_dir / "masks"))
+    evaluators += build_report_evaluators(eval_cfg.reports, dataset_classes, out_dir, coco, matching, load_image)
+    return Evaluators(evaluators)
+
+
+def score_records(
+    dataset: InstanceSegmentationDataset,
+    records: Iterable[ImagePrediction],
+    evaluators: Evaluators,
+    bridge: ClassBridge,
+    header: str = "evaluate",
+    print_freq: int = PRINT_FREQ,
+) -> dict[str, Any]:
+    """The one pass: every record meets its image's ground truth and every evaluator; returns their metrics."""
+    position = {dataset.file_name(i): i for i in range(len(dataset))}
+    evaluators.reset()
+    total = len(records) if hasattr(records, "__len__") else len(dataset)
+    for rec in MetricLogger().log_every(records, print_freq, header=header, total=total):
+        i = position[rec.file_name]
+        gt = dataset.annotation(i)
+        if gt.image_id is not None:  # COCO-format data: predictions.json carries the file's own image ids
+            rec.image_id = gt.image_id
+        if (rec.height, rec.width) != (gt.height, gt.width):
+            raise InssegError(
+                f"predictions for {rec.file_name} are {rec.width}x{rec.height} but the image is "
+                f"{gt.width}x{gt.height}; predictions must be at the image's original size"
+            )
+        evaluators.process(gt, bridge.to_dataset(rec))
+    return evaluators.evaluate()
+
+
+def file_category_ids(bridge: ClassBridge, dataset_ids: Sequence[int]) -> list[int]:
+    """The category id predictions.json gives each model label on COCO-format data: the file's id of the
+    dataset class it is bridged to, so ``COCO(user_file).loadRes(...)`` needs no mapping; model classes without
+    a counterpart get ids above the file's (COCOeval leaves them out, as we do)."""
+    spare = max(dataset_ids, default=0)
+    ids = []
+    for label in bridge.dataset_label.tolist():
+        if label > 0:
+            ids.append(int(dataset_ids[label - 1]))
+        else:
+            spare += 1
+            ids.append(spare)
+    return ids
+
+
+def log_bridge(bridge: ClassBridge, keep_unmapped: bool) -> None:
+    if bridge.is_identity:
+        return
+    unmapped = bridge.unmapped
+    log.info(
+        f"model classes bridged to the dataset's by name; {len(unmapped)} without a counterpart "
+        f"({'kept' if keep_unmapped else 'dropped'}): {', '.join(unmapped[:12])}{' ...' if len(unmapped) > 12 else ''}"
+    )
+
+
+def run_evaluation(cfg: DictConfig) -> dict[str, Any]:
+    """Evaluate and write predictions.json, metrics.json, metrics.xlsx, masks/ and the reports (report.html, ...)
+    into ``cfg.paths.output_dir``.
+
+    Returns the metrics as written to metrics.json (undefined COCO values are None there and here). Under
+    torchrun every rank runs the model on its shard of the images and rank 0 scores and writes; the other
+    ranks return an empty dict.
+    """
+    ensure_console_logging()
+    dist_info = DistInfo() if cfg.eval.predictions else init_distributed(resolve_device(cfg.device))
+    try:
+        return _evaluate(cfg, dist_info)
+    finally:
+        cleanup(dist_info)
+
+
+def _evaluate(cfg: DictConfig, dist_info: DistInfo) -> dict[str, Any]:
+    start = time.perf_counter()
+    out_dir = Path(cfg.paths.output_dir)
+    if dist_info.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if not cfg.eval.predictions:
+            check_weights_available(cfg.model)  # before any dataset download
+        dataset, split = eval_dataset(cfg)  # rank 0 prepares (downloads or generates) the data first
+    barrier(dist_info)
+    if not dist_info.is_main:
+        dataset, split = eval_dataset(cfg)
+    with _records(cfg, dataset, split, dist_info) as (predictions, records, source):
+        if predictions is None:
+            return {}  # a rank other than 0: its shard went to rank 0
+        bridge = bridge_classes(
+            predictions.class_names, list(dataset.class_names), keep_unmapped=cfg.eval.keep_unmapped
+        )
+        log_bridge(bridge, cfg.eval.keep_unmapped)
+        evaluators = build_evaluators(cfg.eval, list(dataset.class_names), out_dir, dataset_image_loader(dataset))
+        report = evaluators.get(ExcelReport)
+        try:
+            metrics = score_records(dataset, records, evaluators, bridge)
+        except BaseException:
+            report.discard()
+            raise
+    metrics = _finish_metrics(metrics, predictions, source, dist_info.world_size, cfg.eval.coco_backend)
+    if dataset.category_ids is not None:
+        predictions.category_ids = file_category_ids(bridge, dataset.category_ids)
+    predictions.write(out_dir / "predictions.json")
+    atomic_write_json(out_dir / "metrics.json", metrics)
+    coco = evaluators.get(CocoEvaluator)
+    report.write(
+        out_dir / "metrics.xlsx",
+        metrics,
+        OmegaConf.to_container(cfg, resolve=True),
+        coco_tables=coco.tables,
+        notes=_notes(cfg, dataset, split, source),
+        extra_sheets=report_sheets(evaluators, metrics),
+    )
+    if cfg.eval.reports.html:
+        write_html_report(out_dir, metrics, OmegaConf.to_container(cfg, resolve=True))
+    log.info(_summary_line(metrics, out_dir, time.perf_counter() - start))
+    return metrics
+
+
+def _finish_metrics(
+    metrics: dict[str, Any], predictions: PredictionSet, source: str, processes: int, coco_backend: str
+) -> dict[str, Any]:
+    """Headline keys first, then the rest, then where the predictions came from; NaN -> null."""
+    out: dict[str, Any] = {k: metrics[k] for k in HEADLINE if k in metrics}
+    out.update({k: v for k, v in metrics.items() if k not in out})
+    out["precision"] = predictions.info.get("precision")
+    out["predictions_score_threshold"] = predictions.info.get("score_threshold")
+    out["lowest_score"] = predictions.lowest_score
+    out["prediction_cache_hit"] = source == "cache"
+    out["coco_backend"] = coco_backend
+    out["processes"] = processes
+    out["model_run_s"] = predictions.run_seconds  # wall time of the model run, warm-up included; null if not run
+    return json_safe(out)
+
+
+Records = tuple[PredictionSet | None, Iterable[ImagePrediction], str]
+
+
+@contextlib.contextmanager
+def _records(
+    cfg: DictConfig, dataset: InstanceSegmentationDataset, split: str, dist_info: DistInfo
+) -> Iterator[Records]:
+    """The predictions to score, as (the set that predictions.json is written from, the records in dataset
+    order, where they came from: 'file', 'cache' or 'model'). In one process model records stream: each image
+    is scored as soon as the model has it. Under torchrun the ranks' shards are gathered on rank 0; the other
+    ranks get ``(None, [], ...)``."""
+    if cfg.eval.predictions:
+        log.info(f"evaluating predictions file {cfg.eval.predictions}")
+        predictions = records_for_split(cfg.eval.predictions, dataset, cfg.model)
+        yield predictions, predictions.images, "file"
+        return
+    device = resolve_device(cfg.device)
+    configure_runtime(cfg.device, device)
+    precision = inference_precision(cfg.device, device)
+    names = [dataset.file_name(i) for i in range(len(dataset))]
+    cache = None
+    if cfg.eval.cache and dist_info.is_main:
+        cache = PredictionCache(
+            cfg.paths.cache_dir, cache_key_info(cfg, split, names, dataset.class_names, device, precision)
+        )
+    with cache.lock() if cache is not None else contextlib.nullcontext():
+        cached = cache.load() if cache is not None else None
+        if broadcast_object(cached is not None, dist_info):
+            if cached is not None:
+                log.info(f"prediction cache hit: {cache.path}")
+            yield cached, cached.images if cached is not None else [], "cache"
+            return
+        fresh, records = _run_model(cfg, dataset, device, precision, dist_info)
+        yield fresh, records, "model"
+        if cache is not None:
+            cache.save(fresh)
+            log.info(f"prediction cache written: {cache.path}")
+
+
+def _run_model(
+    cfg: DictConfig, dataset: InstanceSegmentationDataset, device: Any, precision: str, dist_info: DistInfo
+) -> tuple[PredictionSet | None, Iterable[ImagePrediction]]:
+    from insseg.inference.loop import InferenceLoop
+    from insseg.inference.sources import DatasetSource
+    from insseg.models.factory import build_model
+
+    seed_everything(cfg.seed)
+    model = build_model(cfg.model, dataset_classes=dataset.class_names, fit_to_dataset=False).to(device)
+    if dist_info.is_main:
+        warn_if_split_differs(getattr(model, "training_config", None), cfg.data)
+        log.info(
+            f"running {cfg.model.name} on {len(dataset)} images ({device}, {precision}, batch "
+            f"{cfg.eval.batch_size}, {dist_info.world_size} process(es))"
+        )
+    positions = shard_indices(len(dataset), dist_info)
+    source = ShardSource(DatasetSource(dataset), positions) if dist_info.enabled else DatasetSource(dataset)
+    loop = InferenceLoop(model, source, device, precision, cfg.eval.batch_size, cfg.eval.warmup_iters)
+    info = {"score_threshold": None, "precision": precision, "model": cfg.model.name}
+    fresh = PredictionSet(list(model.class_names), info=info)
+    if not dist_info.enabled:
+        return fresh, _collect(loop, fresh)
+    start = time.perf_counter()
+    shard = list(MetricLogger(enabled=dist_info.is_main).log_every(loop, PRINT_FREQ, header="inference shard"))
+    gathered = gather_in_order(shard, positions, dist_info)
+    if gathered is None:
+        return None, []
+    fresh.images, fresh.run_seconds = gathered, time.perf_counter() - start
+    return fresh, gathered
+
+
+def _collect(records: Iterable[ImagePrediction], into: PredictionSet) -> Iterator[ImagePrediction]:
+    """The records as they come, added to ``into``; ``into.run_seconds`` counts only the time spent producing
+    them (not the scoring that consumes them in between)."""
+    into.run_seconds = 0.0
+    iterator = iter(records)
+    while True:
+        start = time.perf_counter()
+        rec = next(iterator, None)
+        into.run_seconds += time.perf_counter() - start
+        if rec is None:
+            return
+        into.images.append(rec)
+        yield rec
+
+
+def _notes(cfg: DictConfig, dataset: InstanceSegmentationDataset, split: str, source: str) -> dict[str, str]:
+    return {
+        "predictions from": {"file": f"file {cfg.eval.predictions}", "cache": "prediction cache", "model": "model run"}[
+            source
+        ],
+        "dataset": f"{cfg.data.name} ({dataset.reader.root}, split {split})",
+        "timing": (
+            "not measured (predictions from a file)"
+            if source == "file"
+            else "measured when the model ran (warm-up batches excluded; a cache hit reports the run that filled the cache)"
+        ),
+        "mean inference time for each object": "seconds: the image's data + model + postprocess time / its objects",
+    }
+
+
+def _summary_line(m: dict[str, Any], out_dir: Path, seconds: float) -> str:
+    def f(v: Any) -> str:
+        return "n/a" if v is None else f"{v:.4f}"
+
+    return (
+        f"segm AP {f(m['segm_AP'])}  bbox AP {f(m['bbox_AP'])}  mean IoU {f(m['mean_iou'])}  mean F1 "
+        f"{f(m['mean_f1'])}  instance P/R/F1 {f(m['instance_precision'])}/{f(m['instance_recall'])}/"
+        f"{f(m['instance_f1'])}  ({m['num_images']} images, {m['num_objects']} objects, {seconds:.1f} s)\n"
+        f"results in {out_dir}"
+    )
+
+
+__all__ = ["run_evaluation", "eval_dataset", "build_evaluators", "score_records", "HEADLINE"]
