@@ -100,11 +100,21 @@ def validate_config(cfg: DictConfig) -> None:
         if value is not None and not ok(value):
             raise ConfigError(f"config key '{key}' is {value}; it must be {expected}")
     _check_milestones(cfg)
+    _check_maskrcnn_variant(cfg)
     min_size, max_size = OmegaConf.select(cfg, "model.min_size"), OmegaConf.select(cfg, "model.max_size")
     if min_size is not None and max_size is not None and min_size > max_size:
         raise ConfigError(
             f"config key 'model.min_size' ({cfg.model.min_size}) is larger than 'model.max_size' ({cfg.model.max_size})"
         )
+
+
+def _check_maskrcnn_variant(cfg: DictConfig) -> None:
+    """``model.variant`` means v1|v2 for model=maskrcnn (RefineMask's variants are checked by its zoo)."""
+    if OmegaConf.select(cfg, "model.name", default=None) != "maskrcnn":
+        return
+    variant = OmegaConf.select(cfg, "model.variant", default="v1")
+    if variant not in ("v1", "v2"):  # = insseg.models.maskrcnn.VARIANTS
+        raise ConfigError(f"config key 'model.variant' is '{variant}'; expected one of: v1, v2")
 
 
 def _check_milestones(cfg: DictConfig) -> None:

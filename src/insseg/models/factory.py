@@ -22,9 +22,11 @@ from insseg.errors import CheckpointError, ConfigError
 from insseg.models.maskrcnn import (
     COCO_CATEGORIES,
     build_maskrcnn,
+    coco_weights,
     has_frozen_bn,
     load_torchvision_state_dict,
     replace_predictors,
+    state_dict_variant,
 )
 from insseg.models.weights_file import is_insseg_checkpoint, is_mmdet_checkpoint, read_weights_file
 
@@ -40,10 +42,9 @@ def check_weights_available(model_cfg: Any) -> None:
         return
     if weights == "DEFAULT":
         if model_cfg.name == "maskrcnn" and model_cfg.backbone == "resnet50":
-            from insseg.models.maskrcnn import COCO_WEIGHTS
             from insseg.models.weights_cache import ensure_cached
 
-            ensure_cached(COCO_WEIGHTS.url)
+            ensure_cached(coco_weights(model_cfg).url)
         return
     if not Path(weights).is_file():
         if model_cfg.name == "refinemask":
@@ -94,7 +95,10 @@ def _build_maskrcnn(
                 f"{model_cfg.weights} is an mmdetection checkpoint; use it with model=refinemask, not model=maskrcnn"
             )
         model = build_maskrcnn(
-            model_cfg, len(COCO_CATEGORIES), pretrained_coco=False, frozen_bn=has_frozen_bn(state_dict)
+            _with_variant(model_cfg, state_dict_variant(state_dict)),
+            len(COCO_CATEGORIES),
+            pretrained_coco=False,
+            frozen_bn=has_frozen_bn(state_dict),
         )
         load_torchvision_state_dict(model, state_dict, str(model_cfg.weights))
         names = coco_names
@@ -149,6 +153,14 @@ def _imagenet_resnet(depth: int) -> Path:
     return ensure_cached(weights.url)
 
 
+def _with_variant(model_cfg: Any, variant: str) -> Any:
+    """``model_cfg`` building the architecture a weights file holds (its keys tell v1 from v2)."""
+    cfg = OmegaConf.create(OmegaConf.to_container(model_cfg, resolve=True))
+    with open_dict(cfg):
+        cfg.variant = variant
+    return cfg
+
+
 def _from_insseg_checkpoint(
     model_cfg: Any, checkpoint: dict, path: str, dataset_classes: Sequence[str] | None, fit: bool
 ) -> nn.Module:
@@ -165,9 +177,12 @@ def _from_insseg_checkpoint(
             "model.weights=DEFAULT or null to get new heads, or pick the matching dataset"
         )
     arch_cfg = OmegaConf.create(OmegaConf.to_container(model_cfg, resolve=True))
+    recorded = checkpoint.get("model_cfg") or {}
     with open_dict(arch_cfg):
-        if "backbone" in checkpoint.get("model_cfg", {}):
-            arch_cfg.backbone = checkpoint["model_cfg"]["backbone"]
+        if "backbone" in recorded:
+            arch_cfg.backbone = recorded["backbone"]
+        if model_cfg.name == "maskrcnn":  # the recorded variant, or (older checkpoints) the one its keys show
+            arch_cfg.variant = recorded.get("variant") or state_dict_variant(checkpoint["model"])
         arch_cfg.weights = None
         arch_cfg.backbone_weights = None
     if model_cfg.name == "maskrcnn":
