@@ -12,10 +12,10 @@ from PIL import Image
 
 from insseg.config import compose_config
 from insseg.data import InstanceAnnotation, build_dataset, pennfudan_split
+from insseg.data.augment import AugmentPipeline, AugmentSettings
 from insseg.data.dataset import target_from_annotation
 from insseg.data.readers import PennFudanReader, VOCReader
 from insseg.data.synthetic import generate_pennfudan
-from insseg.data.transforms import RandomHorizontalFlip
 from insseg.errors import DatasetError
 
 
@@ -88,7 +88,7 @@ def test_training_boxes_are_the_pixel_extent_and_flip_with_the_masks() -> None:
     ann = InstanceAnnotation("a.png", 4, 10, instance_map, np.array([1]), np.array([1]))
     target = target_from_annotation(ann, image_id=0)
     assert target["boxes"].tolist() == [[0.0, 1.0, 3.0, 3.0]]
-    image, flipped = RandomHorizontalFlip(p=1.0)(torch.zeros(3, 4, 10), target)
+    image, flipped = AugmentPipeline(AugmentSettings(("hflip",), hflip_prob=1.0))(torch.zeros(3, 4, 10), target)
     assert flipped["boxes"].tolist() == [[7.0, 1.0, 10.0, 3.0]]
     assert flipped["masks"][0, 1, 7:].all() and not flipped["masks"][0, :, :7].any()
     # The flipped target is exactly the target of the mirrored annotation.

@@ -66,6 +66,16 @@ class DataConfig:
     max_train_images: int | None = None
     max_eval_images: int | None = None
     num_workers: int = 2
+    # Training augmentation (insseg.data.augment, docs/training.md): a name or a list of names applied together,
+    # hflip | multiscale | lsj | photometric | none; every pipeline also flips with train.hflip_prob.
+    augment: Any = "hflip"
+    # multiscale: shorter sides drawn per image (null: model.min_size x 0.80, 0.84, ... 1.00) and the longer
+    # side's cap (null: model.max_size).
+    multiscale_sizes: list[int] | None = None
+    multiscale_max_size: int | None = None
+    # lsj: the square crop (null: model.min_size) and the jitter of the scale that fits the image into it.
+    lsj_size: int | None = None
+    lsj_scale_range: list[float] = field(default_factory=lambda: [0.1, 2.0])
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
 
 

@@ -46,6 +46,8 @@ RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "data.max_train_images": (_positive, "> 0 (or null for all images)"),
     "data.max_eval_images": (_positive, "> 0 (or null for all images)"),
     "data.num_workers": (_non_negative, ">= 0"),
+    "data.multiscale_max_size": (lambda v: v >= 32, ">= 32 (or null: model.max_size)"),
+    "data.lsj_size": (lambda v: v >= 32, ">= 32 (or null: model.min_size)"),
     "data.synthetic.num_images": (_positive, "> 0"),
     "data.synthetic.height": (lambda v: v >= 32, ">= 32"),
     "data.synthetic.width": (lambda v: v >= 32, ">= 32"),
@@ -101,6 +103,7 @@ def validate_config(cfg: DictConfig) -> None:
             raise ConfigError(f"config key '{key}' is {value}; it must be {expected}")
     _check_milestones(cfg)
     _check_maskrcnn_variant(cfg)
+    _check_augment(cfg)
     min_size, max_size = OmegaConf.select(cfg, "model.min_size"), OmegaConf.select(cfg, "model.max_size")
     if min_size is not None and max_size is not None and min_size > max_size:
         raise ConfigError(
@@ -115,6 +118,39 @@ def _check_maskrcnn_variant(cfg: DictConfig) -> None:
     variant = OmegaConf.select(cfg, "model.variant", default="v1")
     if variant not in ("v1", "v2"):  # = insseg.models.maskrcnn.VARIANTS
         raise ConfigError(f"config key 'model.variant' is '{variant}'; expected one of: v1, v2")
+
+
+# = insseg.data.augment.PIPELINES and RESIZING (tests/test_augment.py checks that they agree)
+AUGMENT_PIPELINES = ("hflip", "multiscale", "lsj", "photometric", "none")
+RESIZING_PIPELINES = ("multiscale", "lsj")
+
+
+def _check_augment(cfg: DictConfig) -> None:
+    value = OmegaConf.select(cfg, "data.augment", default=None)
+    if value is None:
+        return
+    names = [value] if isinstance(value, str) else list(value)
+    unknown = [n for n in names if n not in AUGMENT_PIPELINES]
+    if unknown:
+        raise ConfigError(
+            f"config key 'data.augment' names {unknown}; expected a name or a list of: {', '.join(AUGMENT_PIPELINES)}"
+        )
+    resizing = [n for n in names if n in RESIZING_PIPELINES]
+    if len(resizing) > 1:
+        raise ConfigError(f"config key 'data.augment' combines {' and '.join(resizing)}; pick one")
+    if resizing and OmegaConf.select(cfg, "model.name", default="maskrcnn") != "maskrcnn":
+        raise ConfigError(
+            f"data.augment={resizing[0]} sets the training scale, which model={cfg.model.name} fixes itself; "
+            "use it with model=maskrcnn"
+        )
+    sizes = OmegaConf.select(cfg, "data.multiscale_sizes", default=None)
+    if sizes is not None and (not sizes or any(v < 32 for v in sizes)):
+        raise ConfigError(f"config key 'data.multiscale_sizes' is {list(sizes)}; it must be a list of sizes >= 32")
+    jitter = OmegaConf.select(cfg, "data.lsj_scale_range", default=None)
+    if jitter is not None and (len(jitter) != 2 or not 0 < jitter[0] <= jitter[1]):
+        raise ConfigError(
+            f"config key 'data.lsj_scale_range' is {list(jitter)}; it must be [low, high] with 0 < low <= high"
+        )
 
 
 def _check_milestones(cfg: DictConfig) -> None:

@@ -8,12 +8,12 @@ from typing import Any
 
 import numpy as np
 
+from insseg.data.augment import build_augment
 from insseg.data.coco import CocoReader
 from insseg.data.dataset import InstanceSegmentationDataset
 from insseg.data.download import download_and_extract
 from insseg.data.readers import InstanceReader, PennFudanReader, VOCReader
 from insseg.data.synthetic import generate_coco, generate_pennfudan, generate_voc
-from insseg.data.transforms import RandomHorizontalFlip
 from insseg.errors import DatasetError
 from insseg.utils.logging import log
 
@@ -122,7 +122,12 @@ def pennfudan_split(num_images: int, num_test: int, seed: int) -> tuple[list[int
     return sorted(perm[num_test:]), sorted(perm[:num_test])
 
 
-def build_dataset(data_cfg: Any, split: str, hflip_prob: float = 0.0) -> InstanceSegmentationDataset:
+def build_dataset(
+    data_cfg: Any, split: str, hflip_prob: float = 0.0, model_sizes: tuple[int | None, int | None] = (None, None)
+) -> InstanceSegmentationDataset:
+    """The dataset of ``split``; the training split gets the ``data.augment`` pipeline (insseg.data.augment)
+    when ``hflip_prob`` > 0 or a pipeline other than hflip is named. ``model_sizes``: the model's
+    (min_size, max_size), what null multiscale/lsj sizes follow."""
     reader, indices = build_reader(data_cfg, split)
-    transforms = RandomHorizontalFlip(hflip_prob) if split == "train" and hflip_prob > 0 else None
+    transforms = build_augment(data_cfg, hflip_prob, model_sizes) if split == "train" else None
     return InstanceSegmentationDataset(reader, indices, transforms)

@@ -146,14 +146,16 @@ def _setup(cfg: DictConfig, device: torch.device, dist_info: DistInfo, out_dir: 
     """Data, model, optimizer and schedule, restored from a checkpoint when resuming."""
     main = dist_info.is_main
     # Rank 0 prepares (downloads or generates) the data first; the others then read it.
-    train_set = build_dataset(cfg.data, "train", hflip_prob=cfg.train.hflip_prob) if main else None
+    sizes = (cfg.model.get("min_size"), cfg.model.get("max_size"))
+    train_set = build_dataset(cfg.data, "train", cfg.train.hflip_prob, sizes) if main else None
     barrier(dist_info)
     if not main:
-        train_set = build_dataset(cfg.data, "train", hflip_prob=cfg.train.hflip_prob)
+        train_set = build_dataset(cfg.data, "train", cfg.train.hflip_prob, sizes)
     class_names = list(train_set.class_names)
     loader, generator = _build_loader(cfg, train_set, device, dist_info)
 
     model = build_model(cfg.model, class_names, fit_to_dataset=True).to(device)
+    _use_augment_scale(model, train_set.transforms, main)
     schedule = build_schedule(cfg.train, dist_info.world_size, len(loader))
     optimizer = build_optimizer(model.parameters(), cfg.train, schedule)
     scaler = torch.amp.GradScaler(device.type, enabled=training_amp(cfg, device))
@@ -186,6 +188,15 @@ def _setup(cfg: DictConfig, device: torch.device, dist_info: DistInfo, out_dir: 
         class_names,
     )
     return run, state
+
+
+def _use_augment_scale(model: torch.nn.Module, augment: Any, verbose: bool) -> None:
+    """Print the augmentation; when it sets the training scale (multiscale, lsj), the model does not resize
+    training images again (torchvision's references: ``_skip_resize``); evaluation still resizes."""
+    if verbose:
+        log.info(augment.describe() if augment is not None else "data.augment=[none]: no augmentation")
+    if augment is not None and augment.resizes:
+        model.transform._skip_resize = True
 
 
 def _build_loader(
