@@ -155,7 +155,7 @@ def _setup(cfg: DictConfig, device: torch.device, dist_info: DistInfo, out_dir: 
     loader, generator = _build_loader(cfg, train_set, device, dist_info)
 
     model = build_model(cfg.model, class_names, fit_to_dataset=True).to(device)
-    _use_augment_scale(model, train_set.transforms, main)
+    use_augment_scale(model, train_set.transforms, main)
     schedule = build_schedule(cfg.train, dist_info.world_size, len(loader))
     optimizer = build_optimizer(model.parameters(), cfg.train, schedule)
     scaler = torch.amp.GradScaler(device.type, enabled=training_amp(cfg, device))
@@ -190,7 +190,7 @@ def _setup(cfg: DictConfig, device: torch.device, dist_info: DistInfo, out_dir: 
     return run, state
 
 
-def _use_augment_scale(model: torch.nn.Module, augment: Any, verbose: bool) -> None:
+def use_augment_scale(model: torch.nn.Module, augment: Any, verbose: bool) -> None:
     """Print the augmentation; when it sets the training scale (multiscale, lsj), the model does not resize
     training images again (torchvision's references: ``_skip_resize``); evaluation still resizes."""
     if verbose:
