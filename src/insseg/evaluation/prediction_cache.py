@@ -35,17 +35,17 @@ except ImportError:  # pragma: no cover
     fcntl = None  # type: ignore[assignment]
 
 
-def weights_identity(weights: str | None, model_name: str) -> dict[str, Any]:
+def weights_identity(weights: str | None, model_name: str, variant: str | None = None) -> dict[str, Any]:
     """What identifies the weights: a file's resolved path, size and mtime; DEFAULT's cached file; or null."""
     if weights is None:
         return {"weights": None}
     if weights == "DEFAULT":
         path = None
         if model_name == "maskrcnn":
-            from insseg.models.maskrcnn import COCO_WEIGHTS
+            from insseg.models.maskrcnn import COCO_WEIGHTS_BY_VARIANT
             from insseg.models.weights_cache import hub_checkpoint_path
 
-            path = hub_checkpoint_path(COCO_WEIGHTS.url)
+            path = hub_checkpoint_path(COCO_WEIGHTS_BY_VARIANT[variant or "v1"].url)
         ident: dict[str, Any] = {"weights": "DEFAULT"}
         if path is not None and path.is_file():
             ident.update(_file_identity(path))
@@ -72,7 +72,7 @@ def cache_key_info(
     model = OmegaConf.to_container(cfg.model, resolve=True)
     return {
         "version": CACHE_VERSION,
-        "weights": weights_identity(cfg.model.weights, cfg.model.name),
+        "weights": weights_identity(cfg.model.weights, cfg.model.name, cfg.model.get("variant")),
         "model": model,
         "seed": cfg.seed if cfg.model.weights is None else None,
         "dataset": {
