@@ -3,6 +3,7 @@ rebuilt as v2 from its checkpoint alone (whatever model.variant says when the fi
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,26 @@ def test_v2_heads_are_sized_for_the_dataset_and_a_v2_state_dict_is_recognised(tm
     assert state_dict_variant(loaded.state_dict()) == "v2"
 
 
+def test_v2_default_weights_offline_name_the_file_to_put_in_the_cache(tmp_path: Path, monkeypatch):
+    import urllib.error
+
+    from insseg.errors import CheckpointError
+    from insseg.models import check_weights_available
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    cfg = compose_config("train", ["model.variant=v2"]).model
+    with pytest.raises(
+        CheckpointError, match=r"hub/checkpoints/maskrcnn_resnet50_fpn_v2_coco-73cbd019\.pth.*no network"
+    ):
+        check_weights_available(cfg)
+    with pytest.raises(CheckpointError, match="maskrcnn_resnet50_fpn_v2_coco"):
+        build_model(cfg, ["person"], fit_to_dataset=True)
+
+
 def test_unknown_variant_is_a_config_error():
     with pytest.raises(ConfigError, match="model.variant.*v3"):
         compose_config("train", ["model.variant=v3"])
@@ -70,12 +91,14 @@ TINY = [
 ]
 
 
-def test_v2_smoke_epoch_checkpoint_is_rebuilt_as_v2_and_scores_the_same(tmp_path: Path):
+def test_v2_smoke_epoch_checkpoint_is_rebuilt_as_v2_and_scores_the_same(tmp_path: Path, caplog):
     """One smoke epoch of v2 with LSJ; evaluate.py is given model.variant=v1 and must rebuild v2 from the
     checkpoint alone (its recorded config), and again from its keys when the record lacks the variant."""
     common = [*TINY, *_paths(tmp_path)]
     train = [*common, "model.variant=v2", "data.augment=[lsj,photometric]"]
-    trained = run_training(compose_config("train", train, output_dir=tmp_path / "train"))
+    with caplog.at_level(logging.INFO, logger="insseg"):
+        trained = run_training(compose_config("train", train, output_dir=tmp_path / "train"))
+    assert "data.augment=[lsj, photometric]: RandomPhotometricDistort" in caplog.text  # printed at the start
     ckpt_path = tmp_path / "train" / "checkpoints" / "last.pt"
     ckpt = torch.load(ckpt_path, weights_only=True)
     assert ckpt["model_cfg"]["variant"] == "v2" and state_dict_variant(ckpt["model"]) == "v2"
