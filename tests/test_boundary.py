@@ -291,3 +291,42 @@ def test_perfect_predictions_score_boundary_ap_one(fixture_set, backend):
         ev.accumulate()
         ev.summarize()
     assert ev.stats[0] == pytest.approx(1.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_half_pixel_dilation_rounds_as_the_official(backend):
+    """A 72x21 image: 0.02 x diagonal 75 = 1.5, which the official rounds to 2 (faster-coco-eval's own boundary
+    mode makes it 1). The IoU matrix of both backends is min(mask IoU, boundary IoU at d = 2)."""
+    h, w = 21, 72
+    g = np.zeros((h, w), bool)
+    g[3:18, 10:60] = True
+    p = np.zeros((h, w), bool)
+    p[4:18, 12:61] = True
+    crowd = np.zeros((h, w), bool)
+    crowd[0:6, 50:72] = True
+    gt_json = {
+        "images": [{"id": 7, "file_name": "a.jpg", "height": h, "width": w}],
+        "categories": [{"id": 1, "name": "thing"}],
+        "annotations": [
+            {"id": 1, "image_id": 7, "category_id": 1, "segmentation": _rle(g), "area": float(g.sum()),
+             "bbox": [10, 3, 50, 15], "iscrowd": 0},
+            {"id": 2, "image_id": 7, "category_id": 1, "segmentation": _rle(crowd), "area": float(crowd.sum()),
+             "bbox": [50, 0, 22, 6], "iscrowd": 1},
+        ],
+    }  # fmt: skip
+    coco, _ = coco_classes(backend)
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = coco()
+        gt.dataset = gt_json
+        gt.createIndex()
+        dt = gt.loadRes([{"image_id": 7, "category_id": 1, "score": 0.8, "segmentation": _rle(p)}])
+        ev = boundary_cocoeval(gt, dt, backend=backend)
+        ev.evaluate()
+    gb, pb = official_mask_to_boundary(g, 2), official_mask_to_boundary(p, 2)
+    mask_iou = (g & p).sum() / (g | p).sum()
+    b_iou = (gb & pb).sum() / (gb | pb).sum()
+    g1, p1 = official_mask_to_boundary(g, 1), official_mask_to_boundary(p, 1)
+    assert b_iou < mask_iou and abs(b_iou - (g1 & p1).sum() / (g1 | p1).sum()) > 0.05
+    crowd_iou = (crowd & p).sum() / p.sum()  # a crowd region keeps pycocotools' mask IoU
+    assert crowd_iou > 0
+    np.testing.assert_allclose(np.asarray(ev.ious[7, 1]), [[b_iou, crowd_iou]], rtol=0, atol=1e-15)
