@@ -55,22 +55,29 @@ def rle_counts(rle: dict[str, Any]) -> np.ndarray:
 
 def _box_of_runs(counts: np.ndarray, height: int) -> tuple[np.ndarray, int, int] | None:
     """The mask's bounding box, transposed ([columns, rows], uint8), with its first column and row; None when
-    the mask is empty."""
+    the mask is empty. Built from the foreground runs alone (cut at column ends), in the box's own size."""
     ends = np.cumsum(counts)
-    run_start, run_end = ends[0::2][: len(ends[1::2])], ends[1::2]  # foreground runs [start, end), column-major
-    filled = run_end > run_start
-    run_start, run_end = run_start[filled], run_end[filled]
-    if not run_start.size:
+    start, end = ends[0 : len(ends) - 1 : 2], ends[1::2]  # foreground runs [start, end), column-major
+    filled = end > start
+    start, end = start[filled], end[filled]
+    if not start.size:
         return None
-    x0, x1 = int(run_start[0] // height), int((run_end[-1] - 1) // height) + 1
-    offset = x0 * height
-    delta = np.zeros((x1 - x0) * height + 1, np.int8)
-    delta[run_start - offset] = 1
-    delta[run_end - offset] -= 1  # 0 where a run ends as the next starts (an empty background run between)
-    strip = np.cumsum(delta[:-1], dtype=np.int8).reshape(x1 - x0, height)
-    rows = np.flatnonzero(strip.any(axis=0))
-    y0, y1 = int(rows[0]), int(rows[-1]) + 1
-    return np.ascontiguousarray(strip[:, y0:y1], dtype=np.uint8), x0, y0
+    col = start // height
+    last = (end - 1) // height
+    if (last > col).any():  # runs that go on into the next column(s): one piece per column
+        pieces = last - col + 1
+        which = np.repeat(np.arange(col.size), pieces)
+        col = col[which] + np.arange(which.size) - np.repeat(np.cumsum(pieces) - pieces, pieces)
+        start, end = np.maximum(start[which], col * height), np.minimum(end[which], (col + 1) * height)
+    row0, row1 = start - col * height, end - col * height
+    x0, y0 = int(col[0]), int(row0.min())
+    cols, stride = int(col[-1]) + 1 - x0, int(row1.max()) + 1 - y0
+    delta = np.zeros(cols * stride, np.int8)
+    base = (col - x0) * stride - y0
+    delta[base + row0] = 1
+    delta[base + row1] -= 1  # 0 where a run ends as the next starts (an empty background run between)
+    box = np.cumsum(delta, dtype=np.int8).reshape(cols, stride)[:, :-1]
+    return np.ascontiguousarray(box, dtype=np.uint8), x0, y0
 
 
 def erode_boundary(box: np.ndarray, dilation: int) -> np.ndarray:
@@ -84,12 +91,12 @@ def erode_boundary(box: np.ndarray, dilation: int) -> np.ndarray:
 def _runs_of_box(boundary_t: np.ndarray, x0: int, y0: int, height: int, width: int) -> list[int]:
     """Uncompressed RLE counts of the whole image holding ``boundary_t`` (transposed box) at (x0, y0)."""
     cols, rows = boundary_t.shape
-    padded = np.zeros((cols, rows + 2), np.int8)
-    padded[:, 1:-1] = boundary_t
-    step = np.diff(padded, axis=1)  # +1: a run starts at that row, -1: one ends there
-    col, row = np.nonzero(step)
+    padded = np.zeros((cols, rows + 1), np.int8)  # a 0 after each column: every run ends inside its column
+    padded[:, :rows] = boundary_t
+    change = np.flatnonzero(np.diff(padded.ravel(), prepend=0))
+    col, row = np.divmod(change, rows + 1)
     pos = (x0 + col) * height + y0 + row
-    if pos.size:  # a run that goes on into the next column ends and starts at the same place: one run
+    if y0 == 0 and rows == height:  # a run that goes on into the next column ends and starts at one place
         dup = pos[1:] == pos[:-1]
         keep = np.ones(pos.size, bool)
         keep[1:] &= ~dup
