@@ -57,8 +57,9 @@ def load_training_state(path: str | Path, class_names: list[str]) -> dict[str, A
             f"{path} is not a training checkpoint of this toolkit (no optimizer state); cannot resume"
         )
     if len(ckpt["class_names"]) != len(class_names):
+        shown = ", ".join(ckpt["class_names"][:6])
         raise CheckpointError(
-            f"checkpoint {path} was trained for {len(ckpt['class_names'])} classes ({', '.join(ckpt['class_names'][:6])}) "
+            f"checkpoint {path} was trained for {len(ckpt['class_names'])} classes ({shown}) "
             f"but the dataset has {len(class_names)}; resume with the dataset it was trained on"
         )
     return ckpt

@@ -6,6 +6,7 @@ the file is written atomically at the end.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -210,7 +211,5 @@ class ExcelReport:
     def discard(self) -> None:
         """Release the streamed sheets' temporary files without writing a report (after an error)."""
         for ws in self.wb.worksheets:
-            try:
+            with contextlib.suppress(Exception):  # best effort: an error is already on its way
                 ws.close()
-            except Exception:
-                pass
