@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any, Protocol, runtime_checkable
 
-from insseg.data.annotations import InstanceAnnotation
+from insseg.data.annotations import Annotation
 from insseg.predictions import ImagePrediction
 
 
@@ -20,7 +20,7 @@ from insseg.predictions import ImagePrediction
 class Evaluator(Protocol):
     def reset(self) -> None: ...
 
-    def process(self, gt: InstanceAnnotation, pred: ImagePrediction) -> None: ...
+    def process(self, gt: Annotation, pred: ImagePrediction) -> None: ...
 
     def evaluate(self) -> dict[str, Any]: ...
 
@@ -35,7 +35,7 @@ class Evaluators:
         for e in self.evaluators:
             e.reset()
 
-    def process(self, gt: InstanceAnnotation, pred: ImagePrediction) -> None:
+    def process(self, gt: Annotation, pred: ImagePrediction) -> None:
         for e in self.evaluators:
             e.process(gt, pred)
 

@@ -176,7 +176,7 @@ def _predict(cfg: Any, dist_info: DistInfo) -> dict[str, Any]:
     _run(loop, predictions, timing, out_dir, dict(zip(names, stems)), pcfg, dist_info.is_main)
     wall = time.perf_counter() - start
     failures = [(str(paths[positions[f.index]]), f.reason) for f in loop.failures]
-    result = {
+    result: dict[str, Any] = {
         "output_dir": str(out_dir),
         "predictions": str(out_dir / "predictions.json"),
         "outputs": dict(zip(names, stems)),

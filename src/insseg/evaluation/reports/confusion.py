@@ -138,9 +138,12 @@ class ConfusionEvaluator:
         self.score_threshold = float(score_threshold)
         self.void_as_background = void_as_background
         reusable = (
-            matching is not None and not matching.class_aware and matching.score_threshold == self.score_threshold
+            matching is not None
+            and not matching.class_aware
+            and matching.score_threshold == self.score_threshold
+            and matching.void_as_background == void_as_background
         )
-        self.matching = matching if reusable and matching.void_as_background == void_as_background else None
+        self.matching = matching if reusable else None
         self.reset()
 
     def reset(self) -> None:
