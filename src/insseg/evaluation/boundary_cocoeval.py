@@ -149,15 +149,17 @@ class _BoundaryIoU:
 
 
 def _candidates(dt: list[dict], gt: list[dict], floor: float) -> tuple[np.ndarray, np.ndarray]:
-    """Detections and ground truth (RLEs) of the pairs that can reach mask IoU ``floor``."""
+    """Detections and ground truth (RLEs) of the pairs that can reach mask IoU ``floor``: IoU is at most
+    min(box intersection, smaller area) / larger area (each mask lies in its box)."""
     da, ga = mask_utils.area(dt).astype(np.float64), mask_utils.area(gt).astype(np.float64)
     db, gb = mask_utils.toBbox(dt), mask_utils.toBbox(gt)
-    ratio = np.minimum(da[:, None], ga[None]) / np.maximum(np.maximum(da[:, None], ga[None]), 1)
-    meet = ratio >= floor * (1 - 1e-9)
-    for a in (0, 1):  # the boxes overlap along x and along y
-        meet &= (db[:, None, a] < gb[None, :, a] + gb[None, :, a + 2]) & (
-            gb[None, :, a] < db[:, None, a] + db[:, None, a + 2]
-        )
+    inter = np.ones((len(dt), len(gt)))
+    for a in (0, 1):  # the boxes' overlap along x, then y
+        lo = np.maximum(db[:, None, a], gb[None, :, a])
+        hi = np.minimum(db[:, None, a] + db[:, None, a + 2], gb[None, :, a] + gb[None, :, a + 2])
+        inter *= np.maximum(hi - lo, 0)
+    bound = np.minimum(inter, np.minimum(da[:, None], ga[None])) / np.maximum(np.maximum(da[:, None], ga[None]), 1)
+    meet = bound >= floor * (1 - 1e-9)
     return np.flatnonzero(meet.any(axis=1)), np.flatnonzero(meet.any(axis=0))
 
 
