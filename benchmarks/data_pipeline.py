@@ -26,7 +26,7 @@ from benchmarks.stopwatch import median
 from insseg.data import build_dataset, collate
 from insseg.engine.loggers.base import RunLogger
 from insseg.engine.optim import build_optimizer, build_schedule
-from insseg.engine.trainer import train_one_epoch, use_augment_scale
+from insseg.engine.train_epoch import train_one_epoch, use_augment_scale
 from insseg.models import build_model
 
 

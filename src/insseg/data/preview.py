@@ -14,20 +14,20 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 from PIL import Image
 
+from insseg.data.augment import AugmentPipeline
 from insseg.data.build import build_dataset
 from insseg.data.check import compose_data_config, split_out
 from insseg.errors import ConfigError, InssegError
 
-# The overlay drawing and the RLE encoding of the prediction records (one way to draw and encode; this tool sits
-# on top, as export_coco does).
+# The one overlay drawer; this tool sits on top of the stack (pyproject's import-linter contract names the exception).
 from insseg.inference.overlay import draw_overlay
-from insseg.predictions import encode_masks
+from insseg.io.rle import encode_masks
 from insseg.utils.atomic import atomic_path, atomic_write_json
 
 
@@ -35,7 +35,8 @@ def preview_samples(cfg: Any, num: int, seed: int = 0) -> list[tuple[np.ndarray,
     """``num`` (uint8 image [H, W, 3], sample record) pairs of the training split of ``cfg`` (train.py's config)."""
     sizes = (cfg.model.get("min_size"), cfg.model.get("max_size"))
     dataset = build_dataset(cfg.data, "train", cfg.train.hflip_prob, sizes)
-    pipeline, dataset.transforms = dataset.transforms, None
+    pipeline = cast(AugmentPipeline | None, dataset.transforms)
+    dataset.transforms = None
     names = list(dataset.class_names)
     out = []
     for k in range(num):
