@@ -7,7 +7,8 @@ evaluation split (PennFudanPed: the seeded split of ``data.num_test``/``data.spl
 ``area`` their pixel count and ``bbox`` pycocotools' ``toBbox``, so ``evaluate.py data=coco data.root=<dir>``
 scores the same numbers as the original dataset (PennFudanPed). VOC's void band has no COCO counterpart: it
 becomes background (a warning says so), so VOC scores change slightly. COCO-format input keeps its image and
-category ids and its crowd regions.
+category ids and its crowd regions. Ids: :mod:`insseg.data.coco_ids` (the ids a COCO results list of this
+dataset must use).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pycocotools import mask as mask_utils
 
 from insseg.data.build import build_reader
 from insseg.data.check import compose_data_config, split_out
+from insseg.data.coco_ids import coco_category_ids, coco_image_id
 from insseg.errors import ConfigError, InssegError
 from insseg.predictions import encode_masks
 from insseg.utils.atomic import atomic_write_json
@@ -56,11 +58,11 @@ def _text(counts: str | bytes) -> str:
 def export_split(reader: Any, indices: Sequence[int], out: Path, split: str) -> Path:
     """Copy the images of ``indices`` into ``out/<split>2017/`` and write their annotation file; returns it."""
     images_dir, name = out / SPLIT_NAMES[split], SPLIT_NAMES[split]
-    ids = list(getattr(reader, "category_ids", range(1, len(reader.class_names) + 1)))
+    ids = coco_category_ids(reader)
     images, annotations, voids = [], [], 0
     for i in indices:
         ann = reader.annotation(i)
-        image_id = ann.image_id if ann.image_id is not None else i + 1
+        image_id = coco_image_id(reader, i)
         target = images_dir / reader.file_name(i)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(reader.image_path(i), target)
