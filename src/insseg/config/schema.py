@@ -204,6 +204,10 @@ class EvalConfig:
     # COCO AP implementation: pycocotools | faster_coco_eval (docs/evaluation.md). A literal, so that the config
     # does not import the evaluation package; tests/test_coco_backend.py checks it against coco_backend's.
     coco_backend: str = "pycocotools"
+    # Boundary AP, per-class boundary AP and per-object boundary IoU / F1 (docs/evaluation.md). Either a bool
+    # (eval.boundary=false turns them off) or {enabled, dilation_ratio} (eval.boundary.dilation_ratio=0.01: the
+    # boundary band's width as a fraction of the image diagonal); read through config.eval_boundary.
+    boundary: Any = field(default_factory=lambda: {"enabled": True, "dilation_ratio": 0.02})
     reports: ReportsConfig = field(default_factory=ReportsConfig)
 
 

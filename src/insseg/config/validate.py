@@ -7,6 +7,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from insseg.config.eval_boundary import boundary_dilation_ratio
 from insseg.errors import ConfigError
 
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -100,6 +101,8 @@ def validate_config(cfg: DictConfig) -> None:
         if value is not None and not ok(value):
             raise ConfigError(f"config key '{key}' is {value}; it must be {expected}")
     _check_milestones(cfg)
+    if OmegaConf.select(cfg, "eval", default=None) is not None:
+        boundary_dilation_ratio(cfg.eval)
     min_size, max_size = OmegaConf.select(cfg, "model.min_size"), OmegaConf.select(cfg, "model.max_size")
     if min_size is not None and max_size is not None and min_size > max_size:
         raise ConfigError(

@@ -15,9 +15,9 @@ import torch
 from insseg.data.dataset import InstanceSegmentationDataset
 from insseg.evaluation.class_mapping import bridge_classes
 from insseg.evaluation.coco import CocoMetrics, CocoResults
+from insseg.evaluation.dataset_pass import coco_evaluation, score_records
 from insseg.evaluation.evaluator import Evaluators
 from insseg.evaluation.matching import MatchingEvaluator
-from insseg.evaluation.pipeline import coco_evaluation, score_records
 from insseg.evaluation.reports import build_report_evaluators, dataset_image_loader
 from insseg.evaluation.sample import MatchSettings
 from insseg.inference.loop import InferenceLoop

@@ -16,10 +16,10 @@ from typing import Any
 
 import yaml
 
-from insseg.evaluation.coco import IOU_TYPES
+from insseg.evaluation.coco import ALL_IOU_TYPES
 from insseg.evaluation.reports.confusion import FILE_NAME as CONFUSION_PNG
 from insseg.evaluation.reports.gallery import DIR_NAME as GALLERY_DIR
-from insseg.evaluation.reports.per_class import PER_CLASS_KEYS
+from insseg.evaluation.reports.per_class import per_class_keys
 from insseg.evaluation.reports.pr_curves import DIR_NAME as PR_DIR
 from insseg.utils.atomic import atomic_write_text
 from insseg.utils.html import esc, fmt, href, img, page, table
@@ -27,13 +27,17 @@ from insseg.utils.html import esc, fmt, href, img, page, table
 FILE_NAME = "report.html"
 HEADLINE = (
     "segm_AP",
+    "boundary_AP",
     "segm_AP50",
     "segm_AP75",
+    "boundary_AP50",
+    "boundary_AP75",
     "bbox_AP",
     "bbox_AP50",
     "bbox_AP75",
     "mean_iou",
     "mean_f1",
+    "mean_boundary_iou",
     "mean_iou_with_bg",
     "instance_precision",
     "instance_recall",
@@ -56,9 +60,10 @@ def _headline(metrics: Mapping[str, Any]) -> str:
 
 
 def _per_class(per_class: Mapping[str, Any]) -> str:
-    header = ("class", *PER_CLASS_KEYS)
-    rows = [(name, *((row or {}).get(k) for k in PER_CLASS_KEYS)) for name, row in per_class.items()]
-    shade = [False] + [k.split("_", 1)[0] in IOU_TYPES for k in PER_CLASS_KEYS]
+    keys = per_class_keys(per_class)
+    header = ("class", *keys)
+    rows = [(name, *((row or {}).get(k) for k in keys)) for name, row in per_class.items()]
+    shade = [False] + [k.split("_", 1)[0] in ALL_IOU_TYPES for k in keys]
     note = "<p>AP from pycocotools' precision arrays (all areas, 100 detections); - : no ground truth.</p>"
     return note + table(header, rows, shade)
 
@@ -66,7 +71,7 @@ def _per_class(per_class: Mapping[str, Any]) -> str:
 def _pr_curves(run_dir: Path) -> str:
     parts = [
         img(f"{PR_DIR}/{name}.png", f"{name} PR curves")
-        for t in IOU_TYPES
+        for t in ALL_IOU_TYPES
         for name in (t, f"{t}_per_class")
         if (run_dir / PR_DIR / f"{name}.png").is_file()
     ]
