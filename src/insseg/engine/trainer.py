@@ -40,7 +40,11 @@ from insseg.utils.seed import seed_everything
 
 # The best epoch's report pictures are drawn here during an evaluation, then published or discarded.
 REPORT_STAGING = ".report_staging"
-METRIC_KEYS = ("segm_AP", "segm_AP50", "segm_AP75", "bbox_AP", "bbox_AP50", "bbox_AP75")
+# Logged as val/<key> each evaluated epoch when present (boundary_*: with eval.boundary on).
+METRIC_KEYS = (
+    *("segm_AP", "segm_AP50", "segm_AP75", "bbox_AP", "bbox_AP50", "bbox_AP75"),
+    *("boundary_AP", "boundary_AP50", "boundary_AP75"),
+)
 
 
 @dataclass
