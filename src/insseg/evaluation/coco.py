@@ -34,7 +34,7 @@ from typing import Any
 
 from pycocotools import mask as mask_utils
 
-from insseg.data.annotations import Annotation, InstanceAnnotation
+from insseg.data.annotations import Annotation
 from insseg.errors import InssegError
 from insseg.evaluation.boundary_cocoeval import boundary_cocoeval
 from insseg.evaluation.coco_backend import DEFAULT_BACKEND, coco_classes
@@ -116,6 +116,7 @@ class CocoEvaluator:
         self.stats = None
         h, w = int(gt.height), int(gt.width)
         if gt.coco_entries is not None:  # the user's file, as it is
+            assert gt.image_id is not None  # a COCO file's annotation carries its image id
             image_id = int(gt.image_id)
             self.gt.extend(gt.coco_entries)
             if gt.category_ids:
@@ -214,7 +215,7 @@ class CocoEvaluator:
         gt = self._coco_gt()
         for iou_type in self.iou_types:
             dt = self._coco_dt(gt, iou_type)
-            if iou_type == BOUNDARY:
+            if iou_type == BOUNDARY and self.boundary_dilation_ratio is not None:
                 ev = boundary_cocoeval(gt, dt, self.boundary_dilation_ratio, backend=self.backend)
             else:
                 ev = self._cocoeval(gt, dt, iouType=iou_type)
@@ -252,7 +253,7 @@ class CocoMetrics:
         return dict(coco.stats)
 
 
-def ground_truth_entries(gt: InstanceAnnotation, image_id: int, first_id: int) -> list[dict[str, Any]]:
+def ground_truth_entries(gt: Annotation, image_id: int, first_id: int) -> list[dict[str, Any]]:
     """COCO annotations of one image's instances (RLE, pixel-count area, ``toBbox`` box, iscrowd 0)."""
     if not len(gt):
         return []

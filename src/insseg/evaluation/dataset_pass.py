@@ -7,7 +7,7 @@ training-time evaluation alike); :func:`build_evaluators` assembles evaluate.py'
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Sequence, Sized
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +66,7 @@ def score_records(
     """The one pass: every record meets its image's ground truth and every evaluator; returns their metrics."""
     position = {dataset.file_name(i): i for i in range(len(dataset))}
     evaluators.reset()
-    total = len(records) if hasattr(records, "__len__") else len(dataset)
+    total = len(records) if isinstance(records, Sized) else len(dataset)
     for rec in MetricLogger().log_every(records, print_freq, header=header, total=total):
         i = position[rec.file_name]
         gt = dataset.annotation(i)

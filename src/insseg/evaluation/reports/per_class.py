@@ -1,10 +1,10 @@
 """Per-class AP: metrics.json's ``per_class`` block, read from pycocotools' own precision arrays.
 
 For class k and IoU type t (segm, bbox, and boundary when ``eval.boundary`` is on), ``{t}_AP`` is the mean of
-``eval["precision"][:, :, k, all areas, 100 dets]`` over its entries that are not -1, exactly as ``COCOeval.summarize`` averages over all classes; ``AP50`` and
-``AP75`` take the one IoU threshold. A class without ground truth has only -1 entries: its block is null.
-``num_gt`` counts its ground-truth instances, ``num_predictions`` the detections COCO AP saw (every one above
-the model's floor).
+``eval["precision"][:, :, k, all areas, 100 dets]`` over its entries that are not -1, exactly as
+``COCOeval.summarize`` averages over all classes; ``AP50`` and ``AP75`` take the one IoU threshold. A class
+without ground truth has only -1 entries: its block is null. ``num_gt`` counts its ground-truth instances,
+``num_predictions`` the detections COCO AP saw (every one above the model's floor).
 """
 
 from __future__ import annotations
