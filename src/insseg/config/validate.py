@@ -10,8 +10,8 @@ from omegaconf import DictConfig, OmegaConf
 from insseg.errors import ConfigError
 
 CHOICES: dict[str, tuple[str, ...]] = {
-    "data.name": ("pennfudan", "voc", "coco", "synthetic"),
-    "data.layout": ("pennfudan", "voc", "coco"),
+    "data.name": ("pennfudan", "voc", "coco", "lvis", "synthetic"),
+    "data.layout": ("pennfudan", "voc", "coco", "lvis"),
     "model.name": ("maskrcnn", "refinemask"),
     "model.backbone": ("resnet50", "resnet18"),
     "model.bbox_loss": ("l1", "smooth_l1"),
@@ -46,6 +46,8 @@ RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "data.max_train_images": (_positive, "> 0 (or null for all images)"),
     "data.max_eval_images": (_positive, "> 0 (or null for all images)"),
     "data.num_workers": (_non_negative, ">= 0"),
+    "data.repeat_factor_threshold": (lambda v: 0 < v <= 1, "in (0, 1] (or null: no repeat-factor sampling)"),
+    "data.detections_per_img": (_positive, "> 0"),
     "data.synthetic.num_images": (_positive, "> 0"),
     "data.synthetic.height": (lambda v: v >= 32, ">= 32"),
     "data.synthetic.width": (lambda v: v >= 32, ">= 32"),

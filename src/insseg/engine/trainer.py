@@ -13,9 +13,10 @@ from typing import Any, ContextManager
 
 import torch
 from omegaconf import DictConfig, OmegaConf
-from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Sampler
 
 from insseg.data import build_dataset, collate
+from insseg.data.repeat_factor import RepeatFactorSampler, image_categories, repeat_factors
 from insseg.engine.loggers.base import RunLogger, flatten
 from insseg.engine.loggers.factory import build_run_logger
 from insseg.engine.optim import build_lr_scheduler, build_optimizer, build_schedule, describe_optimizer
@@ -192,11 +193,18 @@ def _build_loader(
     cfg: DictConfig, train_set: Any, device: torch.device, dist_info: DistInfo
 ) -> tuple[DataLoader, torch.Generator]:
     generator = torch.Generator()
-    sampler = (
+    sampler: Sampler = (
         DistributedSampler(train_set, shuffle=True, seed=cfg.seed)
         if dist_info.enabled
         else RandomSampler(train_set, generator=generator)
     )
+    if cfg.data.get("repeat_factor_threshold") is not None:  # LVIS: rare categories seen more often
+        factors = repeat_factors(
+            image_categories(train_set.reader, train_set.indices), cfg.data.repeat_factor_threshold
+        )
+        sampler = RepeatFactorSampler(factors, cfg.seed, dist_info.world_size, dist_info.rank)
+        if dist_info.is_main:
+            log.info(f"repeat-factor sampling: {len(sampler)} draws per epoch from {len(factors)} images")
     loader = DataLoader(
         train_set,
         batch_size=cfg.train.batch_size,
@@ -224,7 +232,7 @@ def _fit(run: Run, state: TrainState) -> None:
         # Seeding per epoch keeps the data order and augmentation the same whether or not a run resumed.
         run.generator.manual_seed(cfg.seed + epoch)
         torch.manual_seed(cfg.seed + epoch + 1000 * run.dist.rank)
-        if isinstance(run.loader.sampler, DistributedSampler):
+        if isinstance(run.loader.sampler, (DistributedSampler, RepeatFactorSampler)):
             run.loader.sampler.set_epoch(epoch)
         epoch_values = train_one_epoch(
             run.train_model,
