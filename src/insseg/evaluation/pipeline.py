@@ -20,11 +20,13 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from insseg.data.dataset import InstanceSegmentationDataset
+from insseg.data.lvis import LvisReader
 from insseg.errors import InssegError
 from insseg.evaluation.class_mapping import ClassBridge, bridge_classes
 from insseg.evaluation.coco import CocoEvaluator
 from insseg.evaluation.evaluator import Evaluators
 from insseg.evaluation.excel_report import ExcelReport
+from insseg.evaluation.lvis_evaluator import LvisEvaluator
 from insseg.evaluation.mask_export import MaskExporter
 from insseg.evaluation.matching import MatchingEvaluator
 from insseg.evaluation.prediction_cache import PredictionCache, cache_key_info
@@ -67,14 +69,22 @@ PRINT_FREQ = 20
 
 
 def build_evaluators(
-    eval_cfg: Any, dataset_classes: list[str], out_dir: Path | None, load_image: ImageLoader | None = None
+    eval_cfg: Any,
+    dataset_classes: list[str],
+    out_dir: Path | None,
+    load_image: ImageLoader | None = None,
+    lvis_categories: list[dict[str, Any]] | None = None,
 ) -> Evaluators:
     """evaluate.py's evaluators; ``out_dir=None`` leaves out the ones that write files. The reports
     (``eval.reports``) come last: they build on the COCO arrays and the matching; the gallery needs
-    ``load_image``."""
-    coco = CocoEvaluator(dataset_classes, eval_cfg.void_as_background, eval_cfg.coco_backend)
+    ``load_image``. ``lvis_categories`` (LVIS data: the file's categories): the LVIS protocol replaces COCO AP."""
+    coco: CocoEvaluator | None = None
+    if lvis_categories is not None:
+        protocol: Any = LvisEvaluator(lvis_categories, per_class=eval_cfg.reports.per_class)
+    else:
+        protocol = coco = CocoEvaluator(dataset_classes, eval_cfg.void_as_background, eval_cfg.coco_backend)
     matching = MatchingEvaluator(eval_cfg.score_threshold, eval_cfg.void_as_background, eval_cfg.class_aware_matching)
-    evaluators: list[Any] = [coco, matching, TimingEvaluator()]
+    evaluators: list[Any] = [protocol, matching, TimingEvaluator()]
     if out_dir is not None:
         evaluators.append(ExcelReport(matching))
         if eval_cfg.save_masks:
@@ -168,7 +178,13 @@ def _evaluate(cfg: DictConfig, dist_info: DistInfo) -> dict[str, Any]:
             predictions.class_names, list(dataset.class_names), keep_unmapped=cfg.eval.keep_unmapped
         )
         log_bridge(bridge, cfg.eval.keep_unmapped)
-        evaluators = build_evaluators(cfg.eval, list(dataset.class_names), out_dir, dataset_image_loader(dataset))
+        evaluators = build_evaluators(
+            cfg.eval,
+            list(dataset.class_names),
+            out_dir,
+            dataset_image_loader(dataset),
+            lvis_categories=dataset.reader.categories if isinstance(dataset.reader, LvisReader) else None,
+        )
         report = evaluators.get(ExcelReport)
         try:
             metrics = score_records(dataset, records, evaluators, bridge)
@@ -180,12 +196,12 @@ def _evaluate(cfg: DictConfig, dist_info: DistInfo) -> dict[str, Any]:
         predictions.category_ids = file_category_ids(bridge, dataset.category_ids)
     predictions.write(out_dir / "predictions.json")
     atomic_write_json(out_dir / "metrics.json", metrics)
-    coco = evaluators.get(CocoEvaluator)
+    protocol = evaluators.get(CocoEvaluator) or evaluators.get(LvisEvaluator)
     report.write(
         out_dir / "metrics.xlsx",
         metrics,
         OmegaConf.to_container(cfg, resolve=True),
-        coco_tables=coco.tables,
+        coco_tables=protocol.tables,
         notes=_notes(cfg, dataset, split, source),
         extra_sheets=report_sheets(evaluators, metrics),
     )

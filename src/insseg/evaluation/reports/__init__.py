@@ -25,20 +25,22 @@ def build_report_evaluators(
     reports: Any,
     class_names: Sequence[str],
     out_dir: str | Path | None,
-    coco: CocoEvaluator,
+    coco: CocoEvaluator | None,
     matching: MatchingEvaluator,
     load_image: ImageLoader | None = None,
 ) -> list[Any]:
     """The report evaluators ``reports`` (``eval.reports``: per_class, pr_curves, confusion, gallery,
     gallery_seed) switches on, to be put after ``coco`` and ``matching``. ``out_dir=None``: only those that
-    write no files (per-class AP). The gallery needs ``load_image`` (``file_name -> uint8 [H, W, 3]``)."""
+    write no files (per-class AP). The gallery needs ``load_image`` (``file_name -> uint8 [H, W, 3]``).
+    ``coco=None`` (another protocol, e.g. LVIS, which reports its own per-class AP): no per-class AP or PR
+    curves from COCO arrays."""
     evaluators: list[Any] = []
-    if reports.per_class:
+    if reports.per_class and coco is not None:
         evaluators.append(PerClassEvaluator(coco))
     if out_dir is None:
         return evaluators
     out_dir = Path(out_dir)
-    if reports.pr_curves:
+    if reports.pr_curves and coco is not None:
         evaluators.append(PRCurveEvaluator(coco, out_dir))
     if reports.confusion:
         evaluators.append(
