@@ -12,14 +12,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from pycocotools import mask as mask_utils
 
+from insseg.config import compose_config
+from insseg.data import build_dataset
 from insseg.data.lvis import LvisReader
+from insseg.data.repeat_factor import RepeatFactorSampler, image_categories, repeat_factors
 from insseg.errors import DatasetError
 from insseg.evaluation.lvis_evaluator import LvisEvaluator
+from insseg.data.synthetic_lvis import generate_lvis
+from insseg.engine.trainer import run_training
 from insseg.evaluation.lvis_protocol import numpy_float_alias, run_lvis_eval
-from insseg.predictions import ImagePrediction
+from insseg.evaluation.pipeline import run_evaluation
+from insseg.predictions import ImagePrediction, PredictionSet, encode_masks
 
 lvis = pytest.importorskip("lvis")
 
@@ -278,3 +285,134 @@ def test_no_detections_gives_undefined_not_a_crash(designed) -> None:
         ev.process(reader.annotation(i), rec.keep(np.zeros(len(rec), bool)))
     metrics = ev.evaluate()
     assert math.isnan(metrics["segm_AP"]) and metrics["per_class"]["apple"] is None
+
+
+# ------------------------------------------------------------------------------------------ repeat factors
+def test_repeat_factors_by_hand() -> None:
+    # 10 images: A in nine (f = 0.9), B in one (f = 0.1), C in two (f = 0.2); t = 0.5
+    cats = [{1, 2, 3}, {1, 3}] + [{1}] * 7 + [set()]  # the last image has no objects: factor 1
+    factors = repeat_factors(cats, 0.5)
+    r_b, r_c = math.sqrt(0.5 / 0.1), math.sqrt(0.5 / 0.2)  # 2.236, 1.581; A: max(1, sqrt(0.5)) = 1
+    assert factors == pytest.approx([r_b, r_c] + [1.0] * 8)
+    assert repeat_factors(cats, 0.001) == [1.0] * 10  # the LVIS threshold leaves common categories alone
+
+
+def test_repeat_factor_sampler_draws_stochastic_rounding_seeded() -> None:
+    factors = [2.25, 1.5, 1.0, 1.0]
+    sampler = RepeatFactorSampler(factors, seed=3)
+    first = list(sampler)
+    sampler.set_epoch(0)
+    assert list(sampler) == first  # seeded: the same epoch draws the same list
+    counts = np.zeros(4)
+    for epoch in range(2000):
+        sampler.set_epoch(epoch)
+        drawn = np.bincount(list(sampler), minlength=4)
+        assert drawn[0] in (2, 3) and drawn[1] in (1, 2) and drawn[2] == drawn[3] == 1  # floor(r) or floor(r) + 1
+        counts += drawn
+    assert counts / 2000 == pytest.approx(factors, abs=0.05)  # expected draws = the factor
+    # DDP: every rank draws the same list and takes its share (padded to a multiple of the ranks)
+    shards = [list(RepeatFactorSampler(factors, seed=3, num_replicas=3, rank=r)) for r in range(3)]
+    padded = first + first[: (-len(first)) % 3]
+    assert shards == [padded[r::3] for r in range(3)] and len({len(s) for s in shards}) == 1
+
+
+def test_repeat_factors_from_the_lvis_reader(designed) -> None:
+    _, reader = designed
+    cats = image_categories(reader, [0, 1, 2])
+    assert cats == [{1, 2, 5}, {1, 3}, {2}]
+    # t = 1: f(apple) = f(banana) = 2/3, f(cherry) = f(elder) = 1/3 -> sqrt(3) for images with cherry or elder
+    assert repeat_factors(cats, 1.0) == pytest.approx([math.sqrt(3), math.sqrt(3), math.sqrt(1.5)])
+
+
+# ------------------------------------------------------------------------------------------ the pipeline
+SMALL = [
+    "experiment=smoke",
+    "device=cpu",
+    "device.num_threads=1",
+    "model.min_size=64",
+    "model.max_size=96",
+    "data.max_train_images=null",
+    "data.max_eval_images=null",
+]
+
+
+@pytest.fixture(scope="module")
+def lvis_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return generate_lvis(tmp_path_factory.mktemp("lvis") / "lvis", num_images=12, height=64, width=80)
+
+
+def _cfg(name: str, tmp: Path, root: Path, *overrides: str, out: str = "out"):
+    base = ["data=lvis", f"data.root={root}", f"paths.log_dir={tmp / 'logs'}", f"paths.cache_dir={tmp / 'cache'}"]
+    return compose_config(name, [*SMALL, *base, *overrides], output_dir=tmp / out)
+
+
+def _near_perfect(dataset) -> PredictionSet:
+    """Every object found exactly (falling scores), plus a false positive of the first class per image."""
+    images = []
+    for i in range(len(dataset)):
+        ann = dataset.annotation(i)
+        fp = np.zeros((1, ann.height, ann.width), bool)
+        fp[0, :6, :6] = True
+        masks = np.concatenate([ann.masks(), fp])
+        boxes = np.asarray([mask_utils.toBbox(r) for r in encode_masks(masks)], np.float32).reshape(-1, 4)
+        boxes[:, 2:] += boxes[:, :2]
+        scores = np.linspace(0.9, 0.4, len(masks)).astype(np.float32)
+        labels = np.asarray(list(ann.labels) + [1], np.int64)
+        images.append(
+            ImagePrediction(dataset.file_name(i), ann.height, ann.width, boxes, scores, labels, encode_masks(masks))
+        )
+    return PredictionSet(list(dataset.class_names), images, info={"score_threshold": None})
+
+
+def test_evaluate_predictions_file_on_lvis_equals_lvis_api(tmp_path: Path, lvis_root: Path, monkeypatch) -> None:
+    gt_file = lvis_root / "annotations" / "lvis_v1_val.json"
+    dataset = build_dataset(_cfg("evaluate", tmp_path, lvis_root).data, "eval")
+    assert any(name.startswith("train2017/") for name in map(dataset.file_name, range(len(dataset))))
+    _near_perfect(dataset).write(tmp_path / "theirs.json")
+    metrics = run_evaluation(_cfg("evaluate", tmp_path, lvis_root, f"eval.predictions={tmp_path / 'theirs.json'}"))
+    written = json.loads((tmp_path / "out" / "predictions.json").read_text())["annotations"]  # the file's ids
+    for iou_type in ("segm", "bbox"):
+        drop = "bbox" if iou_type == "segm" else "segmentation"
+        theirs = official(gt_file, [{k: v for k, v in a.items() if k != drop} for a in written], iou_type, monkeypatch)
+        for name, value in theirs.items():
+            ours = metrics[f"{iou_type}_{name.replace('@', '')}"]
+            assert (value is None and ours is None) or ours == pytest.approx(value, abs=1e-12), (iou_type, name)
+    assert 0.5 < metrics["segm_AP"] < 1.0 and metrics["mean_iou"] == pytest.approx(1.0)  # FPs cost AP, not IoU
+    assert "segm_AR100" not in metrics and metrics["protocol"] == "lvis"  # LVIS replaced COCO AP
+    assert metrics["per_class"]["ellipse"]["frequency"] == "f"
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert "Frequent: " in html and "Common: " in html and "Rare: " in html
+    assert (tmp_path / "out" / "metrics.xlsx").is_file() and (tmp_path / "out" / "masks").is_dir()
+
+
+def test_training_samples_by_repeat_factor(tmp_path: Path, lvis_root: Path) -> None:
+    from insseg.engine.trainer import _build_loader
+    from insseg.utils.distributed import DistInfo
+
+    cfg = _cfg("train", tmp_path, lvis_root, "data.repeat_factor_threshold=0.5")
+    train_set = build_dataset(cfg.data, "train")
+    loader, _ = _build_loader(cfg, train_set, torch.device("cpu"), DistInfo())
+    assert isinstance(loader.sampler, RepeatFactorSampler)
+    expected = repeat_factors(image_categories(train_set.reader, train_set.indices), 0.5)
+    assert loader.sampler.factors.tolist() == pytest.approx(expected) and max(expected) > 1  # "tag" is rare
+    assert compose_config("train", ["data=lvis"]).data.repeat_factor_threshold == 0.001
+    assert compose_config("train", ["data=lvis"]).model.detections_per_img == 300  # Mask R-CNN keeps 300 on LVIS
+    assert compose_config("train", ["data=coco"]).model.detections_per_img == 100
+
+
+@pytest.mark.slow
+def test_smoke_training_on_synthetic_lvis_layout(tmp_path: Path) -> None:
+    overrides = [
+        "data=synthetic_lvis",
+        f"paths.data_dir={tmp_path / 'data'}",
+        "data.synthetic.num_images=10",
+        "data.synthetic.height=64",
+        "data.synthetic.width=80",
+        "data.repeat_factor_threshold=0.5",
+        "model.detections_per_img=20",
+        "eval.reports.gallery=0",
+    ]
+    cfg = compose_config("train", [*SMALL, f"paths.log_dir={tmp_path / 'logs'}", *overrides], output_dir=tmp_path / "t")
+    metrics = run_training(cfg)
+    assert (tmp_path / "data" / "synthetic_lvis" / "annotations" / "lvis_v1_train.json").is_file()
+    assert (tmp_path / "t" / "checkpoints" / "best.pt").is_file() and "segm_AP" in metrics

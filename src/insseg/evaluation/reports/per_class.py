@@ -69,11 +69,18 @@ def per_class_metrics(coco: CocoEvaluator) -> dict[str, dict[str, Any] | None]:
     return out
 
 
+def per_class_keys(per_class: Mapping[str, Mapping[str, Any] | None]) -> tuple[str, ...]:
+    """The columns of the block: ``frequency`` first where the protocol gives one (LVIS: r, c, f)."""
+    has_frequency = any(row and "frequency" in row for row in per_class.values())
+    return (("frequency",) if has_frequency else ()) + PER_CLASS_KEYS
+
+
 def per_class_rows(per_class: Mapping[str, Mapping[str, Any] | None]) -> list[list[Any]]:
     """The table of the block: a header, then one row per class (None where undefined)."""
-    rows: list[list[Any]] = [["class", *PER_CLASS_KEYS]]
+    keys = per_class_keys(per_class)
+    rows: list[list[Any]] = [["class", *keys]]
     for name, row in per_class.items():
-        rows.append([name, *((row or {}).get(k) for k in PER_CLASS_KEYS)])
+        rows.append([name, *((row or {}).get(k) for k in keys)])
     return rows
 
 
