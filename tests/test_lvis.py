@@ -209,7 +209,6 @@ def test_designed_set_by_hand_and_as_lvis_api_directly(designed, iou_type: str, 
     for name, value in theirs.items():
         ours = metrics[f"{iou_type}_{name.replace('@', '')}"]
         assert (value is None and math.isnan(ours)) or ours == pytest.approx(value, abs=1e-12), name
-    assert metrics["protocol"] == "lvis"
     per_class = metrics["per_class"]
     assert per_class["durian"] is None
     assert per_class["apple"][f"{iou_type}_AP"] == pytest.approx(APPLE, abs=1e-12)
@@ -378,7 +377,7 @@ def test_evaluate_predictions_file_on_lvis_equals_lvis_api(tmp_path: Path, lvis_
             ours = metrics[f"{iou_type}_{name.replace('@', '')}"]
             assert (value is None and ours is None) or ours == pytest.approx(value, abs=1e-12), (iou_type, name)
     assert 0.5 < metrics["segm_AP"] < 1.0 and metrics["mean_iou"] == pytest.approx(1.0)  # FPs cost AP, not IoU
-    assert "segm_AR100" not in metrics and metrics["protocol"] == "lvis"  # LVIS replaced COCO AP
+    assert "segm_AR100" not in metrics and "segm_APr" in metrics  # LVIS replaced COCO AP
     assert metrics["per_class"]["ellipse"]["frequency"] == "f"
     html = (tmp_path / "out" / "report.html").read_text()
     assert "Frequent: " in html and "Common: " in html and "Rare: " in html
@@ -415,4 +414,15 @@ def test_smoke_training_on_synthetic_lvis_layout(tmp_path: Path) -> None:
     cfg = compose_config("train", [*SMALL, f"paths.log_dir={tmp_path / 'logs'}", *overrides], output_dir=tmp_path / "t")
     metrics = run_training(cfg)
     assert (tmp_path / "data" / "synthetic_lvis" / "annotations" / "lvis_v1_train.json").is_file()
-    assert (tmp_path / "t" / "checkpoints" / "best.pt").is_file() and "segm_AP" in metrics
+    assert (tmp_path / "t" / "checkpoints" / "best.pt").is_file() and "segm_APr" in metrics  # scored as LVIS
+
+
+def test_repeat_factor_threshold_needs_coco_format_data() -> None:
+    from insseg.config.validate import validate_config
+    from insseg.errors import ConfigError
+
+    validate_config(compose_config("train", ["data=lvis"]))
+    with pytest.raises(ConfigError, match="data.repeat_factor_threshold"):
+        validate_config(compose_config("train", ["data=pennfudan", "data.repeat_factor_threshold=0.001"]))
+    with pytest.raises(ConfigError, match="data.repeat_factor_threshold"):
+        validate_config(compose_config("train", ["data=lvis", "data.repeat_factor_threshold=0"]))

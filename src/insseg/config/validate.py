@@ -102,6 +102,12 @@ def validate_config(cfg: DictConfig) -> None:
         if value is not None and not ok(value):
             raise ConfigError(f"config key '{key}' is {value}; it must be {expected}")
     _check_milestones(cfg)
+    layout = OmegaConf.select(cfg, "data.layout", default=None)
+    if OmegaConf.select(cfg, "data.repeat_factor_threshold", default=None) is not None and layout not in ("coco", "lvis"):
+        raise ConfigError(
+            f"config key 'data.repeat_factor_threshold' needs COCO-format data (data.layout=coco or lvis), whose file "
+            f"lists each image's categories; data.layout is {layout}: set it to null"
+        )
     min_size, max_size = OmegaConf.select(cfg, "model.min_size"), OmegaConf.select(cfg, "model.max_size")
     if min_size is not None and max_size is not None and min_size > max_size:
         raise ConfigError(

@@ -13,9 +13,11 @@ from typing import Any
 import torch
 
 from insseg.data.dataset import InstanceSegmentationDataset
+from insseg.data.lvis import LvisReader
 from insseg.evaluation.class_mapping import bridge_classes
 from insseg.evaluation.coco import CocoEvaluator
 from insseg.evaluation.evaluator import Evaluators
+from insseg.evaluation.lvis_evaluator import LvisEvaluator
 from insseg.evaluation.matching import MatchingEvaluator
 from insseg.evaluation.pipeline import score_records
 from insseg.evaluation.reports import build_report_evaluators, dataset_image_loader
@@ -31,7 +33,8 @@ Samples = list[tuple[torch.Tensor, ImagePrediction]]
 @dataclass
 class Evaluation:
     """One training-time evaluation: the metrics (the same on every rank; ``per_class`` when reported), and on
-    rank 0 the first images with their predictions (for overlays) and the evaluated COCO evaluator."""
+    rank 0 the first images with their predictions (for overlays) and the evaluated COCO evaluator (None on LVIS
+    data, which the LVIS protocol scores)."""
 
     metrics: dict[str, Any]
     samples: Samples = field(default_factory=list)
@@ -57,12 +60,16 @@ def evaluate_coco(
         records = gather_in_order(list(records), positions, dist_info)
     if records is None:
         return Evaluation(broadcast_object({}, dist_info))
-    coco = CocoEvaluator(dataset.class_names, eval_cfg.void_as_background, eval_cfg.coco_backend)
+    coco: CocoEvaluator | None = None
+    if isinstance(dataset.reader, LvisReader):  # LVIS data: its own protocol, as evaluate.py scores it
+        protocol: Any = LvisEvaluator(dataset.reader.categories, per_class=eval_cfg.reports.per_class)
+    else:
+        protocol = coco = CocoEvaluator(dataset.class_names, eval_cfg.void_as_background, eval_cfg.coco_backend)
     matching = MatchingEvaluator(eval_cfg.score_threshold, eval_cfg.void_as_background, eval_cfg.class_aware_matching)
     reports = build_report_evaluators(
         eval_cfg.reports, list(dataset.class_names), report_dir, coco, matching, dataset_image_loader(dataset)
     )
-    evaluators = Evaluators([coco, *([matching] if report_dir is not None else []), *reports])
+    evaluators = Evaluators([protocol, *([matching] if report_dir is not None else []), *reports])
     samples: Samples = []
     bridge = bridge_classes(list(model.class_names), list(dataset.class_names))
     kept = _keep_samples(records, dataset, samples, num_samples)

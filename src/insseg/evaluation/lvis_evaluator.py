@@ -107,7 +107,6 @@ class LvisEvaluator:
                 self.tables[iou_type] = buf.getvalue().rstrip()
                 for name in STAT_NAMES:
                     out[f"{iou_type}_{name}"] = _clean(float(ev.results[_API_NAMES.get(name, name)]))
-        out["protocol"] = "lvis"
         if self.per_class:
             out["per_class"] = self.per_class_metrics()
         return out
