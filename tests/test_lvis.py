@@ -426,3 +426,25 @@ def test_repeat_factor_threshold_needs_coco_format_data() -> None:
         validate_config(compose_config("train", ["data=pennfudan", "data.repeat_factor_threshold=0.001"]))
     with pytest.raises(ConfigError, match="data.repeat_factor_threshold"):
         validate_config(compose_config("train", ["data=lvis", "data.repeat_factor_threshold=0"]))
+
+
+def test_check_and_export_coco_on_lvis(tmp_path: Path, lvis_root: Path, capsys) -> None:
+    from insseg.data.check import main as check_main
+    from insseg.data.export_coco import export_coco
+
+    assert check_main(["data=lvis", f"data.root={lvis_root}", f"out={tmp_path / 'check'}"]) == 0
+    report = json.loads((tmp_path / "check" / "dataset_report.json").read_text())
+    assert report["layout"] == "lvis" and report["splits"]["eval"]["images"] == 4 and report["errors"] == 0
+    cfg = _cfg("train", tmp_path, lvis_root)
+    written = export_coco(cfg.data, tmp_path / "export")
+    original = json.loads((lvis_root / "annotations" / "lvis_v1_val.json").read_text())
+    exported = json.loads(written["eval"].read_text())
+    assert [c["frequency"] for c in exported["categories"]] == [c["frequency"] for c in original["categories"]]
+    for a, b in zip(original["images"], exported["images"]):
+        assert a["neg_category_ids"] == b["neg_category_ids"] and b["file_name"].endswith(f"{a['id']:012d}.jpg")
+    again = LvisReader(written["eval"], tmp_path / "export" / "val2017")
+    again.verify()
+    source = LvisReader(lvis_root / "annotations" / "lvis_v1_val.json", lvis_root)
+    assert [again.annotation(i).areas().tolist() for i in range(4)] == [
+        source.annotation(i).areas().tolist() for i in range(4)
+    ]

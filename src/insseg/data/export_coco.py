@@ -70,7 +70,8 @@ def export_split(reader: Any, indices: Sequence[int], out: Path, split: str) -> 
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(reader.image_path(i), target)
         entry = {"id": image_id, "file_name": reader.file_name(i), "height": ann.height, "width": ann.width}
-        images.append({**entry, **{k: v for k, v in (ann.image_entry or {}).items() if k in LVIS_IMAGE_KEYS}})
+        extra = getattr(ann, "image_entry", None) or {}
+        images.append({**entry, **{k: v for k, v in extra.items() if k in LVIS_IMAGE_KEYS}})
         if ann.coco_entries is None:
             voids += bool(ann.void().any())
             rles, crowd = encode_masks(ann.masks()), []
