@@ -20,10 +20,10 @@ from insseg.config import compose_config
 from insseg.data import build_dataset
 from insseg.data.lvis import LvisReader
 from insseg.data.repeat_factor import RepeatFactorSampler, image_categories, repeat_factors
-from insseg.errors import DatasetError
-from insseg.evaluation.lvis_evaluator import LvisEvaluator
 from insseg.data.synthetic_lvis import generate_lvis
 from insseg.engine.trainer import run_training
+from insseg.errors import DatasetError
+from insseg.evaluation.lvis_evaluator import LvisEvaluator
 from insseg.evaluation.lvis_protocol import numpy_float_alias, run_lvis_eval
 from insseg.evaluation.pipeline import run_evaluation
 from insseg.predictions import ImagePrediction, PredictionSet, encode_masks
@@ -236,7 +236,9 @@ def test_each_federated_rule_moves_its_number(designed) -> None:
     assert _class_ap(run_lvis_eval(dataset, results, "segm", max_dets=400), 2) == pytest.approx(2 / 3)
     assert _class_ap(run_lvis_eval(dataset, results, "segm"), 2) == pytest.approx(BANANA)
     # a verified-absent category's detection is a false positive: not verified, cherry's FP is ignored
-    assert _class_ap(run_lvis_eval(_changed(dataset, 11, "neg_category_ids", []), results, "segm"), 3) == pytest.approx(1.0)
+    assert _class_ap(run_lvis_eval(_changed(dataset, 11, "neg_category_ids", []), results, "segm"), 3) == pytest.approx(
+        1.0
+    )
     # not exhaustive: otherwise apple's unmatched 0.95 in image 12 is an FP (FP, TP, FP, TP: 1/2 throughout)
     plain = _changed(dataset, 12, "not_exhaustive_category_ids", [])
     assert _class_ap(run_lvis_eval(plain, results, "segm"), 1) == pytest.approx(0.5)

@@ -103,7 +103,8 @@ def validate_config(cfg: DictConfig) -> None:
             raise ConfigError(f"config key '{key}' is {value}; it must be {expected}")
     _check_milestones(cfg)
     layout = OmegaConf.select(cfg, "data.layout", default=None)
-    if OmegaConf.select(cfg, "data.repeat_factor_threshold", default=None) is not None and layout not in ("coco", "lvis"):
+    repeat = OmegaConf.select(cfg, "data.repeat_factor_threshold", default=None)
+    if repeat is not None and layout not in ("coco", "lvis"):
         raise ConfigError(
             f"config key 'data.repeat_factor_threshold' needs COCO-format data (data.layout=coco or lvis), whose file "
             f"lists each image's categories; data.layout is {layout}: set it to null"

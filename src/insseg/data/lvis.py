@@ -60,12 +60,16 @@ def lvis_problems(data: dict[str, Any], path: Path) -> list[Problem]:
             ids = im.get(key)
             if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
                 out.append(
-                    Problem(ERROR, "bad_type", str(path), f"{where}: '{key}' must be a list of category ids ({ids!r:.40})")
+                    Problem(
+                        ERROR, "bad_type", str(path), f"{where}: '{key}' must be a list of category ids ({ids!r:.40})"
+                    )
                 )
             elif set(ids) - cat_ids:
                 unknown = sorted(set(ids) - cat_ids)[:5]
                 out.append(
-                    Problem(ERROR, "unknown_category", str(path), f"{where}: '{key}' names unknown categories {unknown}")
+                    Problem(
+                        ERROR, "unknown_category", str(path), f"{where}: '{key}' names unknown categories {unknown}"
+                    )
                 )
     return out
 
@@ -97,4 +101,3 @@ class LvisReader(CocoReader):
         ann = super().annotation(index, image_hw)
         ann.image_entry = self.index.images[index]
         return ann
-

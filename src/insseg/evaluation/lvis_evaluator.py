@@ -116,7 +116,7 @@ class LvisEvaluator:
         num_gt = Counter(int(a["category_id"]) for a in self.gt)
         num_dt = Counter(int(d["category_id"]) for d in self.dt)
         out: dict[str, dict[str, Any] | None] = {}
-        for k, cat in enumerate(self.categories):
+        for cat in self.categories:
             if num_gt[cat["id"]] == 0 or not self.evals:
                 out[cat["name"]] = None
                 continue

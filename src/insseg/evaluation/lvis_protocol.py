@@ -48,7 +48,9 @@ def _lvis() -> types.ModuleType:
         import lvis
         import lvis.eval
     except ImportError as exc:
-        raise ConfigError(f"the LVIS protocol needs the official lvis-api, which is not installed ({INSTALL}): {exc}")
+        raise ConfigError(
+            f"the LVIS protocol needs the official lvis-api, which is not installed ({INSTALL}): {exc}"
+        ) from exc
     finally:
         root.handlers[:], root.level = handlers, level
     return lvis
@@ -88,7 +90,9 @@ def lvis_ground_truth(dataset: dict[str, Any]) -> Any:
     return _LVISFromDict(dataset)
 
 
-def run_lvis_eval(dataset: dict[str, Any], results: list[dict[str, Any]], iou_type: str, max_dets: int = MAX_DETS) -> Any:
+def run_lvis_eval(
+    dataset: dict[str, Any], results: list[dict[str, Any]], iou_type: str, max_dets: int = MAX_DETS
+) -> Any:
     """``LVISEval`` run (evaluate, accumulate, summarize) on ``dataset`` and ``results`` (a COCO results list;
     for segm without ``bbox``), neither of which is changed. ``results`` must not be empty (the API cannot
     load an empty list). Returns the evaluated ``LVISEval``: ``results`` (AP, AP50, ..., APr, APc, APf,

@@ -63,8 +63,10 @@ def _per_class(per_class: Mapping[str, Any], metrics: Mapping[str, Any] | None =
         rows = [(name, *((row or {}).get(k) for k in PER_CLASS_KEYS)) for name, row in per_class.items()]
         note = "<p>AP from pycocotools' precision arrays (all areas, 100 detections); - : no ground truth.</p>"
         return note + table(header, rows, shade)
-    out = ["<p>AP from lvis-api's precision arrays (all areas, 300 detections), grouped by category frequency; "
-           "- : no ground truth in the evaluated images.</p>"]
+    out = [
+        "<p>AP from lvis-api's precision arrays (all areas, 300 detections), grouped by category frequency; "
+        "- : no ground truth in the evaluated images.</p>"
+    ]
     for letter, title in (("r", "Rare"), ("c", "Common"), ("f", "Frequent")):
         names = groups.get(letter, [])
         summary = f"AP{letter} {fmt((metrics or {}).get(f'segm_AP{letter}'))} (segm)"
