@@ -450,3 +450,11 @@ def test_check_and_export_coco_on_lvis(tmp_path: Path, lvis_root: Path, capsys) 
     assert [again.annotation(i).areas().tolist() for i in range(4)] == [
         source.annotation(i).areas().tolist() for i in range(4)
     ]
+
+
+def test_confusion_matrix_of_lvis_size_is_counted_not_drawn(tmp_path: Path) -> None:
+    from insseg.evaluation.reports.confusion import FILE_NAME, MAX_DRAWN_CLASSES, ConfusionEvaluator
+
+    many = ConfusionEvaluator([f"c{k}" for k in range(MAX_DRAWN_CLASSES + 1)], tmp_path / "many", 0.5)
+    assert many.evaluate() == {} and not (tmp_path / "many" / FILE_NAME).exists()
+    assert len(many.matrix.sheet_rows()) > 2 * MAX_DRAWN_CLASSES  # the counts still go to metrics.xlsx
