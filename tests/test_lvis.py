@@ -26,6 +26,7 @@ from insseg.errors import DatasetError
 from insseg.evaluation.lvis_evaluator import LvisEvaluator
 from insseg.evaluation.lvis_protocol import numpy_float_alias, run_lvis_eval
 from insseg.evaluation.pipeline import run_evaluation
+from insseg.evaluation.sample import ImageSample
 from insseg.predictions import ImagePrediction, PredictionSet, encode_masks
 
 lvis = pytest.importorskip("lvis")
@@ -168,7 +169,7 @@ def designed(tmp_path: Path) -> tuple[Path, LvisReader]:
 def evaluate_designed(reader: LvisReader) -> tuple[LvisEvaluator, dict]:
     ev = LvisEvaluator(reader.categories)
     for i, rec in enumerate(predictions(reader)):
-        ev.process(reader.annotation(i), rec)
+        ev.process(ImageSample(reader.annotation(i), rec))
     return ev, ev.evaluate()
 
 
@@ -283,7 +284,7 @@ def test_no_detections_gives_undefined_not_a_crash(designed) -> None:
     _, reader = designed
     ev = LvisEvaluator(reader.categories)
     for i, rec in enumerate(predictions(reader)):
-        ev.process(reader.annotation(i), rec.keep(np.zeros(len(rec), bool)))
+        ev.process(ImageSample(reader.annotation(i), rec.keep(np.zeros(len(rec), bool))))
     metrics = ev.evaluate()
     assert math.isnan(metrics["segm_AP"]) and metrics["per_class"]["apple"] is None
 
@@ -387,12 +388,12 @@ def test_evaluate_predictions_file_on_lvis_equals_lvis_api(tmp_path: Path, lvis_
 
 
 def test_training_samples_by_repeat_factor(tmp_path: Path, lvis_root: Path) -> None:
-    from insseg.engine.trainer import _build_loader
+    from insseg.engine.train_epoch import build_train_loader
     from insseg.utils.distributed import DistInfo
 
     cfg = _cfg("train", tmp_path, lvis_root, "data.repeat_factor_threshold=0.5")
     train_set = build_dataset(cfg.data, "train")
-    loader, _ = _build_loader(cfg, train_set, torch.device("cpu"), DistInfo())
+    loader, _ = build_train_loader(cfg, train_set, torch.device("cpu"), DistInfo())
     assert isinstance(loader.sampler, RepeatFactorSampler)
     expected = repeat_factors(image_categories(train_set.reader, train_set.indices), 0.5)
     assert loader.sampler.factors.tolist() == pytest.approx(expected) and max(expected) > 1  # "tag" is rare
@@ -455,6 +456,6 @@ def test_check_and_export_coco_on_lvis(tmp_path: Path, lvis_root: Path, capsys) 
 def test_confusion_matrix_of_lvis_size_is_counted_not_drawn(tmp_path: Path) -> None:
     from insseg.evaluation.reports.confusion import FILE_NAME, MAX_DRAWN_CLASSES, ConfusionEvaluator
 
-    many = ConfusionEvaluator([f"c{k}" for k in range(MAX_DRAWN_CLASSES + 1)], tmp_path / "many", 0.5)
+    many = ConfusionEvaluator([f"c{k}" for k in range(MAX_DRAWN_CLASSES + 1)], tmp_path / "many")
     assert many.evaluate() == {} and not (tmp_path / "many" / FILE_NAME).exists()
     assert len(many.matrix.sheet_rows()) > 2 * MAX_DRAWN_CLASSES  # the counts still go to metrics.xlsx

@@ -24,11 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from insseg.data.annotations import Annotation
 from insseg.errors import InssegError
-from insseg.evaluation.coco import IOU_TYPES, _clean
+from insseg.evaluation.coco import IOU_TYPES, CocoResults, _clean
 from insseg.evaluation.lvis_protocol import MAX_DETS, run_lvis_eval
-from insseg.predictions import ImagePrediction, xyxy_to_xywh
+from insseg.evaluation.sample import ImageSample
+from insseg.predictions import xyxy_to_xywh
 from insseg.utils.logging import log
 
 STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl", "APr", "APc", "APf", "AR300", "ARs300", "ARm300", "ARl300")
@@ -39,6 +39,8 @@ IMAGE_KEYS = ("id", "height", "width", "neg_category_ids", "not_exhaustive_categ
 class LvisEvaluator:
     """LVIS segm and bbox AP over the images it is given. ``categories``: the file's category entries (``id``,
     ``name``, ``frequency``) sorted by id; label k is ``categories[k - 1]``."""
+
+    needs_coco = False
 
     def __init__(self, categories: Sequence[dict[str, Any]], per_class: bool = True, max_dets: int = MAX_DETS):
         self.categories = [dict(c) for c in categories]
@@ -58,7 +60,9 @@ class LvisEvaluator:
     def __len__(self) -> int:
         return len(self.images)
 
-    def process(self, gt: Annotation, pred: ImagePrediction) -> None:
+    def process(self, sample: ImageSample) -> None:
+        """Add one image: its ground truth and its best ``max_dets`` detections of dataset classes."""
+        gt, pred = sample.gt, sample.pred
         entry = getattr(gt, "image_entry", None)
         if entry is None or gt.coco_entries is None:
             raise InssegError(f"{gt.file_name}: the LVIS protocol needs LVIS ground truth (data.layout=lvis)")
@@ -93,7 +97,8 @@ class LvisEvaluator:
     def ground_truth(self) -> dict[str, Any]:
         return {"images": self.images, "annotations": self.gt, "categories": self.categories}
 
-    def evaluate(self) -> dict[str, Any]:
+    def evaluate(self, coco: CocoResults | None = None) -> dict[str, Any]:
+        """The LVIS metrics (``coco``, the pass's COCO results, is not read: LVIS scores its own way)."""
         out: dict[str, Any] = {f"{t}_{s}": math.nan for t in IOU_TYPES for s in STAT_NAMES}
         if self.images and not self.dt:
             log.warning("LVIS protocol: no detections at all; lvis-api cannot score an empty result list (NaN)")

@@ -3,8 +3,10 @@
 1. Records (:class:`~insseg.predictions.ImagePrediction`): from ``eval.predictions`` (a predictions.json),
    the prediction cache, or the inference loop (every detection above the model's floor, float32 unless
    ``device.amp=true``).
-2. One pass: each record meets its image's ground truth and every evaluator (COCO AP, matching, timing,
-   metrics.xlsx rows, mask PNGs, the reports of ``eval.reports``) processes it (:func:`score_records`).
+2. One pass (:func:`score_records`, :class:`~insseg.evaluation.evaluator.Evaluators`): each record meets its
+   image's ground truth; the pass matches it once and hands the sample to every evaluator (matching, timing,
+   metrics.xlsx rows, mask PNGs, the reports of ``eval.reports``), then scores COCO once and hands the results
+   to each (COCO AP, per-class AP, PR curves).
 3. Files in ``cfg.paths.output_dir``: predictions.json, metrics.json, metrics.xlsx, masks/, pr_curves/,
    confusion_matrix.png, gallery/ and, last, report.html.
 """
@@ -23,8 +25,8 @@ from insseg.data.dataset import InstanceSegmentationDataset
 from insseg.data.lvis import LvisReader
 from insseg.errors import InssegError
 from insseg.evaluation.class_mapping import ClassBridge, bridge_classes
-from insseg.evaluation.coco import CocoEvaluator
-from insseg.evaluation.evaluator import Evaluators
+from insseg.evaluation.coco import CocoEvaluator, CocoMetrics
+from insseg.evaluation.evaluator import Evaluators, needs_coco
 from insseg.evaluation.excel_report import ExcelReport
 from insseg.evaluation.lvis_evaluator import LvisEvaluator
 from insseg.evaluation.mask_export import MaskExporter
@@ -33,6 +35,7 @@ from insseg.evaluation.prediction_cache import PredictionCache, cache_key_info
 from insseg.evaluation.prediction_file import records_for_split
 from insseg.evaluation.reports import build_report_evaluators, dataset_image_loader, report_sheets, write_html_report
 from insseg.evaluation.reports.gallery import ImageLoader
+from insseg.evaluation.sample import MatchSettings
 from insseg.evaluation.split import eval_dataset, warn_if_split_differs
 from insseg.evaluation.timing import TimingEvaluator
 from insseg.inference.sharding import ShardSource, gather_in_order, shard_indices
@@ -75,22 +78,26 @@ def build_evaluators(
     load_image: ImageLoader | None = None,
     lvis_categories: list[dict[str, Any]] | None = None,
 ) -> Evaluators:
-    """evaluate.py's evaluators; ``out_dir=None`` leaves out the ones that write files. The reports
-    (``eval.reports``) come last: they build on the COCO arrays and the matching; the gallery needs
-    ``load_image``. ``lvis_categories`` (LVIS data: the file's categories): the LVIS protocol replaces COCO AP."""
-    coco: CocoEvaluator | None = None
-    if lvis_categories is not None:
-        protocol: Any = LvisEvaluator(lvis_categories, per_class=eval_cfg.reports.per_class)
-    else:
-        protocol = coco = CocoEvaluator(dataset_classes, eval_cfg.void_as_background, eval_cfg.coco_backend)
-    matching = MatchingEvaluator(eval_cfg.score_threshold, eval_cfg.void_as_background, eval_cfg.class_aware_matching)
-    evaluators: list[Any] = [protocol, matching, TimingEvaluator()]
+    """evaluate.py's pass and evaluators; ``out_dir=None`` leaves out the ones that write files. The gallery
+    needs ``load_image``. ``lvis_categories`` (LVIS data: the file's categories): the LVIS protocol replaces COCO
+    AP, and the reports drawn from COCO's arrays (per-class AP, PR curves) are left out (it gives its own
+    per-class AP)."""
+    protocol: Any = (
+        CocoMetrics() if lvis_categories is None else LvisEvaluator(lvis_categories, eval_cfg.reports.per_class)
+    )
+    evaluators: list[Any] = [protocol, MatchingEvaluator(), TimingEvaluator()]
     if out_dir is not None:
-        evaluators.append(ExcelReport(matching))
+        evaluators.append(ExcelReport())
         if eval_cfg.save_masks:
-            evaluators.append(MaskExporter(matching, out_dir / "masks"))
-    evaluators += build_report_evaluators(eval_cfg.reports, dataset_classes, out_dir, coco, matching, load_image)
-    return Evaluators(evaluators)
+            evaluators.append(MaskExporter(out_dir / "masks"))
+    reports = build_report_evaluators(eval_cfg.reports, dataset_classes, out_dir, load_image)
+    evaluators += [e for e in reports if lvis_categories is None or not needs_coco(e)]
+    return Evaluators(evaluators, MatchSettings.from_config(eval_cfg), coco_evaluation(eval_cfg, dataset_classes))
+
+
+def coco_evaluation(eval_cfg: Any, dataset_classes: Sequence[str]) -> CocoEvaluator:
+    """The pass's COCO evaluation with ``eval_cfg``'s void handling and backend."""
+    return CocoEvaluator(dataset_classes, eval_cfg.void_as_background, eval_cfg.coco_backend)
 
 
 def score_records(
@@ -196,12 +203,11 @@ def _evaluate(cfg: DictConfig, dist_info: DistInfo) -> dict[str, Any]:
         predictions.category_ids = file_category_ids(bridge, dataset.category_ids)
     predictions.write(out_dir / "predictions.json")
     atomic_write_json(out_dir / "metrics.json", metrics)
-    protocol = evaluators.get(CocoEvaluator) or evaluators.get(LvisEvaluator)
     report.write(
         out_dir / "metrics.xlsx",
         metrics,
         OmegaConf.to_container(cfg, resolve=True),
-        coco_tables=protocol.tables,
+        coco_tables=_protocol_tables(evaluators),
         notes=_notes(cfg, dataset, split, source),
         extra_sheets=report_sheets(evaluators, metrics),
     )
@@ -209,6 +215,14 @@ def _evaluate(cfg: DictConfig, dist_info: DistInfo) -> dict[str, Any]:
         write_html_report(out_dir, metrics, OmegaConf.to_container(cfg, resolve=True))
     log.info(_summary_line(metrics, out_dir, time.perf_counter() - start))
     return metrics
+
+
+def _protocol_tables(evaluators: Evaluators) -> dict[str, str] | None:
+    """The printed summary tables of the AP protocol that ran (pycocotools', or lvis-api's on LVIS data)."""
+    lvis = evaluators.get(LvisEvaluator)
+    if lvis is not None:
+        return lvis.tables
+    return evaluators.coco.tables if evaluators.coco is not None else None
 
 
 def _finish_metrics(
