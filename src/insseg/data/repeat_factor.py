@@ -60,8 +60,8 @@ class RepeatFactorSampler(Sampler[int]):
         g = torch.Generator().manual_seed(self.seed + self.epoch)
         whole = torch.floor(self.factors)
         repeats = whole + (torch.rand(len(self.factors), generator=g, dtype=torch.float64) < self.factors - whole)
-        indices = torch.repeat_interleave(torch.arange(len(self.factors)), repeats.long())
-        indices = indices[torch.randperm(len(indices), generator=g)].tolist()
+        drawn = torch.repeat_interleave(torch.arange(len(self.factors)), repeats.long())
+        indices: list[int] = drawn[torch.randperm(len(drawn), generator=g)].tolist()
         if self.num_replicas > 1:
             indices += indices[: (-len(indices)) % self.num_replicas]
             indices = indices[self.rank :: self.num_replicas]

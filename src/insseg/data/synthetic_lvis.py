@@ -63,7 +63,8 @@ def _image_entry(i: int, image_id: int, folder: str, hw: tuple[int, ...], anns: 
 
 
 def _write_split(root: Path, split: str, scenes: list[tuple[int, np.ndarray, list]], first_id: int) -> None:
-    images, annotations = [], []
+    images: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
     for n, (i, image, anns) in enumerate(scenes):
         image_id = first_id + 7 * n
         folder = "train2017" if split == "train" or n % 3 == 2 else "val2017"

@@ -81,13 +81,19 @@ def numpy_float_alias() -> Iterator[None]:
 def lvis_ground_truth(dataset: dict[str, Any]) -> Any:
     """An ``LVIS`` object over a deep copy of ``dataset`` (images, annotations, categories as in an LVIS file):
     the API's own constructor and index, reading the dict instead of a file."""
-    lvis = _lvis()
+    return _lvis_from_dict()(dataset)
 
-    class _LVISFromDict(lvis.LVIS):
+
+@functools.cache
+def _lvis_from_dict() -> type:
+    """``lvis.LVIS`` whose ``_load_json`` takes the parsed dict (deep-copied) where LVIS reads a file."""
+    base: type = _lvis().LVIS
+
+    class LVISFromDict(base):
         def _load_json(self, data: dict[str, Any]) -> dict[str, Any]:
             return copy.deepcopy(data)
 
-    return _LVISFromDict(dataset)
+    return LVISFromDict
 
 
 def run_lvis_eval(
