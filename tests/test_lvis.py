@@ -459,3 +459,34 @@ def test_confusion_matrix_of_lvis_size_is_counted_not_drawn(tmp_path: Path) -> N
     many = ConfusionEvaluator([f"c{k}" for k in range(MAX_DRAWN_CLASSES + 1)], tmp_path / "many")
     assert many.evaluate() == {} and not (tmp_path / "many" / FILE_NAME).exists()
     assert len(many.matrix.sheet_rows()) > 2 * MAX_DRAWN_CLASSES  # the counts still go to metrics.xlsx
+
+
+@pytest.mark.slow
+def test_predict_then_evaluate_its_file_on_lvis(tmp_path: Path, lvis_root: Path, monkeypatch) -> None:
+    """predict.py over the COCO image folders names images as LVIS finds them (val2017/..., train2017/...), so
+    evaluate.py eval.predictions= scores its file: the same numbers as the model run and as lvis-api by hand."""
+    from insseg.inference.predict_pipeline import run_prediction
+
+    small = ["model.detections_per_img=20", "model.box_score_thresh=0.0", "eval.reports.gallery=0"]
+    trained = run_training(_cfg("train", tmp_path, lvis_root, *small, out="train"))
+    weights = f"model.weights={tmp_path / 'train' / 'checkpoints' / 'best.pt'}"
+    direct = run_evaluation(_cfg("evaluate", tmp_path, lvis_root, weights, "eval.cache=false", *small, out="eval"))
+    assert direct["segm_AP"] == pytest.approx(trained["segm_AP"], abs=1e-12)
+    glob = f"input={lvis_root}/*2017/*.jpg"
+    run_prediction(_cfg("predict", tmp_path, lvis_root, weights, glob, "predict.score_threshold=0", *small, out="p"))
+    again = run_evaluation(
+        _cfg(
+            "evaluate",
+            tmp_path,
+            lvis_root,
+            weights,
+            f"eval.predictions={tmp_path / 'p' / 'predictions.json'}",
+            out="e2",
+        )
+    )
+    keys = [k for k in direct if k.startswith(("segm_AP", "bbox_AP"))]
+    assert {k: again[k] for k in keys} == {k: direct[k] for k in keys}
+    anns = json.loads((tmp_path / "e2" / "predictions.json").read_text())["annotations"]
+    gt_file = lvis_root / "annotations" / "lvis_v1_val.json"
+    theirs = official(gt_file, [{k: v for k, v in a.items() if k != "bbox"} for a in anns], "segm", monkeypatch)
+    assert again["segm_AP"] == (None if theirs["AP"] is None else pytest.approx(theirs["AP"], abs=1e-12))
