@@ -490,3 +490,30 @@ def test_predict_then_evaluate_its_file_on_lvis(tmp_path: Path, lvis_root: Path,
     gt_file = lvis_root / "annotations" / "lvis_v1_val.json"
     theirs = official(gt_file, [{k: v for k, v in a.items() if k != "bbox"} for a in anns], "segm", monkeypatch)
     assert again["segm_AP"] == (None if theirs["AP"] is None else pytest.approx(theirs["AP"], abs=1e-12))
+
+
+@pytest.mark.parametrize("iou_type", ["segm", "bbox"])
+def test_faster_coco_eval_lvis_style_agrees_on_designed_set_once_capped(designed, iou_type: str) -> None:
+    """What docs/evaluation.md says of faster-coco-eval's LVIS mode: given the detections already cut to the best
+    300 of each image (its maxDets cuts per image and category), it gives lvis-api's numbers on the designed set."""
+    faster = pytest.importorskip("faster_coco_eval")
+    gt_file, reader = designed
+    ev, metrics = evaluate_designed(reader)
+    gt = faster.COCO(str(gt_file))
+    fe = faster.COCOeval_faster(
+        gt, gt.loadRes(ev.results(iou_type)), iou_type, lvis_style=True, print_function=lambda *a: None
+    )
+    fe.params.maxDets = [300]
+    fe.evaluate()
+    fe.accumulate()
+    fe.summarize()
+    theirs = fe.stats_as_dict
+    for ours, key in (("AP", "AP_all"), ("AP50", "AP_50"), ("APs", "AP_small"), ("APr", "APr"), ("APc", "APc")):
+        assert theirs[key] == pytest.approx(metrics[f"{iou_type}_{ours}"], abs=1e-12), key
+    uncapped = gt.loadRes(results_list(iou_type))
+    fe = faster.COCOeval_faster(gt, uncapped, iou_type, lvis_style=True, print_function=lambda *a: None)
+    fe.params.maxDets = [300]
+    fe.evaluate()
+    fe.accumulate()
+    fe.summarize()
+    assert fe.stats_as_dict["APc"] != pytest.approx(EXPECTED["APc"])  # uncut, banana's capped object is found
