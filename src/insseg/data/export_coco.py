@@ -9,6 +9,9 @@ scores the same numbers as the original dataset (PennFudanPed). VOC's void band 
 becomes background (a warning says so), so VOC scores change slightly. COCO-format input keeps its image and
 category ids and its crowd regions. Ids: :mod:`insseg.data.coco_ids` (the ids a COCO results list of this
 dataset must use).
+category ids and its crowd regions; LVIS input keeps its image lists and category frequencies (each image gets a
+``file_name``, so ``data=lvis data.eval_json=annotations/instances_val2017.json data.eval_images=val2017`` reads
+the export with the LVIS protocol).
 """
 
 from __future__ import annotations
@@ -24,12 +27,15 @@ from pycocotools import mask as mask_utils
 from insseg.data.build import build_reader
 from insseg.data.check import compose_data_config, split_out
 from insseg.data.coco_ids import coco_category_ids, coco_image_id
+from insseg.data.lvis import LvisReader
 from insseg.errors import ConfigError, InssegError
 from insseg.io.rle import encode_masks
 from insseg.utils.atomic import atomic_write_json
 from insseg.utils.logging import ensure_console_logging, log
 
 SPLIT_NAMES = {"train": "train2017", "eval": "val2017"}
+# LVIS input keeps what its protocol reads (and its categories' frequency): the export is still an LVIS file.
+LVIS_IMAGE_KEYS = ("neg_category_ids", "not_exhaustive_category_ids", "coco_url")
 
 
 def _entries(
@@ -68,7 +74,9 @@ def export_split(reader: Any, indices: Sequence[int], out: Path, split: str) -> 
         target = images_dir / reader.file_name(i)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(reader.image_path(i), target)
-        images.append({"id": image_id, "file_name": reader.file_name(i), "height": ann.height, "width": ann.width})
+        entry = {"id": image_id, "file_name": reader.file_name(i), "height": ann.height, "width": ann.width}
+        extra = getattr(ann, "image_entry", None) or {}
+        images.append({**entry, **{k: v for k, v in extra.items() if k in LVIS_IMAGE_KEYS}})
         if ann.coco_entries is None:
             voids += bool(ann.void().any())
             rles, crowd = encode_masks(ann.masks()), []
@@ -85,6 +93,8 @@ def export_split(reader: Any, indices: Sequence[int], out: Path, split: str) -> 
         )
     path = out / "annotations" / f"instances_{name}.json"
     categories = [{"id": int(c), "name": n} for c, n in zip(ids, reader.class_names)]
+    if isinstance(reader, LvisReader):
+        categories = reader.categories
     atomic_write_json(
         path,
         {

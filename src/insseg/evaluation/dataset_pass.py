@@ -17,8 +17,9 @@ from insseg.errors import InssegError
 from insseg.evaluation.boundary_matching import BoundaryMatchingEvaluator
 from insseg.evaluation.class_mapping import ClassBridge
 from insseg.evaluation.coco import CocoEvaluator, CocoMetrics
-from insseg.evaluation.evaluator import Evaluators
+from insseg.evaluation.evaluator import Evaluators, needs_coco
 from insseg.evaluation.excel_report import ExcelReport
+from insseg.evaluation.lvis_evaluator import LvisEvaluator
 from insseg.evaluation.mask_export import MaskExporter
 from insseg.evaluation.matching import MatchingEvaluator
 from insseg.evaluation.reports import build_report_evaluators
@@ -32,19 +33,29 @@ PRINT_FREQ = 20
 
 
 def build_evaluators(
-    eval_cfg: Any, dataset_classes: list[str], out_dir: Path | None, load_image: ImageLoader | None = None
+    eval_cfg: Any,
+    dataset_classes: list[str],
+    out_dir: Path | None,
+    load_image: ImageLoader | None = None,
+    lvis_categories: list[dict[str, Any]] | None = None,
 ) -> Evaluators:
     """evaluate.py's pass and evaluators; ``out_dir=None`` leaves out the ones that write files. The gallery
-    needs ``load_image``."""
+    needs ``load_image``. ``lvis_categories`` (LVIS data: the file's categories): the LVIS protocol replaces COCO
+    AP, and the reports drawn from COCO's arrays (per-class AP, PR curves) are left out (it gives its own
+    per-class AP)."""
     settings = MatchSettings.from_config(eval_cfg)
     boundary = settings.boundary_dilation_ratio is not None
-    evaluators: list[Any] = [CocoMetrics(), MatchingEvaluator(), TimingEvaluator()]
+    protocol: Any = (
+        CocoMetrics() if lvis_categories is None else LvisEvaluator(lvis_categories, eval_cfg.reports.per_class)
+    )
+    evaluators: list[Any] = [protocol, MatchingEvaluator(), TimingEvaluator()]
     evaluators += [BoundaryMatchingEvaluator()] if boundary else []
     if out_dir is not None:
         evaluators.append(ExcelReport(boundary))
         if eval_cfg.save_masks:
             evaluators.append(MaskExporter(out_dir / "masks"))
-    evaluators += build_report_evaluators(eval_cfg.reports, dataset_classes, out_dir, load_image)
+    reports = build_report_evaluators(eval_cfg.reports, dataset_classes, out_dir, load_image)
+    evaluators += [e for e in reports if lvis_categories is None or not needs_coco(e)]
     return Evaluators(evaluators, settings, coco_evaluation(eval_cfg, dataset_classes))
 
 

@@ -24,9 +24,12 @@ from typing import Any, cast
 from omegaconf import DictConfig, OmegaConf
 
 from insseg.data.dataset import InstanceSegmentationDataset
+from insseg.data.lvis import LvisReader
 from insseg.evaluation.class_mapping import ClassBridge, bridge_classes
 from insseg.evaluation.dataset_pass import PRINT_FREQ, build_evaluators, score_records
+from insseg.evaluation.evaluator import Evaluators
 from insseg.evaluation.excel_report import ExcelReport
+from insseg.evaluation.lvis_evaluator import LvisEvaluator
 from insseg.evaluation.prediction_cache import PredictionCache, cache_key_info
 from insseg.evaluation.prediction_file import records_for_split
 from insseg.evaluation.reports import dataset_image_loader, report_sheets, write_html_report
@@ -126,7 +129,13 @@ def _evaluate(cfg: DictConfig, dist_info: DistInfo) -> dict[str, Any]:
             predictions.class_names, list(dataset.class_names), keep_unmapped=cfg.eval.keep_unmapped
         )
         log_bridge(bridge, cfg.eval.keep_unmapped)
-        evaluators = build_evaluators(cfg.eval, list(dataset.class_names), out_dir, dataset_image_loader(dataset))
+        evaluators = build_evaluators(
+            cfg.eval,
+            list(dataset.class_names),
+            out_dir,
+            dataset_image_loader(dataset),
+            lvis_categories=dataset.reader.categories if isinstance(dataset.reader, LvisReader) else None,
+        )
         report = evaluators.get(ExcelReport)
         try:
             metrics = score_records(dataset, records, evaluators, bridge)
@@ -142,7 +151,7 @@ def _evaluate(cfg: DictConfig, dist_info: DistInfo) -> dict[str, Any]:
         out_dir / "metrics.xlsx",
         metrics,
         OmegaConf.to_container(cfg, resolve=True),
-        coco_tables=evaluators.coco.tables if evaluators.coco is not None else None,
+        coco_tables=_protocol_tables(evaluators),
         notes=_notes(cfg, dataset, split, source),
         extra_sheets=report_sheets(evaluators, metrics),
     )
@@ -150,6 +159,14 @@ def _evaluate(cfg: DictConfig, dist_info: DistInfo) -> dict[str, Any]:
         write_html_report(out_dir, metrics, cast(dict, OmegaConf.to_container(cfg, resolve=True)))
     log.info(_summary_line(metrics, out_dir, time.perf_counter() - start))
     return metrics
+
+
+def _protocol_tables(evaluators: Evaluators) -> dict[str, str] | None:
+    """The printed summary tables of the AP protocol that ran (pycocotools', or lvis-api's on LVIS data)."""
+    lvis = evaluators.get(LvisEvaluator)
+    if lvis is not None:
+        return lvis.tables
+    return evaluators.coco.tables if evaluators.coco is not None else None
 
 
 def _finish_metrics(

@@ -59,13 +59,38 @@ def _headline(metrics: Mapping[str, Any]) -> str:
     return body
 
 
-def _per_class(per_class: Mapping[str, Any]) -> str:
+def _per_class(per_class: Mapping[str, Any], metrics: Mapping[str, Any] | None = None) -> str:
     keys = per_class_keys(per_class)
     header = ("class", *keys)
-    rows = [(name, *((row or {}).get(k) for k in keys)) for name, row in per_class.items()]
     shade = [False] + [k.split("_", 1)[0] in ALL_IOU_TYPES for k in keys]
-    note = "<p>AP from pycocotools' precision arrays (all areas, 100 detections); - : no ground truth.</p>"
-    return note + table(header, rows, shade)
+    groups = _frequency_groups(per_class)
+    if groups is None:
+        rows = [(name, *((row or {}).get(k) for k in keys)) for name, row in per_class.items()]
+        note = "<p>AP from pycocotools' precision arrays (all areas, 100 detections); - : no ground truth.</p>"
+        return note + table(header, rows, shade)
+    out = [
+        "<p>AP from lvis-api's precision arrays (all areas, 300 detections), grouped by category frequency; "
+        "- : no ground truth in the evaluated images.</p>"
+    ]
+    for letter, title in (("r", "Rare"), ("c", "Common"), ("f", "Frequent")):
+        names = groups.get(letter, [])
+        summary = f"AP{letter} {fmt((metrics or {}).get(f'segm_AP{letter}'))} (segm)"
+        rows = [(n, *((per_class[n] or {}).get(k) for k in keys)) for n in names]
+        out.append(f"<h3>{esc(title)}: {len(names)} classes with ground truth, {esc(summary)}</h3>")
+        out.append(table(header, rows, shade) if rows else "<p>none</p>")
+    return "\n".join(out)
+
+
+def _frequency_groups(per_class: Mapping[str, Any]) -> dict[str, list[str]] | None:
+    """Class names by frequency (r/c/f) when the rows carry one (LVIS), else None; classes without ground
+    truth (no row) are left out of the groups."""
+    if not any(row and "frequency" in row for row in per_class.values()):
+        return None
+    groups: dict[str, list[str]] = {}
+    for name, row in per_class.items():
+        if row:
+            groups.setdefault(str(row.get("frequency")), []).append(name)
+    return groups
 
 
 def _pr_curves(run_dir: Path) -> str:
@@ -121,7 +146,7 @@ def sections(run_dir: Path, metrics: Mapping[str, Any], config: Mapping[str, Any
     """(title, body) of each section this run has files for."""
     out = [("Headline metrics", _headline(metrics))]
     if isinstance(metrics.get("per_class"), Mapping):
-        out.append(("Per-class AP", _per_class(metrics["per_class"])))
+        out.append(("Per-class AP", _per_class(metrics["per_class"], metrics)))
     if (run_dir / PR_DIR).is_dir():
         out.append(("Precision-recall curves", _pr_curves(run_dir)))
     if (run_dir / CONFUSION_PNG).is_file():
