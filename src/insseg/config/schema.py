@@ -15,6 +15,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
+from insseg.config.data_schema import DataConfig
 from insseg.utils.slurm import slurm_run_id
 
 
@@ -27,56 +28,6 @@ class PathsConfig:
     cache_dir: str = "${paths.root_dir}/outputs/cache"
     # Filled from Hydra's run dir at start-up; every artefact of a run goes below it.
     output_dir: str = "${hydra:runtime.output_dir}"
-
-
-@dataclass
-class SyntheticConfig:
-    """How ``data=synthetic`` generates its dataset when the root does not exist yet."""
-
-    num_images: int = 24
-    height: int = 160
-    width: int = 224
-    max_objects: int = 3
-    seed: int = 0
-
-
-@dataclass
-class DataConfig:
-    name: str = "synthetic"  # pennfudan | voc | coco | synthetic
-    # Which reader: pennfudan (PNGImages/ + PedMasks/), voc (VOC2012 layout) or coco (COCO-format JSON + images).
-    layout: str = "pennfudan"
-    root: str = "${paths.data_dir}/synthetic"
-    # Missing root: download (pennfudan), generate (synthetic) or fail with instructions (voc).
-    download: bool = True
-    url: str | None = None
-    sha256: str | None = None
-    # PennFudanPed has no official split: a seeded permutation holds out ``num_test`` images.
-    num_test: int = 50
-    split_seed: int = 0
-    # VOC: ImageSets/Segmentation/<name>.txt
-    train_split: str = "train"
-    eval_split: str = "val"
-    # COCO layout: instance JSON and the folder its file_names are relative to, per split (relative to root,
-    # or absolute). Defaults: the COCO 2017 layout.
-    train_json: str = "annotations/instances_train2017.json"
-    train_images: str = "train2017"
-    eval_json: str = "annotations/instances_val2017.json"
-    eval_images: str = "val2017"
-    # Caps for quick runs (experiment=smoke); null = all images.
-    max_train_images: int | None = None
-    max_eval_images: int | None = None
-    num_workers: int = 2
-    # Training augmentation (insseg.data.augment, docs/training.md): a name or a list of names applied together,
-    # hflip | multiscale | lsj | photometric | none; every pipeline also flips with train.hflip_prob.
-    augment: Any = "hflip"
-    # multiscale: shorter sides drawn per image (null: model.min_size x 0.80, 0.84, ... 1.00) and the longer
-    # side's cap (null: model.max_size).
-    multiscale_sizes: list[int] | None = None
-    multiscale_max_size: int | None = None
-    # lsj: the square crop (null: model.min_size) and the jitter of the scale that fits the image into it.
-    lsj_size: int | None = None
-    lsj_scale_range: list[float] = field(default_factory=lambda: [0.1, 2.0])
-    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
 
 
 @dataclass
@@ -216,6 +167,10 @@ class EvalConfig:
     # COCO AP implementation: pycocotools | faster_coco_eval (docs/evaluation.md). A literal, so that the config
     # does not import the evaluation package; tests/test_coco_backend.py checks it against coco_backend's.
     coco_backend: str = "pycocotools"
+    # Boundary AP, per-class boundary AP and per-object boundary IoU / F1 (docs/evaluation.md). Either a bool
+    # (eval.boundary=false turns them off) or {enabled, dilation_ratio} (eval.boundary.dilation_ratio=0.01: the
+    # boundary band's width as a fraction of the image diagonal); read through config.eval_boundary.
+    boundary: Any = field(default_factory=lambda: {"enabled": True, "dilation_ratio": 0.02})
     reports: ReportsConfig = field(default_factory=ReportsConfig)
 
 
