@@ -1,0 +1,157 @@
+"""compare.json's content: per metric ``{a, b, delta, ci95}``, per class the AP deltas, per image who wins.
+
+``a`` and ``b`` are each run's metrics.json values (the rebuild reproduces them: :func:`~insseg.compare.runs.
+check_rebuilt`); ``delta = b - a``; ``ci95`` the 2.5th and 97.5th percentiles of ``b - a`` over the paired
+resamples. Per-class APs are read from the same precision arrays as metrics.json's ``per_class`` block.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from insseg.compare.accumulate import mean_valid
+from insseg.compare.bootstrap import ImageSums, coco_distributions, interval
+from insseg.compare.runs import RunData
+from insseg.evaluation.coco import _clean
+from insseg.evaluation.reports.gallery import outcome
+
+# The metrics compared, in this order (those a run's metrics.json lacks are left out).
+COCO_METRICS = tuple(f"{t}_{s}" for t in ("segm", "bbox") for s in ("AP", "AP50", "AP75"))
+MATCHING_METRICS = (
+    "mean_iou",
+    "mean_f1",
+    "mean_iou_with_bg",
+    "mean_f1_with_bg",
+    "instance_precision",
+    "instance_recall",
+    "instance_f1",
+)
+METRICS = COCO_METRICS + MATCHING_METRICS
+TOP_IMAGES = 16
+
+
+@dataclass
+class Distributions:
+    """One run's metrics on every resample: ``values[name]`` [R], ``per_class[iou_type]`` [R, K]."""
+
+    values: dict[str, np.ndarray]
+    per_class: dict[str, np.ndarray]
+
+
+def distributions(run: RunData, weights: np.ndarray) -> Distributions:
+    values, per_class = coco_distributions(run.tables, weights)
+    values.update(ImageSums.from_matches(run.matches).metrics(weights))
+    return Distributions(values, per_class)
+
+
+def _number(value: Any) -> float | None:
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        return None
+    return float(value)
+
+
+def entry(a: Any, b: Any, deltas: np.ndarray) -> dict[str, Any]:
+    """``{a, b, delta, ci95}``; delta and interval null when either value is undefined."""
+    a, b = _number(a), _number(b)
+    if a is None or b is None:
+        return {"a": a, "b": b, "delta": None, "ci95": None}
+    return {"a": a, "b": b, "delta": b - a, "ci95": interval(deltas)}
+
+
+def excludes_zero(item: Mapping[str, Any]) -> bool:
+    """Whether a metric's interval lies wholly on one side of 0 (the difference is not resampling noise)."""
+    ci = item.get("ci95")
+    return ci is not None and (ci[0] > 0 or ci[1] < 0)
+
+
+def metric_block(a: RunData, b: RunData, da: Distributions, db: Distributions) -> dict[str, Any]:
+    names = [m for m in METRICS if m in da.values and m in db.values and m in a.metrics and m in b.metrics]
+    return {m: entry(a.metrics[m], b.metrics[m], db.values[m] - da.values[m]) for m in names}
+
+
+def class_aps(run: RunData) -> dict[str, dict[str, float | None]]:
+    """Each class's AP per IoU type on all images (NaN -> None), as metrics.json's ``per_class`` has it."""
+    out: dict[str, dict[str, float | None]] = {}
+    for iou_type, table in run.tables.items():
+        precision = table.precision(np.ones(table.npig.shape[1], np.int64))
+        for k, cat_id in enumerate(table.cat_ids):
+            name = run.coco.class_names[run.coco.category_ids.index(cat_id)]
+            value = _clean(mean_valid(precision[:, :, k]))
+            out.setdefault(name, {})[f"{iou_type}_AP"] = None if math.isnan(value) else value
+    return out
+
+
+def per_class_block(a: RunData, b: RunData, da: Distributions, db: Distributions) -> dict[str, Any]:
+    """``{class: {"segm_AP": {a, b, delta, ci95}, ..., "num_gt": n} or null}`` (null: no ground truth)."""
+    aps_a, aps_b = class_aps(a), class_aps(b)
+    out: dict[str, Any] = {}
+    for iou_type, table in a.tables.items():
+        if iou_type not in b.tables:
+            continue
+        for k, cat_id in enumerate(table.cat_ids):
+            name = a.coco.class_names[a.coco.category_ids.index(cat_id)]
+            num_gt = int(table.npig[k].sum())
+            if num_gt == 0:
+                out[name] = None
+                continue
+            row = out.setdefault(name, {})
+            deltas = db.per_class[iou_type][:, k] - da.per_class[iou_type][:, k]
+            row[f"{iou_type}_AP"] = entry(aps_a[name][f"{iou_type}_AP"], aps_b[name][f"{iou_type}_AP"], deltas)
+            row["num_gt"] = num_gt
+    return out
+
+
+def _counts(run: RunData, index: int) -> dict[str, Any]:
+    match = run.matches[index]
+    o = outcome(match)
+    return {
+        "mean_iou": match.mean_iou,
+        "true_positives": len(o.tp_pred),
+        "false_positives": len(o.fp),
+        "missed": len(o.fn),
+    }
+
+
+def images_block(a: RunData, b: RunData, top: int = TOP_IMAGES) -> dict[str, Any]:
+    """Wins by matched mean IoU (images with ground truth; equal values are ties) and the ``top`` images where
+    the runs differ most: the largest |mean IoU difference|, then the largest difference in false positives."""
+    iou_a = np.array([np.nan if m.mean_iou is None else m.mean_iou for m in a.matches])
+    iou_b = np.array([np.nan if m.mean_iou is None else m.mean_iou for m in b.matches])
+    has_gt = np.isfinite(iou_a) & np.isfinite(iou_b)
+    diff = np.where(has_gt, iou_b - iou_a, 0.0)
+    fp = [_counts(r, i)["false_positives"] for r in (a, b) for i in range(len(r.matches))]
+    n = len(a.matches)
+    fp_diff = np.abs(np.array(fp[n:]) - np.array(fp[:n]))
+    order = sorted(range(n), key=lambda i: (-abs(diff[i]), -fp_diff[i], i))[:top]
+    names = a.prepared.file_names
+    return {
+        "wins_by_mean_iou": {
+            "a": int(np.count_nonzero(has_gt & (diff < 0))),
+            "b": int(np.count_nonzero(has_gt & (diff > 0))),
+            "ties": int(np.count_nonzero(has_gt & (diff == 0))),
+            "images_with_objects": int(np.count_nonzero(has_gt)),
+        },
+        "most_different": [
+            {
+                "index": i,
+                "image": names[i],
+                "mean_iou_delta": float(diff[i]) if has_gt[i] else None,
+                "a": _counts(a, i),
+                "b": _counts(b, i),
+            }
+            for i in order
+        ],
+    }
+
+
+def comparison(a: RunData, b: RunData, da: Distributions, db: Distributions, top: int) -> dict[str, Any]:
+    return {
+        "metrics": metric_block(a, b, da, db),
+        "per_class": per_class_block(a, b, da, db),
+        "images": images_block(a, b, top),
+    }

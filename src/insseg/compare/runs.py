@@ -1,0 +1,171 @@
+"""Each run's evaluation rebuilt once, per image, from its config and predictions.json.
+
+The rebuild is evaluate.py's own pass (:func:`~insseg.evaluation.pipeline.score_records` over
+:func:`~insseg.evaluation.pipeline.build_evaluators`, the same dataset, class bridge, void handling and score
+threshold), with one more evaluator that keeps what the bootstrap needs per image: the one-to-one match and a
+digest of the ground truth. The COCO evaluations' per-image arrays (``evalImgs``) become
+:class:`~insseg.compare.accumulate.DetectionTable` s. The rebuilt metrics must equal the run's metrics.json, so
+that the intervals are about the numbers the run reported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig
+
+from insseg.compare.accumulate import DetectionTable
+from insseg.compare.run_config import load_run_config
+from insseg.data.annotations import Annotation, InstanceAnnotation
+from insseg.errors import InssegError
+from insseg.evaluation.class_mapping import ClassBridge, bridge_classes
+from insseg.evaluation.coco import IOU_TYPES, CocoEvaluator
+from insseg.evaluation.evaluator import Evaluators
+from insseg.evaluation.matching import ImageMatch, MatchingEvaluator
+from insseg.evaluation.pipeline import build_evaluators, score_records
+from insseg.evaluation.prediction_file import records_for_split
+from insseg.evaluation.split import eval_dataset
+from insseg.predictions import ImagePrediction, PredictionSet
+
+# Matching metrics rebuilt by summing floats in another order may differ from metrics.json in the last bits.
+MATCHING_TOLERANCE = 1e-9
+
+
+@dataclass
+class PreparedRun:
+    """A run dir read, not yet scored: its config, dataset, predictions and metrics.json."""
+
+    run_dir: Path
+    cfg: DictConfig
+    dataset: Any
+    predictions: PredictionSet
+    metrics: dict[str, Any]
+
+    @property
+    def file_names(self) -> list[str]:
+        return [self.dataset.file_name(i) for i in range(len(self.dataset))]
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.dataset.class_names)
+
+
+@dataclass
+class RunData:
+    """A run's evaluation, rebuilt: per image its match and ground-truth digest; per COCO IoU type its table."""
+
+    prepared: PreparedRun
+    bridge: ClassBridge
+    coco: CocoEvaluator
+    matches: list[ImageMatch]
+    digests: list[str]
+    rebuilt: dict[str, Any]
+    tables: dict[str, DetectionTable] = field(default_factory=dict)
+
+    @property
+    def run_dir(self) -> Path:
+        return self.prepared.run_dir
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return self.prepared.metrics
+
+    def kept(self, index: int) -> ImagePrediction:
+        """Image ``index``'s detections as its matching saw them: in dataset labels, above the threshold."""
+        rec = self.bridge.to_dataset(self.prepared.predictions.images[index])
+        return rec.above(float(self.prepared.cfg.eval.score_threshold))
+
+
+def prepare_run(run_dir: str | Path) -> PreparedRun:
+    """Read a run dir: its config, the dataset split it evaluated, its predictions.json and metrics.json."""
+    cfg = load_run_config(run_dir)
+    run_dir = Path(cfg.paths.output_dir)
+    dataset, _ = eval_dataset(cfg)
+    predictions = records_for_split(cfg.eval.predictions, dataset, cfg.model)
+    try:
+        metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+    except ValueError as e:
+        raise InssegError(f"{run_dir / 'metrics.json'}: not valid JSON ({e})") from e
+    return PreparedRun(run_dir, cfg, dataset, predictions, metrics)
+
+
+def annotation_digest(gt: Annotation) -> str:
+    """A digest of one image's ground truth as the metrics see it (size, instances, classes, void/crowd)."""
+    h = hashlib.sha1(f"{type(gt).__name__} {gt.height} {gt.width}".encode())
+    if isinstance(gt, InstanceAnnotation):
+        h.update(np.ascontiguousarray(gt.instance_map).tobytes())
+        h.update(np.asarray(gt.labels, np.int64).tobytes())
+    else:
+        entries = gt.coco_entries if gt.coco_entries is not None else [gt.rles, gt.crowd_rles, gt.labels.tolist()]
+        h.update(json.dumps(entries, sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
+class PerImageRecorder:
+    """Keeps each image's :class:`ImageMatch` (from its :class:`MatchingEvaluator`, which must come first) and
+    ground-truth digest. Adds no metrics."""
+
+    def __init__(self, matching: MatchingEvaluator) -> None:
+        self.matching = matching
+        self.reset()
+
+    def reset(self) -> None:
+        self.matches: list[ImageMatch] = []
+        self.digests: list[str] = []
+
+    def process(self, gt: Annotation, pred: ImagePrediction) -> None:
+        assert self.matching.last is not None, "PerImageRecorder must follow its MatchingEvaluator"
+        self.matches.append(self.matching.last[0])
+        self.digests.append(annotation_digest(gt))
+
+    def evaluate(self) -> dict[str, Any]:
+        return {}
+
+
+def score_run(prepared: PreparedRun, header: str = "rebuild") -> RunData:
+    """evaluate.py's pass over the run's predictions, keeping the per-image results."""
+    cfg = prepared.cfg
+    bridge = bridge_classes(prepared.predictions.class_names, prepared.class_names, cfg.eval.keep_unmapped)
+    built = build_evaluators(cfg.eval, prepared.class_names, None)
+    recorder = PerImageRecorder(built.get(MatchingEvaluator))
+    evaluators = Evaluators([*built, recorder])
+    rebuilt = score_records(prepared.dataset, prepared.predictions.images, evaluators, bridge, header=header)
+    coco = evaluators.get(CocoEvaluator)
+    data = RunData(prepared, bridge, coco, recorder.matches, recorder.digests, rebuilt)
+    if len(coco):
+        index = {im["id"]: k for k, im in enumerate(coco.images)}
+        for iou_type, ev in coco.evals.items():
+            image_index = [index[i] for i in ev.params.imgIds]
+            data.tables[iou_type] = DetectionTable.from_cocoeval(ev, image_index, len(coco.images))
+    check_rebuilt(data)
+    return data
+
+
+def _same(rebuilt: Any, recorded: Any, exact: bool) -> bool:
+    if recorded is None or rebuilt is None or (isinstance(rebuilt, float) and math.isnan(rebuilt)):
+        return recorded is None and (rebuilt is None or math.isnan(rebuilt))
+    if exact:
+        return rebuilt == recorded
+    return abs(float(rebuilt) - float(recorded)) <= MATCHING_TOLERANCE * max(1.0, abs(float(recorded)))
+
+
+def check_rebuilt(data: RunData, keys: tuple[str, ...] | None = None) -> None:
+    """An error naming the first metric the rebuild does not reproduce (the data, the predictions file or
+    the code changed since the run)."""
+    coco_keys = tuple(f"{t}_{s}" for t in IOU_TYPES for s in ("AP", "AP50", "AP75"))
+    matching_keys = ("mean_iou", "mean_f1", "instance_precision", "instance_recall", "num_images", "num_objects")
+    for key in keys or coco_keys + matching_keys:
+        if key not in data.metrics:
+            continue
+        if not _same(data.rebuilt.get(key), data.metrics[key], key in coco_keys or key.startswith("num_")):
+            raise InssegError(
+                f"{data.run_dir}: its predictions.json scored again gives {key} {data.rebuilt.get(key)} but its "
+                f"metrics.json says {data.metrics[key]}: the dataset, the predictions file or the scoring code "
+                "changed since the run; evaluate it again"
+            )
