@@ -83,7 +83,8 @@ def check_same_ground_truth(runs: Sequence[Any]) -> None:
 
 
 def _annotation_files(a: Any, b: Any) -> str:
-    cfg_a, cfg_b = a.prepared.cfg, b.prepared.cfg
-    if setting(cfg_a, "data.layout") == "coco":
-        return f" ({setting(cfg_a, 'data.root')}/{setting(cfg_a, 'data.eval_json')} and {setting(cfg_b, 'data.root')}/{setting(cfg_b, 'data.eval_json')})"
-    return f" ({setting(cfg_a, 'data.root')} and {setting(cfg_b, 'data.root')})"
+    def where(cfg: Any) -> str:
+        root = setting(cfg, "data.root")
+        return f"{root}/{setting(cfg, 'data.eval_json')}" if setting(cfg, "data.layout") == "coco" else str(root)
+
+    return f" ({where(a.prepared.cfg)} and {where(b.prepared.cfg)})"

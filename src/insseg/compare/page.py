@@ -108,7 +108,7 @@ def write_page(out_dir: Path, result: Mapping[str, Any], pictures: Mapping[str, 
         )
     body = ["\n".join(head), "<h2>How to read the intervals</h2>"]
     body.append(HOW_TO_READ.format(resamples=result["resamples"], n=result["num_images"]))
-    for k, (run, comp) in enumerate(comparisons(result)):
+    for k, (_, comp) in enumerate(comparisons(result)):
         title = f"{names[k + 1]} against A" if len(runs) > 2 else "B against A"
         body.append(f"<h2>{esc(title)}: metrics</h2>" + metrics_table(comp["metrics"]))
         body.append(
