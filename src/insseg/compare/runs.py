@@ -27,9 +27,10 @@ from insseg.errors import InssegError
 from insseg.evaluation.class_mapping import ClassBridge, bridge_classes
 from insseg.evaluation.coco import IOU_TYPES, CocoEvaluator
 from insseg.evaluation.evaluator import Evaluators
-from insseg.evaluation.matching import ImageMatch, MatchingEvaluator
+from insseg.evaluation.matching import ImageMatch
 from insseg.evaluation.pipeline import build_evaluators, score_records
 from insseg.evaluation.prediction_file import records_for_split
+from insseg.evaluation.sample import ImageSample
 from insseg.evaluation.split import eval_dataset
 from insseg.predictions import ImagePrediction, PredictionSet
 
@@ -108,23 +109,21 @@ def annotation_digest(gt: Annotation) -> str:
 
 
 class PerImageRecorder:
-    """Keeps each image's :class:`ImageMatch` (from its :class:`MatchingEvaluator`, which must come first) and
-    ground-truth digest. Adds no metrics."""
+    """Keeps each image's :class:`ImageMatch` (the pass's, shared with the matching metrics) and ground-truth
+    digest. Adds no metrics."""
 
-    def __init__(self, matching: MatchingEvaluator) -> None:
-        self.matching = matching
+    def __init__(self) -> None:
         self.reset()
 
     def reset(self) -> None:
         self.matches: list[ImageMatch] = []
         self.digests: list[str] = []
 
-    def process(self, gt: Annotation, pred: ImagePrediction) -> None:
-        assert self.matching.last is not None, "PerImageRecorder must follow its MatchingEvaluator"
-        self.matches.append(self.matching.last[0])
-        self.digests.append(annotation_digest(gt))
+    def process(self, sample: ImageSample) -> None:
+        self.matches.append(sample.match)
+        self.digests.append(annotation_digest(sample.gt))
 
-    def evaluate(self) -> dict[str, Any]:
+    def evaluate(self, coco: object = None) -> dict[str, Any]:
         return {}
 
 
@@ -133,10 +132,11 @@ def score_run(prepared: PreparedRun, header: str = "rebuild") -> RunData:
     cfg = prepared.cfg
     bridge = bridge_classes(prepared.predictions.class_names, prepared.class_names, cfg.eval.keep_unmapped)
     built = build_evaluators(cfg.eval, prepared.class_names, None)
-    recorder = PerImageRecorder(built.get(MatchingEvaluator))
-    evaluators = Evaluators([*built, recorder])
+    recorder = PerImageRecorder()
+    evaluators = Evaluators([*built, recorder], built.settings, built.coco)
     rebuilt = score_records(prepared.dataset, prepared.predictions.images, evaluators, bridge, header=header)
-    coco = evaluators.get(CocoEvaluator)
+    coco = evaluators.coco
+    assert coco is not None, "evaluate.py's evaluators always score COCO AP"
     data = RunData(prepared, bridge, coco, recorder.matches, recorder.digests, rebuilt)
     if len(coco):
         index = {im["id"]: k for k, im in enumerate(coco.images)}
