@@ -280,6 +280,10 @@ def test_reaccumulation_equals_pycocotools_accumulate(seed):
                 box = [x + j[0], y + j[1], max(1, w + j[2]), max(1, h + j[3])]
                 cat = c if rng.random() < 0.8 else int(rng.integers(1, 4))
                 dt.append({"image_id": iid, "category_id": cat, "bbox": box, "score": float(rng.integers(1, 6) / 5)})
+    # for sure: a detection on a crowd region (ignored) and two tied detections of one image and class
+    gt.append({"image_id": 50, "category_id": 1, "bbox": [60, 60, 30, 30], "iscrowd": 1})
+    dt.append({"image_id": 50, "category_id": 1, "bbox": [61, 61, 28, 28], "score": 0.4})
+    dt += [{"image_id": 47, "category_id": 2, "bbox": [0, 0, 9 + k, 9], "score": 0.6} for k in range(2)]
     for a in gt + dt:
         a["area"] = a["bbox"][2] * a["bbox"][3]
 
@@ -307,6 +311,7 @@ def test_reaccumulation_equals_pycocotools_accumulate(seed):
     ev = evaluated(np.ones(10, np.int64))  # image j gets id 1 + its rank by original id
     order = sorted(range(len(images)), key=lambda j: images[j]["id"])
     table = DetectionTable.from_cocoeval(ev, [order[i - 1] for i in ev.params.imgIds], len(images))
+    assert table.any_ignored and not table.unit_groups  # detections on crowd regions; ties within an image
     for weights in [np.ones(10, np.int64), *rng.integers(0, 4, (4, 10))]:
         if not weights.any():
             continue

@@ -31,26 +31,51 @@ EPS = np.spacing(1)  # what pycocotools adds to every precision denominator
 class DetectionTable:
     """One evaluation's detections, category by category, in the order ``accumulate`` sorts them.
 
-    ``tp``/``fp`` [T, D]: per IoU threshold, whether detection d is a true / false positive (neither when
-    ignored). Runs of detections of one image with equal scores form groups (``group_*``), which a multiset
-    repeats as a block. ``npig`` [K, images]: non-ignored ground truth per category and image. Images are
-    numbered by ``image_index`` (the caller's order), weights are given in that numbering.
+    ``tp`` / ``ignored`` [T, D]: per IoU threshold, whether detection d is a true positive / ignored (a false
+    positive otherwise). Runs of detections of one image and category with equal scores form groups
+    (``group_*``), which a multiset repeats as a block. ``npig`` [K, images]: non-ignored ground truth per
+    category and image. Images are numbered by ``image_index`` (the caller's order); weights use that numbering.
     """
 
     cat_ids: list[int]
     iou_thrs: np.ndarray
     rec_thrs: np.ndarray
     tp: np.ndarray
-    fp: np.ndarray
+    ignored: np.ndarray
     group_start: np.ndarray
     group_len: np.ndarray
     group_image: np.ndarray
     group_cat: np.ndarray
     npig: np.ndarray
 
+    def __post_init__(self) -> None:
+        """Index arrays of the true positives, all thresholds one after another (row ``t * K + category``)."""
+        t_count, d = self.tp.shape
+        det_group = np.repeat(np.arange(len(self.group_len)), self.group_len)
+        member = np.arange(d) - np.repeat(self.group_start, self.group_len)
+        tp_t, tp_det = np.nonzero(self.tp)  # sorted by threshold, then table order: rows are contiguous
+        self.tp_t, self.tp_group = tp_t, det_group[tp_det]
+        self.tp_row = tp_t * self.num_categories + self.group_cat[self.tp_group]
+        self.tp_member = member[tp_det]
+        self.unit_groups = not len(self.group_len) or int(self.group_len.max()) == 1
+        self.any_ignored = bool(self.ignored.any())
+        if self.any_ignored:  # ignored members per group, and before each member in its group
+            cum = np.cumsum(self.ignored, axis=1)
+            before = np.concatenate([np.zeros((t_count, 1), np.int64), cum], axis=1)
+            self.group_ignored = before[:, self.group_start + self.group_len] - before[:, self.group_start]
+            at_start = before[:, np.repeat(self.group_start, self.group_len)]
+            self.tp_ignored_before = (before[:, :-1] - at_start)[tp_t, tp_det]
+            new_cat = np.r_[True, self.group_cat[1:] != self.group_cat[:-1]]
+            first = np.flatnonzero(new_cat)
+            self.cat_first_group = np.repeat(first, np.diff(np.r_[first, len(self.group_len)]))
+
     @property
     def num_categories(self) -> int:
         return int(self.npig.shape[0])
+
+    @property
+    def num_detections(self) -> int:
+        return int(self.tp.shape[1])
 
     @classmethod
     def from_cocoeval(cls, ev: Any, image_index: Sequence[int], num_images: int) -> DetectionTable:
@@ -62,7 +87,7 @@ class DetectionTable:
         max_det = p.maxDets[-1]
         image_index = np.asarray(image_index, np.int64)
         npig = np.zeros((len(p.catIds), num_images), np.int64)
-        tps, fps, scores, images, cats = [], [], [], [], []
+        tps, igs, scores, images, cats = [], [], [], [], []
         for k in range(len(p.catIds)):
             base = k * n_area * n_img + area * n_img
             entries = [(i, ev.evalImgs[base + i]) for i in range(n_img) if ev.evalImgs[base + i] is not None]
@@ -73,65 +98,87 @@ class DetectionTable:
             s = np.concatenate([np.asarray(e["dtScores"][:max_det], np.float64) for _, e in entries])
             img = np.concatenate([np.full(len(e["dtScores"][:max_det]), image_index[i]) for i, e in entries])
             dtm = np.concatenate([e["dtMatches"][:, :max_det] for _, e in entries], axis=1)
-            dtig = np.concatenate([e["dtIgnore"][:, :max_det] for _, e in entries], axis=1)
+            dtig = np.concatenate([e["dtIgnore"][:, :max_det] for _, e in entries], axis=1).astype(bool)
             order = np.argsort(-s, kind="mergesort")  # as accumulate sorts
-            tps.append(((dtm != 0) & ~dtig.astype(bool))[:, order])
-            fps.append(((dtm == 0) & ~dtig.astype(bool))[:, order])
+            tps.append(((dtm != 0) & ~dtig)[:, order])
+            igs.append(dtig[:, order])
             scores.append(s[order])
             images.append(img[order].astype(np.int64))
             cats.append(np.full(len(s), k, np.int64))
         t = len(p.iouThrs)
         tp = np.concatenate(tps, axis=1) if tps else np.zeros((t, 0), bool)
-        fp = np.concatenate(fps, axis=1) if fps else np.zeros((t, 0), bool)
+        ignored = np.concatenate(igs, axis=1) if igs else np.zeros((t, 0), bool)
         groups = _groups(
             np.concatenate(scores) if scores else np.zeros(0),
             np.concatenate(images) if images else np.zeros(0, np.int64),
             np.concatenate(cats) if cats else np.zeros(0, np.int64),
         )
-        return cls(list(p.catIds), np.asarray(p.iouThrs), np.asarray(p.recThrs), tp, fp, *groups, npig)
+        return cls(list(p.catIds), np.asarray(p.iouThrs), np.asarray(p.recThrs), tp, ignored, *groups, npig)
 
     def precision(self, weights: np.ndarray) -> np.ndarray:
         """[T, R, K]: pycocotools' interpolated precision (all areas, 100 detections) of the multiset that takes
-        image j ``weights[j]`` times; -1 for categories without ground truth in it."""
+        image j ``weights[j]`` times; -1 for categories without ground truth in it.
+
+        Only the true positives are visited: precision after the i-th true positive of a row (threshold,
+        category) is i / (detections counted so far), and the envelope at any position is the largest such
+        value at or after it. ``accumulate``'s ``searchsorted(tp / npig, recThrs)`` is the position of the c-th
+        true positive for the smallest c with c / npig >= the recall threshold (:func:`_min_counts`)."""
         t, r, k = len(self.iou_thrs), len(self.rec_thrs), self.num_categories
         weights = np.asarray(weights, np.int64)
         npig = self.npig @ weights
         out = np.full((t, r, k), -1.0)
-        copies = weights[self.group_image] * self.group_len  # detections each group contributes
-        per_cat = np.bincount(self.group_cat, weights=copies, minlength=k).astype(np.int64)
-        n = int(per_cat.sum())
         has_gt = npig > 0
-        if n == 0:
-            out[:, :, has_gt] = 0.0
-            return out
-        member = _expand(self.group_start, self.group_len, copies)
-        seg = np.repeat(np.arange(k), per_cat)  # category of each expanded position
-        start = np.cumsum(per_cat) - per_cat
-        tp = _segment_cumsum(self.tp[:, member], start, per_cat)
-        fp = _segment_cumsum(self.fp[:, member], start, per_cat)
-        tpf = tp.astype(np.float64)
-        pr = tpf / (fp.astype(np.float64) + tpf + EPS)
-        # searchsorted(rc, recThrs, side="left") of every row at once, in integers: rc = tp / npig reaches a
-        # threshold exactly when tp reaches the smallest count whose quotient does; rows are kept apart by
-        # offsets of B, larger than any count.
-        kmin = _min_counts(self.rec_thrs, np.where(has_gt, npig, 1))  # [K, R]
-        big = max(n, int(npig.max(initial=0))) + 2
-        row = np.arange(t)[:, None] * k + seg[None, :]
-        keys = (tp + row * big).ravel()
-        rows = np.arange(t)[:, None] * k + np.arange(k)[None, :]  # [T, K]
-        pos = np.searchsorted(keys, (kmin[None] + rows[..., None] * big).ravel(), side="left").reshape(t, k, r)
-        row_start = np.arange(t)[:, None] * n + start[None, :]  # [T, K] flat position of each row
-        inds = pos - row_start[..., None]
-        valid = inds < per_cat[None, :, None]
-        # The envelope (precision made non-increasing from the right) at each of those positions: the maximum
-        # of each piece between consecutive positions, then a running maximum from the right over the pieces.
-        last = np.maximum(per_cat - 1, 0)[None, :, None]
-        bounds = np.concatenate([row_start[..., None], row_start[..., None] + np.where(valid, inds, last)], axis=-1)
-        pieces = np.maximum.reduceat(pr.ravel(), np.minimum(bounds, t * n - 1).ravel()).reshape(t, k, r + 1)
-        envelope = np.maximum.accumulate(pieces[..., ::-1], axis=-1)[..., ::-1][..., 1:]
-        q = np.where(valid, envelope, 0.0).transpose(0, 2, 1)  # [T, R, K]
+        pr, row_start, per_row, per_cat = self._tp_precision(weights)
+        c = _min_counts(self.rec_thrs, np.where(has_gt, npig, 1))[None]  # [1, K, R]
+        row_start, per_row = row_start.reshape(t, k, 1), per_row.reshape(t, k, 1)
+        valid = np.where(c >= 1, c <= per_row, per_cat[None, :, None] > 0) & (per_row > 0)
+        if pr.size:
+            index = row_start + np.clip(c - 1, 0, np.maximum(per_row - 1, 0))
+            bounds = np.minimum(np.concatenate([row_start, index], axis=-1), pr.size - 1)
+            pieces = np.maximum.reduceat(pr, bounds.ravel()).reshape(t, k, r + 1)
+            envelope = np.maximum.accumulate(pieces[..., ::-1], axis=-1)[..., ::-1][..., 1:]
+            q = np.where(valid, envelope, 0.0).transpose(0, 2, 1)
+        else:
+            q = np.zeros((t, r, k))
         out[:, :, has_gt] = q[:, :, has_gt]
         return out
+
+    def _tp_precision(self, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Precision at every true positive of the multiset, row after row; each row's first index in that
+        array and its number of true positives ([T * K]); detections per category ([K])."""
+        t, k = len(self.iou_thrs), self.num_categories
+        copies = weights[self.group_image]  # how often each group is repeated
+        size = copies * self.group_len
+        per_cat = np.bincount(self.group_cat, weights=size, minlength=k).astype(np.int64)
+        group_pos = np.cumsum(size) - size - (np.cumsum(per_cat) - per_cat)[self.group_cat]
+        wd = copies[self.tp_group]  # copies of each true positive
+        first = np.cumsum(wd) - wd
+        steps = np.arange(int(wd.sum()))
+        per_row = np.bincount(self.tp_row, weights=wd, minlength=t * k).astype(np.int64)
+        row_start = np.cumsum(per_row) - per_row
+        if self.unit_groups and not self.any_ignored:
+            counted = np.repeat(group_pos[self.tp_group] - first + 1, wd) + steps  # position + 1
+        else:
+            copy = steps - np.repeat(first, wd)  # which copy of its group
+            length = np.repeat(self.group_len[self.tp_group], wd)
+            pos = np.repeat(group_pos[self.tp_group] + self.tp_member, wd) + copy * length
+            counted = pos + 1
+            if self.any_ignored:
+                counted -= self._ignored_before(copies, wd, copy)
+            if not self.unit_groups:  # copies of a group interleave: order each row by position
+                key = np.repeat(self.tp_row, wd) * (int(per_cat.max(initial=0)) + 1) + pos
+                counted = counted[np.argsort(key, kind="stable")]
+        rank = steps - np.repeat(row_start[self.tp_row] - 1, wd)  # i for the i-th true positive of its row
+        return rank / (counted.astype(np.float64) + EPS), row_start, per_row, per_cat
+
+    def _ignored_before(self, copies: np.ndarray, wd: np.ndarray, copy: np.ndarray) -> np.ndarray:
+        """Ignored detections before each true-positive copy in its category (they take no place in the count)."""
+        ignored = copies[None, :] * self.group_ignored  # [T, G] ignored copies per group
+        before = np.cumsum(ignored, axis=1) - ignored
+        before -= before[:, self.cat_first_group]  # counted from the start of the category
+        g = self.tp_group
+        within = np.repeat(self.group_ignored[self.tp_t, g], wd)
+        return np.repeat(before[self.tp_t, g] + self.tp_ignored_before, wd) + copy * within
 
 
 def _groups(scores: np.ndarray, images: np.ndarray, cats: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -145,23 +192,6 @@ def _groups(scores: np.ndarray, images: np.ndarray, cats: np.ndarray) -> tuple[n
     start = np.flatnonzero(new)
     length = np.diff(np.append(start, d))
     return start, length, images[start], cats[start]
-
-
-def _expand(group_start: np.ndarray, group_len: np.ndarray, copies: np.ndarray) -> np.ndarray:
-    """Table index of every detection of the multiset, in order: each group's members, block after block."""
-    if len(group_len) == 0 or group_len.max() == 1:
-        return np.repeat(group_start, copies)
-    total = int(copies.sum())
-    first = np.repeat(np.cumsum(copies) - copies, copies)
-    offset = np.arange(total) - first
-    return np.repeat(group_start, copies) + offset % np.repeat(group_len, copies)
-
-
-def _segment_cumsum(flags: np.ndarray, start: np.ndarray, length: np.ndarray) -> np.ndarray:
-    """Cumulative sums of bool [T, N] restarting at each segment (``start``, ``length``): int64 [T, N]."""
-    cum = np.cumsum(flags, axis=1, dtype=np.int64)
-    before = np.concatenate([np.zeros((cum.shape[0], 1), np.int64), cum], axis=1)[:, start]  # [T, K]
-    return cum - np.repeat(before, length, axis=1)
 
 
 def _min_counts(thresholds: np.ndarray, npig: np.ndarray) -> np.ndarray:
