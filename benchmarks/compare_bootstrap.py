@@ -1,4 +1,4 @@
-"""Benchmark 13: the paired bootstrap of ``python -m insseg.compare`` at VOC val's size.
+"""Benchmark 14: the paired bootstrap of ``python -m insseg.compare`` at VOC val's size.
 
 Two generated runs over 1,449 images and 20 classes (VOC 2012 val's segmentation split: 2.4 objects per image
 on average, some images empty; 20 detections per image on average, as Mask R-CNN leaves above its 0.05 floor
