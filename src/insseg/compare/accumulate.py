@@ -85,18 +85,18 @@ class DetectionTable:
         n_img, n_area = len(p.imgIds), len(p.areaRng)
         area = p.areaRngLbl.index("all")
         max_det = p.maxDets[-1]
-        image_index = np.asarray(image_index, np.int64)
+        index = np.asarray(image_index, np.int64)
         npig = np.zeros((len(p.catIds), num_images), np.int64)
         tps, igs, scores, images, cats = [], [], [], [], []
         for k in range(len(p.catIds)):
             base = k * n_area * n_img + area * n_img
             entries = [(i, ev.evalImgs[base + i]) for i in range(n_img) if ev.evalImgs[base + i] is not None]
             for i, e in entries:
-                npig[k, image_index[i]] += int(np.count_nonzero(np.asarray(e["gtIgnore"]) == 0))
+                npig[k, index[i]] += int(np.count_nonzero(np.asarray(e["gtIgnore"]) == 0))
             if not entries:
                 continue
             s = np.concatenate([np.asarray(e["dtScores"][:max_det], np.float64) for _, e in entries])
-            img = np.concatenate([np.full(len(e["dtScores"][:max_det]), image_index[i]) for i, e in entries])
+            img = np.concatenate([np.full(len(e["dtScores"][:max_det]), index[i]) for i, e in entries])
             dtm = np.concatenate([e["dtMatches"][:, :max_det] for _, e in entries], axis=1)
             dtig = np.concatenate([e["dtIgnore"][:, :max_det] for _, e in entries], axis=1).astype(bool)
             order = np.argsort(-s, kind="mergesort")  # as accumulate sorts
@@ -108,12 +108,13 @@ class DetectionTable:
         t = len(p.iouThrs)
         tp = np.concatenate(tps, axis=1) if tps else np.zeros((t, 0), bool)
         ignored = np.concatenate(igs, axis=1) if igs else np.zeros((t, 0), bool)
-        groups = _groups(
+        start, length, image, cat = _groups(
             np.concatenate(scores) if scores else np.zeros(0),
             np.concatenate(images) if images else np.zeros(0, np.int64),
             np.concatenate(cats) if cats else np.zeros(0, np.int64),
         )
-        return cls(list(p.catIds), np.asarray(p.iouThrs), np.asarray(p.recThrs), tp, ignored, *groups, npig)
+        iou_thrs, rec_thrs = np.asarray(p.iouThrs), np.asarray(p.recThrs)
+        return cls(list(p.catIds), iou_thrs, rec_thrs, tp, ignored, start, length, image, cat, npig)
 
     def precision(self, weights: np.ndarray) -> np.ndarray:
         """[T, R, K]: pycocotools' interpolated precision (all areas, 100 detections) of the multiset that takes
@@ -181,7 +182,9 @@ class DetectionTable:
         return np.repeat(before[self.tp_t, g] + self.tp_ignored_before, wd) + copy * within
 
 
-def _groups(scores: np.ndarray, images: np.ndarray, cats: np.ndarray) -> tuple[np.ndarray, ...]:
+def _groups(
+    scores: np.ndarray, images: np.ndarray, cats: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Start, length, image and category of each run of equal (category, image, score) in table order."""
     d = len(scores)
     if d == 0:

@@ -29,7 +29,7 @@ def _ci(item: Mapping[str, Any]) -> list[Any]:
 
 
 def metric_rows(result: Mapping[str, Any]) -> list[list[Any]]:
-    rows = [METRIC_HEADER]
+    rows: list[list[Any]] = [METRIC_HEADER]
     for run, comp in comparisons(result):
         for name, item in comp["metrics"].items():
             rows.append([run, name, item["a"], item["b"], item["delta"], *_ci(item), excludes_zero(item)])
@@ -37,7 +37,7 @@ def metric_rows(result: Mapping[str, Any]) -> list[list[Any]]:
 
 
 def class_rows(result: Mapping[str, Any]) -> list[list[Any]]:
-    rows = [CLASS_HEADER]
+    rows: list[list[Any]] = [CLASS_HEADER]
     for run, comp in comparisons(result):
         for name, row in comp["per_class"].items():
             for key, item in (row or {}).items():
@@ -47,7 +47,7 @@ def class_rows(result: Mapping[str, Any]) -> list[list[Any]]:
 
 
 def image_rows(result: Mapping[str, Any]) -> list[list[Any]]:
-    rows = [IMAGE_HEADER]
+    rows: list[list[Any]] = [IMAGE_HEADER]
     for run, comp in comparisons(result):
         for rank, e in enumerate(comp["images"]["most_different"], start=1):
             counts = [e[r][k] for r in ("a", "b") for k in ("true_positives", "false_positives", "missed")]

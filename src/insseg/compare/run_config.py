@@ -34,7 +34,7 @@ def run_files(run_dir: Path) -> Path:
     missing = [n for n in NEEDED if not (run_dir / n).is_file()]
     if config is None:
         missing.insert(0, " or ".join(CONFIG_FILES))
-    if missing:
+    if missing or config is None:
         raise InssegError(
             f"{run_dir} is not a run dir of evaluate.py: it has no {', '.join(missing)} (compare reads the run "
             "dirs evaluate.py writes; for a training run, evaluate its checkpoint: python evaluate.py "
@@ -72,6 +72,8 @@ def load_run_config(run_dir: str | Path) -> DictConfig:
     register_configs()  # the resolvers the config may use
     try:
         cfg = OmegaConf.load(path)
+        if not isinstance(cfg, DictConfig):
+            raise ValueError("the file holds a list, not a config")
         with open_dict(cfg):
             cfg.paths.output_dir = str(run_dir)
             cfg.eval = _with_defaults(EvalConfig, cfg.eval)
