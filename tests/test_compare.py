@@ -372,8 +372,11 @@ def test_refuses_other_annotations(runs, capsys, tmp_path):
 
 
 class _Run:
-    def __init__(self, name: str, **settings) -> None:
+    """What the settings check reads of a run: its dir, its config's eval block, its metrics.json."""
+
+    def __init__(self, name: str, ratio: float | None = None, **settings) -> None:
         self.run_dir = Path("/runs") / name
+        self.metrics = {} if ratio is None else {"boundary_AP": 0.5, "boundary_dilation_ratio": ratio}
         self.cfg = OmegaConf.create(
             {
                 "eval": {
@@ -391,6 +394,7 @@ class _Run:
 @pytest.mark.parametrize(
     "settings, shown",
     [
+        ({"ratio": 0.01}, "eval.boundary.dilation_ratio 0.02 in a vs 0.01 in b"),
         ({"score_threshold": 0.3}, "eval.score_threshold 0.5 in a vs 0.3 in b"),
         ({"void_as_background": True}, "eval.void_as_background False in a vs True in b"),
         ({"class_aware_matching": True}, "eval.class_aware_matching False in a vs True in b"),
@@ -400,7 +404,7 @@ class _Run:
 def test_refusal_line_of_each_setting(settings, shown):
     from insseg.errors import InssegError
 
-    pair = [_Run("a"), _Run("b", **settings)]
+    pair = [_Run("a", ratio=0.02), _Run("b", **{"ratio": 0.02, **settings})]
     with pytest.raises(InssegError) as info:
         check_settings(pair, allow=False)
     assert str(info.value) == (
@@ -408,7 +412,9 @@ def test_refusal_line_of_each_setting(settings, shown):
         "numbers; pass --allow-settings-differ to compare them anyway"
     )
     assert check_settings(pair, allow=True) == [shown]
-    assert check_settings([_Run("a"), _Run("b")], allow=False) == []
+    assert check_settings([_Run("a", ratio=0.02), _Run("b", ratio=0.02)], allow=False) == []
+    # boundary metrics in one run only: they are not compared, so their band width does not matter
+    assert check_settings([_Run("a", ratio=0.02), _Run("b")], allow=False) == []
 
 
 def test_refuses_another_score_threshold_unless_allowed(runs, capsys, tmp_path):

@@ -41,9 +41,13 @@ class ImageSums:
     f1: np.ndarray
     iou_with_bg: np.ndarray
     f1_with_bg: np.ndarray
+    boundary_iou: np.ndarray | None = None  # summed boundary IoU / F1 of the objects, when scored
+    boundary_f1: np.ndarray | None = None
 
     @classmethod
-    def from_matches(cls, matches: Sequence[ImageMatch]) -> ImageSums:
+    def from_matches(
+        cls, matches: Sequence[ImageMatch], boundary: Sequence[tuple[float, float]] | None = None
+    ) -> ImageSums:
         def col(f: Callable[[ImageMatch], float], dtype: type = np.float64) -> np.ndarray:
             return np.array([f(m) for m in matches], dtype=dtype)
 
@@ -55,6 +59,8 @@ class ImageSums:
             col(lambda m: float(m.f1.sum())),
             col(lambda m: m.mean_iou_with_bg),
             col(lambda m: m.mean_f1_with_bg),
+            None if boundary is None else np.array([b[0] for b in boundary], np.float64),
+            None if boundary is None else np.array([b[1] for b in boundary], np.float64),
         )
 
     def metrics(self, weights: np.ndarray) -> dict[str, np.ndarray]:
@@ -66,7 +72,7 @@ class ImageSums:
             precision = np.where(predictions > 0, tp / np.maximum(predictions, 1), 0.0)
             recall = np.where(objects > 0, tp / np.maximum(objects, 1), 0.0)
             f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
-        return {
+        out = {
             "mean_iou": w @ self.iou / np.maximum(objects, 1),
             "mean_f1": w @ self.f1 / np.maximum(objects, 1),
             "mean_iou_with_bg": w @ self.iou_with_bg / np.maximum(images, 1),
@@ -75,6 +81,10 @@ class ImageSums:
             "instance_recall": recall,
             "instance_f1": f1,
         }
+        if self.boundary_iou is not None and self.boundary_f1 is not None:  # over all objects, as mean_iou
+            out["mean_boundary_iou"] = w @ self.boundary_iou / np.maximum(objects, 1)
+            out["mean_boundary_f1"] = w @ self.boundary_f1 / np.maximum(objects, 1)
+        return out
 
 
 def coco_distributions(

@@ -20,6 +20,7 @@ SETTINGS = (
     "eval.class_aware_matching",
     "eval.keep_unmapped",
 )
+BOUNDARY_KEY = "eval.boundary.dilation_ratio"
 
 
 def _names(a: Any, b: Any) -> str:
@@ -47,12 +48,22 @@ def check_same_images(runs: Sequence[Any]) -> None:
         )
 
 
+def _values(run: Any) -> dict[str, Any]:
+    values = {key: setting(run.cfg, key) for key in SETTINGS}
+    if "boundary_AP" in run.metrics:  # the band width the run's boundary metrics used (metrics.json says)
+        values[BOUNDARY_KEY] = run.metrics.get("boundary_dilation_ratio")
+    return values
+
+
 def settings_differences(runs: Sequence[Any]) -> list[str]:
-    """``key: A vs B`` for each setting of :data:`SETTINGS` where a run differs from the first."""
+    """``key A in <run> vs B in <run>`` for each setting of :data:`SETTINGS` where a run differs from the first,
+    and the boundary dilation ratio when both runs report boundary metrics."""
     out = []
+    first = _values(runs[0])
     for other in runs[1:]:
-        for key in SETTINGS:
-            a, b = setting(runs[0].cfg, key), setting(other.cfg, key)
+        values = _values(other)
+        for key in [k for k in first if k in values]:
+            a, b = first[key], values[key]
             if a != b:
                 out.append(f"{key} {a} in {runs[0].run_dir.name} vs {b} in {other.run_dir.name}")
     return out

@@ -11,9 +11,11 @@ from insseg.utils.atomic import atomic_path
 
 METRIC_HEADER = ["run B", "metric", "A", "B", "delta (B - A)", "95% low", "95% high", "interval excludes 0"]
 CLASS_HEADER = ["run B", "class", "metric", "A", "B", "delta (B - A)", "95% low", "95% high", "num_gt"]
-IMAGE_HEADER = ["run B", "rank", "image", "mean IoU A", "mean IoU B", "delta"] + [
-    f"{what} {run}" for run in ("A", "B") for what in ("true positives", "false positives", "missed")
-]
+IMAGE_HEADER = (
+    ["run B", "rank", "image", "mean IoU A", "mean IoU B", "delta"]
+    + [f"{what} {run}" for run in ("A", "B") for what in ("true positives", "false positives", "missed")]
+    + ["mean boundary IoU A", "mean boundary IoU B"]
+)
 
 
 def comparisons(result: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
@@ -51,7 +53,9 @@ def image_rows(result: Mapping[str, Any]) -> list[list[Any]]:
     for run, comp in comparisons(result):
         for rank, e in enumerate(comp["images"]["most_different"], start=1):
             counts = [e[r][k] for r in ("a", "b") for k in ("true_positives", "false_positives", "missed")]
-            rows.append([run, rank, e["image"], e["a"]["mean_iou"], e["b"]["mean_iou"], e["mean_iou_delta"], *counts])
+            boundary = [e[r].get("mean_boundary_iou") for r in ("a", "b")]
+            row = [run, rank, e["image"], e["a"]["mean_iou"], e["b"]["mean_iou"], e["mean_iou_delta"]]
+            rows.append([*row, *counts, *boundary])
     return rows
 
 

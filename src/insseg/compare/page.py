@@ -65,11 +65,14 @@ def per_class_section(per_class: Mapping[str, Any], chart: str | None) -> str:
 
 def images_section(images: Mapping[str, Any], pictures: Sequence[str | None]) -> str:
     wins = images["wins_by_mean_iou"]
-    parts = [
-        f"<p>Of the {wins['images_with_objects']} images with objects, B has the higher matched mean IoU on "
-        f"{wins['b']}, A on {wins['a']}; {wins['ties']} ties.</p>",
-        _legend(),
-    ]
+    text = (
+        f"Of the {wins['images_with_objects']} images with objects, B has the higher matched mean IoU on "
+        f"{wins['b']}, A on {wins['a']}; {wins['ties']} ties."
+    )
+    if "wins_by_boundary_iou" in images:
+        w = images["wins_by_boundary_iou"]
+        text += f" By mean boundary IoU: B on {w['b']}, A on {w['a']}; {w['ties']} ties."
+    parts = [f"<p>{esc(text)}</p>", _legend()]
     figs = []
     for e, pic in zip(images["most_different"], pictures):
         caption = (

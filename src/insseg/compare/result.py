@@ -21,10 +21,12 @@ from insseg.evaluation.coco import _clean
 from insseg.evaluation.reports.gallery import outcome
 
 # The metrics compared, in this order (those a run's metrics.json lacks are left out).
-COCO_METRICS = tuple(f"{t}_{s}" for t in ("segm", "bbox") for s in ("AP", "AP50", "AP75"))
+COCO_METRICS = tuple(f"{t}_{s}" for t in ("segm", "bbox", "boundary") for s in ("AP", "AP50", "AP75"))
 MATCHING_METRICS = (
     "mean_iou",
     "mean_f1",
+    "mean_boundary_iou",
+    "mean_boundary_f1",
     "mean_iou_with_bg",
     "mean_f1_with_bg",
     "instance_precision",
@@ -45,7 +47,7 @@ class Distributions:
 
 def distributions(run: RunData, weights: np.ndarray) -> Distributions:
     values, per_class = coco_distributions(run.tables, weights)
-    values.update(ImageSums.from_matches(run.matches).metrics(weights))
+    values.update(ImageSums.from_matches(run.matches, run.boundary).metrics(weights))
     return Distributions(values, per_class)
 
 
@@ -109,44 +111,61 @@ def per_class_block(a: RunData, b: RunData, da: Distributions, db: Distributions
 def _counts(run: RunData, index: int) -> dict[str, Any]:
     match = run.matches[index]
     o = outcome(match)
-    return {
+    out = {
         "mean_iou": match.mean_iou,
         "true_positives": len(o.tp_pred),
         "false_positives": len(o.fp),
         "missed": len(o.fn),
     }
+    if run.boundary is not None:
+        out["mean_boundary_iou"] = run.boundary[index][0] / match.num_objects if match.num_objects else None
+    return out
+
+
+def _wins(a: np.ndarray, b: np.ndarray) -> dict[str, int]:
+    """On how many images (with objects: both values defined) each run scores higher, and ties."""
+    both = np.isfinite(a) & np.isfinite(b)
+    return {
+        "a": int(np.count_nonzero(both & (a > b))),
+        "b": int(np.count_nonzero(both & (b > a))),
+        "ties": int(np.count_nonzero(both & (a == b))),
+        "images_with_objects": int(np.count_nonzero(both)),
+    }
+
+
+def _per_image(run: RunData, boundary: bool = False) -> np.ndarray:
+    """Each image's mean over its objects of the matched IoU (or boundary IoU); NaN without objects."""
+    n = np.array([m.num_objects for m in run.matches], np.float64)
+    sums = np.array([b[0] for b in run.boundary or []] if boundary else [m.iou.sum() for m in run.matches])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, sums / np.maximum(n, 1), np.nan)
 
 
 def images_block(a: RunData, b: RunData, top: int = TOP_IMAGES) -> dict[str, Any]:
-    """Wins by matched mean IoU (images with ground truth; equal values are ties) and the ``top`` images where
-    the runs differ most: the largest |mean IoU difference|, then the largest difference in false positives."""
-    iou_a = np.array([np.nan if m.mean_iou is None else m.mean_iou for m in a.matches])
-    iou_b = np.array([np.nan if m.mean_iou is None else m.mean_iou for m in b.matches])
+    """Wins by matched mean IoU and by mean boundary IoU (when both runs scored boundaries), and the ``top``
+    images where the runs differ most: the largest |mean IoU difference|, then the largest difference in false
+    positives."""
+    iou_a, iou_b = _per_image(a), _per_image(b)
     has_gt = np.isfinite(iou_a) & np.isfinite(iou_b)
     diff = np.where(has_gt, iou_b - iou_a, 0.0)
-    fp = [_counts(r, i)["false_positives"] for r in (a, b) for i in range(len(r.matches))]
     n = len(a.matches)
-    fp_diff = np.abs(np.array(fp[n:]) - np.array(fp[:n]))
+    fp_diff = [abs(_counts(b, i)["false_positives"] - _counts(a, i)["false_positives"]) for i in range(n)]
     order = sorted(range(n), key=lambda i: (-abs(diff[i]), -fp_diff[i], i))[:top]
     names = a.prepared.file_names
-    return {
-        "wins_by_mean_iou": {
-            "a": int(np.count_nonzero(has_gt & (diff < 0))),
-            "b": int(np.count_nonzero(has_gt & (diff > 0))),
-            "ties": int(np.count_nonzero(has_gt & (diff == 0))),
-            "images_with_objects": int(np.count_nonzero(has_gt)),
-        },
-        "most_different": [
-            {
-                "index": i,
-                "image": names[i],
-                "mean_iou_delta": float(diff[i]) if has_gt[i] else None,
-                "a": _counts(a, i),
-                "b": _counts(b, i),
-            }
-            for i in order
-        ],
-    }
+    out: dict[str, Any] = {"wins_by_mean_iou": _wins(iou_a, iou_b)}
+    if a.boundary is not None and b.boundary is not None:
+        out["wins_by_boundary_iou"] = _wins(_per_image(a, True), _per_image(b, True))
+    out["most_different"] = [
+        {
+            "index": i,
+            "image": names[i],
+            "mean_iou_delta": float(diff[i]) if has_gt[i] else None,
+            "a": _counts(a, i),
+            "b": _counts(b, i),
+        }
+        for i in order
+    ]
+    return out
 
 
 def comparison(a: RunData, b: RunData, da: Distributions, db: Distributions, top: int) -> dict[str, Any]:

@@ -67,6 +67,7 @@ class RunData:
     matches: list[ImageMatch]
     digests: list[str]
     rebuilt: dict[str, Any]
+    boundary: list[tuple[float, float]] | None = None  # per image: summed boundary IoU and F1 of its objects
     tables: dict[str, DetectionTable] = field(default_factory=dict)
 
     @property
@@ -93,6 +94,8 @@ def prepare_run(run_dir: str | Path) -> PreparedRun:
         metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
     except ValueError as e:
         raise InssegError(f"{run_dir / 'metrics.json'}: not valid JSON ({e})") from e
+    if "boundary_AP" not in metrics and "boundary" in cfg.eval:  # a run from before boundary metrics
+        cfg.eval.boundary = False
     return PreparedRun(run_dir, cfg, dataset, predictions, metrics)
 
 
@@ -118,10 +121,16 @@ class PerImageRecorder:
     def reset(self) -> None:
         self.matches: list[ImageMatch] = []
         self.digests: list[str] = []
+        self.boundary: list[tuple[float, float]] | None = []
 
     def process(self, sample: ImageSample) -> None:
         self.matches.append(sample.match)
         self.digests.append(annotation_digest(sample.gt))
+        scores = getattr(sample, "boundary", None)  # per object (IoU, F1) when the pass scores boundaries
+        if scores is None or self.boundary is None:
+            self.boundary = None
+        else:
+            self.boundary.append((float(scores[0].sum()), float(scores[1].sum())))
 
     def evaluate(self, coco: object = None) -> dict[str, Any]:
         return {}
@@ -137,7 +146,8 @@ def score_run(prepared: PreparedRun, header: str = "rebuild") -> RunData:
     rebuilt = score_records(prepared.dataset, prepared.predictions.images, evaluators, bridge, header=header)
     coco = evaluators.coco
     assert coco is not None, "evaluate.py's evaluators always score COCO AP"
-    data = RunData(prepared, bridge, coco, recorder.matches, recorder.digests, rebuilt)
+    boundary = recorder.boundary if recorder.matches and recorder.boundary else None
+    data = RunData(prepared, bridge, coco, recorder.matches, recorder.digests, rebuilt, boundary)
     if len(coco):
         index = {im["id"]: k for k, im in enumerate(coco.images)}
         for iou_type, ev in coco.evals.items():
@@ -158,8 +168,8 @@ def _same(rebuilt: Any, recorded: Any, exact: bool) -> bool:
 def check_rebuilt(data: RunData, keys: tuple[str, ...] | None = None) -> None:
     """An error naming the first metric the rebuild does not reproduce (the data, the predictions file or
     the code changed since the run)."""
-    coco_keys = tuple(f"{t}_{s}" for t in IOU_TYPES for s in ("AP", "AP50", "AP75"))
-    matching_keys = ("mean_iou", "mean_f1", "instance_precision", "instance_recall", "num_images", "num_objects")
+    coco_keys = tuple(f"{t}_{s}" for t in (*IOU_TYPES, *data.tables) for s in ("AP", "AP50", "AP75"))
+    matching_keys = ("mean_iou", "mean_f1", "mean_boundary_iou", "instance_precision", "instance_recall", "num_images")
     for key in keys or coco_keys + matching_keys:
         if key not in data.metrics:
             continue
