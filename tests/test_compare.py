@@ -30,6 +30,8 @@ from insseg.compare.result import METRICS
 from insseg.compare.sweep import compare_sweep
 from insseg.config import compose_config
 from insseg.data import build_dataset
+from insseg.evaluation.boundary import DEFAULT_DILATION_RATIO
+from insseg.evaluation.boundary_cocoeval import boundary_cocoeval
 from insseg.evaluation.pipeline import run_evaluation
 from insseg.predictions import ImagePrediction, PredictionSet, encode_masks
 
@@ -146,7 +148,7 @@ def test_a_run_against_itself_gives_zero_delta_and_zero_interval(runs, tmp_path)
         assert item["a"] == item["b"] == recorded[name], name
         assert item["delta"] == 0.0 and item["ci95"] == [0.0, 0.0], name
     for row in result["per_class"].values():
-        for key in ("segm_AP", "bbox_AP"):
+        for key in ("segm_AP", "bbox_AP", "boundary_AP"):
             assert row is None or (row[key]["delta"] == 0.0 and row[key]["ci95"] == [0.0, 0.0])
     wins = result["images"]["wins_by_mean_iou"]
     assert wins["a"] == wins["b"] == 0 and wins["ties"] == wins["images_with_objects"] == 7
@@ -194,15 +196,19 @@ def test_values_are_the_runs_metrics_json_and_files_are_written(runs, tmp_path):
     result = json.loads((out / "compare.json").read_text())
     a, b = metrics_of(r["perfect"]), metrics_of(r["noisy"])
     assert result["runs"] == [str(r["perfect"].resolve()), str(r["noisy"].resolve())] and result["num_images"] == 8
+    assert set(result["metrics"]) == {m for m in METRICS if m in a}
+    assert {"boundary_AP", "mean_boundary_iou", "segm_AP", "instance_f1"} <= set(result["metrics"])
     for name, item in result["metrics"].items():
         assert item["a"] == a[name] and item["b"] == b[name] and item["delta"] == b[name] - a[name], name
     for cls, row in result["per_class"].items():
-        for key in ("segm_AP", "bbox_AP"):
+        for key in ("segm_AP", "bbox_AP", "boundary_AP"):
             if row is None:
                 assert a["per_class"][cls] is None
             else:
                 assert row[key]["a"] == a["per_class"][cls][key] and row[key]["b"] == b["per_class"][cls][key]
     assert len(result["images"]["most_different"]) == 8  # every image, fewer than 16
+    wins = result["images"]["wins_by_boundary_iou"]
+    assert wins["a"] + wins["b"] + wins["ties"] == wins["images_with_objects"] == 7
     sheets = load_workbook(out / "compare.xlsx").sheetnames
     assert sheets == ["metrics", "per_class", "images", "runs"]
     page = (out / "compare.html").read_text()
@@ -229,7 +235,7 @@ def coco_of(images, anns, is_dt: bool, weights, iou_type: str) -> COCO:
                     if is_dt:
                         a["iscrowd"] = 0
                         seg_area = float(mask_utils.area(a["segmentation"]))
-                        a["area"] = seg_area if iou_type == "segm" else float(a["bbox"][2] * a["bbox"][3])
+                        a["area"] = seg_area if iou_type != "bbox" else float(a["bbox"][2] * a["bbox"][3])
                     new_anns.append(a)
     coco = COCO()
     coco.dataset = {"images": new_images, "annotations": new_anns, "categories": [{"id": k} for k in range(1, 21)]}
@@ -239,8 +245,13 @@ def coco_of(images, anns, is_dt: bool, weights, iou_type: str) -> COCO:
 
 
 def pycocotools_ap(coco_eval_state, weights, iou_type="segm") -> float:
+    """AP of the multiset by pycocotools (Boundary AP: the official API's COCOeval, insseg.evaluation.boundary)."""
     images, gt, dt = coco_eval_state
-    ev = COCOeval(coco_of(images, gt, False, weights, iou_type), coco_of(images, dt, True, weights, iou_type), iou_type)
+    cocos = coco_of(images, gt, False, weights, iou_type), coco_of(images, dt, True, weights, iou_type)
+    if iou_type == "boundary":
+        ev = boundary_cocoeval(*cocos, DEFAULT_DILATION_RATIO, backend="pycocotools")
+    else:
+        ev = COCOeval(*cocos, iou_type)
     with contextlib.redirect_stdout(io.StringIO()):
         ev.evaluate()
         ev.accumulate()
@@ -248,19 +259,20 @@ def pycocotools_ap(coco_eval_state, weights, iou_type="segm") -> float:
     return float(ev.stats[0]) if ev.stats[0] > -1 else float("nan")
 
 
-def test_segm_ap_interval_equals_pycocotools_on_the_same_resampled_multisets(runs, tmp_path):
+@pytest.mark.parametrize("iou_type", ["segm", "boundary"])
+def test_ap_interval_equals_pycocotools_on_the_same_resampled_multisets(runs, iou_type):
     _, r = runs
-    resamples, seed = 15, 7
+    resamples, seed = 12, 7
     runs_data, _ = rebuild_runs([r["perfect"], r["noisy"]])
     result = bootstrap_result(runs_data, resamples=resamples, seed=seed)
     weights = resample_weights(8, resamples, seed)
     deltas = []
     for w in weights:
-        aps = [pycocotools_ap((d.coco.images, d.coco.gt, d.coco.dt), w) for d in runs_data]
+        aps = [pycocotools_ap((d.coco.images, d.coco.gt, d.coco.dt), w, iou_type) for d in runs_data]
         deltas.append(aps[1] - aps[0])
     deltas = np.array(deltas)
     deltas = deltas[np.isfinite(deltas)]
-    assert result["metrics"]["segm_AP"]["ci95"] == np.percentile(deltas, [2.5, 97.5]).tolist()
+    assert result["metrics"][f"{iou_type}_AP"]["ci95"] == np.percentile(deltas, [2.5, 97.5]).tolist()
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -431,6 +443,17 @@ def test_refuses_another_score_threshold_unless_allowed(runs, capsys, tmp_path):
     result = json.loads((out / "compare.json").read_text())
     assert result["settings_differ"] == ["eval.score_threshold 0.5 in perfect vs 0.3 in threshold"]
     assert result["metrics"]["mean_iou"]["b"] == metrics_of(other)["mean_iou"]
+
+
+def test_boundary_metrics_are_compared_only_when_both_runs_have_them(runs):
+    tmp, r = runs
+    plain = make_run(tmp, "no_boundary", None, "eval.boundary=false")
+    assert "boundary_AP" not in metrics_of(plain)
+    runs_data, differences = rebuild_runs([r["noisy"], plain])
+    assert differences == [] and runs_data[1].boundary is None and "boundary" not in runs_data[1].tables
+    result = bootstrap_result(runs_data, resamples=5, seed=0)
+    assert "boundary_AP" not in result["metrics"] and "mean_boundary_iou" not in result["metrics"]
+    assert "segm_AP" in result["metrics"] and "wins_by_boundary_iou" not in result["images"]
 
 
 def test_three_runs_each_against_the_first(runs, tmp_path):

@@ -62,14 +62,14 @@ def per_class_chart(path: Path, per_class: Mapping[str, Any]) -> Path | None:
 
 def pr_overlay(path: Path, runs: Sequence[RunData], labels: Sequence[str]) -> Path | None:
     """Every run's all-class PR curves overlaid, one panel per IoU type the runs share."""
-    iou_types = [t for t in runs[0].coco.evals if all(t in r.coco.evals for r in runs)]
+    iou_types = [t for t in runs[0].evals if all(t in r.evals for r in runs)]
     if not iou_types:
         return None
     plt = pyplot()
     fig, axes = plt.subplots(1, len(iou_types), figsize=(5.2 * len(iou_types), 4.4), squeeze=False)
     for ax, iou_type in zip(axes[0], iou_types):
         for color, run, label in zip(RUN_COLORS * 4, runs, labels):
-            ev = run.coco.evals[iou_type]
+            ev = run.evals[iou_type]
             recall = ev.params.recThrs
             for style, (setting, iou) in zip(LINE_STYLES, IOU_SETTINGS.items()):
                 curve = pr_curve(ev, iou)

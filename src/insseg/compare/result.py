@@ -82,7 +82,7 @@ def class_aps(run: RunData) -> dict[str, dict[str, float | None]]:
     for iou_type, table in run.tables.items():
         precision = table.precision(np.ones(table.npig.shape[1], np.int64))
         for k, cat_id in enumerate(table.cat_ids):
-            name = run.coco.class_names[run.coco.category_ids.index(cat_id)]
+            name = run.category_name(cat_id)
             value = _clean(mean_valid(precision[:, :, k]))
             out.setdefault(name, {})[f"{iou_type}_AP"] = None if math.isnan(value) else value
     return out
@@ -96,7 +96,7 @@ def per_class_block(a: RunData, b: RunData, da: Distributions, db: Distributions
         if iou_type not in b.tables:
             continue
         for k, cat_id in enumerate(table.cat_ids):
-            name = a.coco.class_names[a.coco.category_ids.index(cat_id)]
+            name = a.category_name(cat_id)
             num_gt = int(table.npig[k].sum())
             if num_gt == 0:
                 out[name] = None

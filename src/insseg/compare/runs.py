@@ -23,6 +23,7 @@ from omegaconf import DictConfig
 from insseg.compare.accumulate import DetectionTable
 from insseg.compare.run_config import load_run_config
 from insseg.data.annotations import Annotation, InstanceAnnotation
+from insseg.data.lvis import LvisReader
 from insseg.errors import InssegError
 from insseg.evaluation.class_mapping import ClassBridge, bridge_classes
 from insseg.evaluation.coco import IOU_TYPES, CocoEvaluator
@@ -33,6 +34,7 @@ from insseg.evaluation.prediction_file import records_for_split
 from insseg.evaluation.sample import ImageSample
 from insseg.evaluation.split import eval_dataset
 from insseg.predictions import ImagePrediction, PredictionSet
+from insseg.utils.logging import log
 
 # Matching metrics rebuilt by summing floats in another order may differ from metrics.json in the last bits.
 MATCHING_TOLERANCE = 1e-9
@@ -63,7 +65,7 @@ class RunData:
 
     prepared: PreparedRun
     bridge: ClassBridge
-    coco: CocoEvaluator
+    coco: CocoEvaluator | None  # None: an LVIS-protocol run (no COCO arrays to re-accumulate)
     matches: list[ImageMatch]
     digests: list[str]
     rebuilt: dict[str, Any]
@@ -77,6 +79,16 @@ class RunData:
     @property
     def metrics(self) -> dict[str, Any]:
         return self.prepared.metrics
+
+    @property
+    def evals(self) -> dict[str, Any]:
+        """The evaluated ``COCOeval`` per IoU type (none for an LVIS-protocol run)."""
+        return dict(self.coco.evals) if self.coco is not None else {}
+
+    def category_name(self, cat_id: int) -> str:
+        """The class name of a COCO category id of the run's tables."""
+        assert self.coco is not None
+        return self.coco.class_names[self.coco.category_ids.index(cat_id)]
 
     def kept(self, index: int) -> ImagePrediction:
         """Image ``index``'s detections as its matching saw them: in dataset labels, above the threshold."""
@@ -140,15 +152,21 @@ def score_run(prepared: PreparedRun, header: str = "rebuild") -> RunData:
     """evaluate.py's pass over the run's predictions, keeping the per-image results."""
     cfg = prepared.cfg
     bridge = bridge_classes(prepared.predictions.class_names, prepared.class_names, cfg.eval.keep_unmapped)
-    built = build_evaluators(cfg.eval, prepared.class_names, None)
+    reader = prepared.dataset.reader
+    lvis = reader.categories if isinstance(reader, LvisReader) else None  # as run_evaluation chooses
+    built = build_evaluators(cfg.eval, prepared.class_names, None, lvis_categories=lvis)
     recorder = PerImageRecorder()
     evaluators = Evaluators([*built, recorder], built.settings, built.coco)
     rebuilt = score_records(prepared.dataset, prepared.predictions.images, evaluators, bridge, header=header)
     coco = evaluators.coco
-    assert coco is not None, "evaluate.py's evaluators always score COCO AP"
     boundary = recorder.boundary if recorder.matches and recorder.boundary else None
     data = RunData(prepared, bridge, coco, recorder.matches, recorder.digests, rebuilt, boundary)
-    if len(coco):
+    if coco is None:
+        log.warning(
+            f"{prepared.run_dir}: its AP is the LVIS protocol's (lvis-api), which the bootstrap does not "
+            "re-accumulate; only the matching metrics are compared"
+        )
+    elif len(coco):
         index = {im["id"]: k for k, im in enumerate(coco.images)}
         for iou_type, ev in coco.evals.items():
             image_index = [index[i] for i in ev.params.imgIds]
