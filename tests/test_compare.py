@@ -23,7 +23,7 @@ from pycocotools.cocoeval import COCOeval
 
 from insseg.compare.__main__ import main
 from insseg.compare.accumulate import DetectionTable, _min_counts, ap_stats
-from insseg.compare.bootstrap import resample_weights
+from insseg.compare.bootstrap import ImageSums, resample_weights
 from insseg.compare.checks import check_settings
 from insseg.compare.pipeline import bootstrap_result, compare_runs, rebuild_runs
 from insseg.compare.result import METRICS
@@ -32,6 +32,7 @@ from insseg.config import compose_config
 from insseg.data import build_dataset
 from insseg.evaluation.boundary import DEFAULT_DILATION_RATIO
 from insseg.evaluation.boundary_cocoeval import boundary_cocoeval
+from insseg.evaluation.matching import MatchingAccumulator
 from insseg.evaluation.pipeline import run_evaluation
 from insseg.predictions import ImagePrediction, PredictionSet, encode_masks
 
@@ -273,6 +274,25 @@ def test_ap_interval_equals_pycocotools_on_the_same_resampled_multisets(runs, io
     deltas = np.array(deltas)
     deltas = deltas[np.isfinite(deltas)]
     assert result["metrics"][f"{iou_type}_AP"]["ci95"] == np.percentile(deltas, [2.5, 97.5]).tolist()
+
+
+def test_matching_metrics_of_a_resample_equal_the_accumulator_over_the_multiset(runs):
+    _, r = runs
+    run = rebuild_runs([r["noisy"]] * 2)[0][0]
+    sums = ImageSums.from_matches(run.matches, run.boundary)
+    weights = resample_weights(8, 6, seed=3)
+    values = sums.metrics(weights)
+    for k, w in enumerate(weights):
+        acc = MatchingAccumulator()
+        for match, times in zip(run.matches, w):
+            for _ in range(times):
+                acc.add(match)
+        expected = acc.summary()
+        for name in ("mean_iou", "mean_f1", "mean_iou_with_bg", "instance_precision", "instance_recall", "instance_f1"):
+            assert values[name][k] == pytest.approx(expected[name], abs=1e-12), name
+        objects = sum(m.num_objects * t for m, t in zip(run.matches, w))
+        boundary = sum(b[0] * t for b, t in zip(run.boundary, w))
+        assert values["mean_boundary_iou"][k] == pytest.approx(boundary / max(objects, 1), abs=1e-12)
 
 
 @pytest.mark.parametrize("seed", range(6))
