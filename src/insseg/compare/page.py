@@ -58,7 +58,11 @@ def per_class_section(per_class: Mapping[str, Any], chart: str | None) -> str:
                 cell = Raw(f"<strong>{esc(delta)}</strong>") if excludes_zero(item) else delta
                 rows.append((name, key, item["a"], item["b"], cell, _interval(item), row["num_gt"]))
     rows.sort(key=lambda r: (r[1], r[0]))
-    body = img(chart, "per-class AP deltas") if chart else ""
+    note = (
+        "<p>Per class, B - A with its 95% interval (the line): orange where B is higher, blue where A is; pale "
+        "where the interval includes 0. Classes without ground truth are left out.</p>"
+    )
+    body = note + img(chart, "per-class AP deltas") if chart else ""
     header = ("class", "metric", "A", "B", "delta (B - A)", "95% interval", "objects")
     return body + "<details><summary>table</summary>" + table(header, rows) + "</details>"
 
