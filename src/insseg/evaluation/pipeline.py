@@ -224,7 +224,7 @@ def _records(
     ranks get ``(None, [], ...)``."""
     if cfg.eval.predictions:
         log.info(f"evaluating predictions file {cfg.eval.predictions}")
-        predictions = records_for_split(cfg.eval.predictions, dataset, cfg.model)
+        predictions = records_for_split(cfg.eval.predictions, dataset, cfg.model, cfg.eval.predictions_check)
         yield predictions, predictions.images, "file"
         return
     device = resolve_device(cfg.device)

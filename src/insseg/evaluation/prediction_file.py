@@ -15,15 +15,17 @@ def _shown(names: list[str], limit: int = 5) -> str:
     return ", ".join(names[:limit]) + (f", ... ({len(names)} in all)" if len(names) > limit else "")
 
 
-def records_for_split(path: str | Path, dataset: InstanceSegmentationDataset, model_cfg: Any = None) -> PredictionSet:
+def records_for_split(
+    path: str | Path, dataset: InstanceSegmentationDataset, model_cfg: Any = None, check: str = "strict"
+) -> PredictionSet:
     """The file's records of the split's images, in split order.
 
     Images of the file that the split does not hold are ignored with a warning (so ``predict.py`` on a whole
     folder followed by ``evaluate.py eval.predictions=`` works); images of the split missing from the file are
     an error. A file whose detections were cut above the model's floor gets a warning: COCO AP ranks every
-    detection, so a cut biases it low.
+    detection, so a cut biases it low. ``check``: eval.predictions_check (strict | lenient).
     """
-    predictions = read_predictions(path)
+    predictions = read_predictions(path, check)
     by_name = {rec.file_name: rec for rec in predictions.images}
     split_names = [dataset.file_name(i) for i in range(len(dataset))]
     missing = [n for n in split_names if n not in by_name]
