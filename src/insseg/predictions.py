@@ -238,11 +238,13 @@ def predictions_from_dict(data: Any, source: str, check: str | None = None) -> P
     for ann in data["annotations"]:
         if ann.get("image_id") not in grouped:
             raise InssegError(
-                f"predictions file {source}: annotation {ann.get('id')} refers to unknown image_id {ann.get('image_id')}"
+                f"predictions file {source}: annotation {ann.get('id')} refers to unknown "
+                f"image_id {ann.get('image_id')}"
             )
         if ann.get("category_id") not in label_of:
             raise InssegError(
-                f"predictions file {source}: annotation {ann.get('id')} has unknown category_id {ann.get('category_id')}"
+                f"predictions file {source}: annotation {ann.get('id')} has unknown "
+                f"category_id {ann.get('category_id')}"
             )
         grouped[int(ann["image_id"])].append(ann)
     result = PredictionSet(names, info=dict(data.get("info") or {}), category_ids=sorted(label_of))

@@ -83,7 +83,7 @@ def check_entries(
     *,
     bbox_required: bool = True,
 ) -> None:
-    """Check each detection entry (``image_id``, ``category_id``, ``score``, ``bbox`` [x, y, w, h], ``segmentation``)."""
+    """Check each detection entry: ``image_id``, ``category_id``, ``score``, ``bbox`` [x, y, w, h], ``segmentation``."""
     known = set(category_ids)
     compressed: list[tuple[int, str | bytes, ImageEntry]] = []
     for i, ann in enumerate(entries):
@@ -132,7 +132,8 @@ def _check_box(box: Any, image: ImageEntry, where: str, findings: Findings) -> N
     elif x < -BOX_SLACK or y < -BOX_SLACK or x + w > image.width + BOX_SLACK or y + h > image.height + BOX_SLACK:
         findings.add(
             "box outside",
-            f"{where}: field 'bbox' is {list(box)}, outside the {image.width}x{image.height} image (by more than a pixel)",
+            f"{where}: field 'bbox' is {list(box)}, outside the {image.width}x{image.height} image "
+            "(by more than a pixel)",
         )
 
 
