@@ -309,7 +309,8 @@ def _notes(cfg: DictConfig, dataset: InstanceSegmentationDataset, split: str, so
         "timing": (
             "not measured (predictions from a file)"
             if source == "file"
-            else "measured when the model ran (warm-up batches excluded; a cache hit reports the run that filled the cache)"
+            else "measured when the model ran (warm-up batches excluded; a cache hit reports the run that filled "
+            "the cache)"
         ),
         "mean inference time for each object": "seconds: the image's data + model + postprocess time / its objects",
     }

@@ -1,4 +1,5 @@
-"""predict.py without Hydra: ``run_prediction(cfg)`` segments every input image and writes into ``cfg.paths.output_dir``:
+"""predict.py without Hydra: ``run_prediction(cfg)`` segments every input image and writes into
+``cfg.paths.output_dir``:
 
     overlays/<stem>.png      the image with each kept instance's mask, box, class name and score
     masks/<stem>_<k>.png     one 0/255 PNG per kept instance, k = 0, 1, ... by descending score
