@@ -34,6 +34,7 @@ def test_without_cuda_it_says_so_and_exits_3_before_anything_else(tmp_path):
     assert not out.exists()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("make") is None, reason="no make")
 def test_make_gpu_check_reports_status_3():
     proc = subprocess.run(
