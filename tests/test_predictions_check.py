@@ -212,3 +212,18 @@ def test_evaluate_refuses_the_file_with_exit_2_and_writes_nothing(tmp_path):
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert f"predictions file {path}: image '{name}', annotation 1: field 'score' is nan" in proc.stdout + proc.stderr
     assert not (out / "metrics.json").exists() and not (out / "report.html").exists()
+
+
+def test_a_coco_results_list_is_checked_against_the_dataset_images():
+    from insseg.predictions_check import check_results_list
+
+    data = payload()
+    images = {1: ImageEntry("a.png", 4, 5), 2: ImageEntry("b.png", 6, 3)}
+    entries = [{k: v for k, v in a.items() if k not in ("id", "bbox")} for a in data["annotations"]]
+    check_results_list(entries, images, [7], "results.json")  # no bbox: fine in a results list
+    entries[1]["score"] = float("inf")
+    with pytest.raises(PredictionsError) as e:
+        check_results_list(entries, images, [7], "results.json")
+    assert str(e.value) == (
+        "predictions file results.json: image 'b.png', entry 1: field 'score' is inf; it must be a finite number"
+    )

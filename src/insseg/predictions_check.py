@@ -192,12 +192,29 @@ def _check_compressed(
             )
 
 
-def check_predictions_json(data: Mapping[str, Any], source: str, mode: str = "strict") -> None:
-    """Check a predictions.json payload (its own image and category tables) in ``mode`` (strict | lenient)."""
+def _findings(source: str, mode: str) -> Findings:
     if mode not in MODES:
         raise InssegError(f"config key 'eval.predictions_check' is '{mode}'; expected one of: {', '.join(MODES)}")
-    findings = Findings(source, mode)
+    return Findings(source, mode)
+
+
+def check_predictions_json(data: Mapping[str, Any], source: str, mode: str = "strict") -> None:
+    """Check a predictions.json payload (its own image and category tables) in ``mode`` (strict | lenient)."""
+    findings = _findings(source, mode)
     images = image_table(data["images"], findings)
     category_ids = {c.get("id") for c in data["categories"]}
     check_entries(data["annotations"], images, category_ids, findings)
+    findings.warn()
+
+
+def check_results_list(
+    entries: Sequence[Mapping[str, Any]],
+    images: Mapping[int, ImageEntry],
+    category_ids: Collection[int],
+    source: str,
+    mode: str = "strict",
+) -> None:
+    """Check a COCO results list (``bbox`` optional) against the dataset's image table and category ids."""
+    findings = _findings(source, mode)
+    check_entries(entries, images, category_ids, findings, bbox_required=False)
     findings.warn()
