@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from insseg.errors import InssegError
-from insseg.io.rle import compressed_counts_ok, uncompressed_counts_ok
+from insseg.io.rle_counts import compressed_counts_ok, uncompressed_counts_ok
 from insseg.utils.logging import log
 
 MODES = ("strict", "lenient")

@@ -3,8 +3,10 @@
 1. Records (:class:`~insseg.predictions.ImagePrediction`): from ``eval.predictions`` (a predictions.json),
    the prediction cache, or the inference loop (every detection above the model's floor, float32 unless
    ``device.amp=true``).
-2. One pass: each record meets its image's ground truth and every evaluator (COCO AP, matching, timing,
-   metrics.xlsx rows, mask PNGs, the reports of ``eval.reports``) processes it (:func:`score_records`).
+2. One pass (:func:`score_records`, :class:`~insseg.evaluation.evaluator.Evaluators`): each record meets its
+   image's ground truth; the pass matches it once and hands the sample to every evaluator (matching, timing,
+   metrics.xlsx rows, mask PNGs, the reports of ``eval.reports``), then scores COCO once and hands the results
+   to each (COCO AP, per-class AP, PR curves).
 3. Files in ``cfg.paths.output_dir``: predictions.json, metrics.json, metrics.xlsx, masks/, pr_curves/,
    confusion_matrix.png, gallery/ and, last, report.html.
 """
@@ -13,16 +15,16 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence, Sized
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from omegaconf import DictConfig, OmegaConf
 
 from insseg.data.dataset import InstanceSegmentationDataset
 from insseg.errors import InssegError
 from insseg.evaluation.class_mapping import ClassBridge, bridge_classes
-from insseg.evaluation.coco import CocoEvaluator
+from insseg.evaluation.coco import CocoEvaluator, CocoMetrics
 from insseg.evaluation.evaluator import Evaluators
 from insseg.evaluation.excel_report import ExcelReport
 from insseg.evaluation.mask_export import MaskExporter
@@ -31,6 +33,7 @@ from insseg.evaluation.prediction_cache import PredictionCache, cache_key_info
 from insseg.evaluation.prediction_file import records_for_split
 from insseg.evaluation.reports import build_report_evaluators, dataset_image_loader, report_sheets, write_html_report
 from insseg.evaluation.reports.gallery import ImageLoader
+from insseg.evaluation.sample import MatchSettings
 from insseg.evaluation.split import eval_dataset, warn_if_split_differs
 from insseg.evaluation.timing import TimingEvaluator
 from insseg.inference.sharding import ShardSource, gather_in_order, shard_indices
@@ -70,18 +73,20 @@ PRINT_FREQ = 20
 def build_evaluators(
     eval_cfg: Any, dataset_classes: list[str], out_dir: Path | None, load_image: ImageLoader | None = None
 ) -> Evaluators:
-    """evaluate.py's evaluators; ``out_dir=None`` leaves out the ones that write files. The reports
-    (``eval.reports``) come last: they build on the COCO arrays and the matching; the gallery needs
-    ``load_image``."""
-    coco = CocoEvaluator(dataset_classes, eval_cfg.void_as_background, eval_cfg.coco_backend)
-    matching = MatchingEvaluator(eval_cfg.score_threshold, eval_cfg.void_as_background, eval_cfg.class_aware_matching)
-    evaluators: list[Any] = [coco, matching, TimingEvaluator()]
+    """evaluate.py's pass and evaluators; ``out_dir=None`` leaves out the ones that write files. The gallery
+    needs ``load_image``."""
+    evaluators: list[Any] = [CocoMetrics(), MatchingEvaluator(), TimingEvaluator()]
     if out_dir is not None:
-        evaluators.append(ExcelReport(matching))
+        evaluators.append(ExcelReport())
         if eval_cfg.save_masks:
-            evaluators.append(MaskExporter(matching, out_dir / "masks"))
-    evaluators += build_report_evaluators(eval_cfg.reports, dataset_classes, out_dir, coco, matching, load_image)
-    return Evaluators(evaluators)
+            evaluators.append(MaskExporter(out_dir / "masks"))
+    evaluators += build_report_evaluators(eval_cfg.reports, dataset_classes, out_dir, load_image)
+    return Evaluators(evaluators, MatchSettings.from_config(eval_cfg), coco_evaluation(eval_cfg, dataset_classes))
+
+
+def coco_evaluation(eval_cfg: Any, dataset_classes: Sequence[str]) -> CocoEvaluator:
+    """The pass's COCO evaluation with ``eval_cfg``'s void handling and backend."""
+    return CocoEvaluator(dataset_classes, eval_cfg.void_as_background, eval_cfg.coco_backend)
 
 
 def score_records(
@@ -95,7 +100,7 @@ def score_records(
     """The one pass: every record meets its image's ground truth and every evaluator; returns their metrics."""
     position = {dataset.file_name(i): i for i in range(len(dataset))}
     evaluators.reset()
-    total = len(records) if hasattr(records, "__len__") else len(dataset)
+    total = len(records) if isinstance(records, Sized) else len(dataset)
     for rec in MetricLogger().log_every(records, print_freq, header=header, total=total):
         i = position[rec.file_name]
         gt = dataset.annotation(i)
@@ -184,17 +189,16 @@ def _evaluate(cfg: DictConfig, dist_info: DistInfo) -> dict[str, Any]:
         predictions.category_ids = file_category_ids(bridge, dataset.category_ids)
     predictions.write(out_dir / "predictions.json")
     atomic_write_json(out_dir / "metrics.json", metrics)
-    coco = evaluators.get(CocoEvaluator)
     report.write(
         out_dir / "metrics.xlsx",
         metrics,
         OmegaConf.to_container(cfg, resolve=True),
-        coco_tables=coco.tables,
+        coco_tables=evaluators.coco.tables if evaluators.coco is not None else None,
         notes=_notes(cfg, dataset, split, source),
         extra_sheets=report_sheets(evaluators, metrics),
     )
     if cfg.eval.reports.html:
-        write_html_report(out_dir, metrics, OmegaConf.to_container(cfg, resolve=True))
+        write_html_report(out_dir, metrics, cast(dict, OmegaConf.to_container(cfg, resolve=True)))
     log.info(_summary_line(metrics, out_dir, time.perf_counter() - start))
     return metrics
 
@@ -243,13 +247,13 @@ def _records(
     with cache.lock() if cache is not None else contextlib.nullcontext():
         cached = cache.load() if cache is not None else None
         if broadcast_object(cached is not None, dist_info):
-            if cached is not None:
+            if cached is not None and cache is not None:
                 log.info(f"prediction cache hit: {cache.path}")
             yield cached, cached.images if cached is not None else [], "cache"
             return
         fresh, records = _run_model(cfg, dataset, device, precision, dist_info)
         yield fresh, records, "model"
-        if cache is not None:
+        if cache is not None and fresh is not None:
             cache.save(fresh)
             log.info(f"prediction cache written: {cache.path}")
 
@@ -273,7 +277,7 @@ def _run_model(
     source = ShardSource(DatasetSource(dataset), positions) if dist_info.enabled else DatasetSource(dataset)
     loop = InferenceLoop(model, source, device, precision, cfg.eval.batch_size, cfg.eval.warmup_iters)
     info = {"score_threshold": None, "precision": precision, "model": cfg.model.name}
-    fresh = PredictionSet(list(model.class_names), info=info)
+    fresh = PredictionSet(list(cast(Sequence[str], model.class_names)), info=info)
     if not dist_info.enabled:
         return fresh, _collect(loop, fresh)
     start = time.perf_counter()
@@ -309,8 +313,8 @@ def _notes(cfg: DictConfig, dataset: InstanceSegmentationDataset, split: str, so
         "timing": (
             "not measured (predictions from a file)"
             if source == "file"
-            else "measured when the model ran (warm-up batches excluded; a cache hit reports the run that filled "
-            "the cache)"
+            else "measured when the model ran "
+            "(warm-up batches excluded; a cache hit reports the run that filled the cache)"
         ),
         "mean inference time for each object": "seconds: the image's data + model + postprocess time / its objects",
     }

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -54,10 +54,11 @@ def model_settings_from_checkpoint(
     from the checkpoint's (``"min_size: checkpoint 256, given 800"``). Keys the config does not know are skipped."""
     changes: dict[str, Any] = {}
     differing: list[str] = []
+    given = cast(dict[str, Any], OmegaConf.to_container(model_cfg, resolve=True))
     for key, value in trained.items():
-        if key in NOT_FROM_CHECKPOINT or key not in model_cfg:
+        if key in NOT_FROM_CHECKPOINT or key not in given:
             continue
-        current = OmegaConf.to_container(model_cfg, resolve=True)[key]  # type: ignore[index]
+        current = given[key]
         if current == value:
             continue
         if key in explicit:

@@ -62,7 +62,10 @@ def experiment_id(client: Any, name: str, artifact_location: str | None) -> str:
     try:
         return retry_locked(client.create_experiment, name, artifact_location=artifact_location)
     except MlflowException:  # a parallel sweep job created it first
-        return retry_locked(client.get_experiment_by_name, name).experiment_id
+        created = retry_locked(client.get_experiment_by_name, name)
+        if created is None:
+            raise
+        return created.experiment_id
 
 
 def write_parent(sweep_dir: Path, run_id: str, swept: list[str]) -> None:
