@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+# The official LVIS API, without its dependencies: it requires opencv-python, which would install a second cv2
+# over opencv-python-headless; everything it imports is already a dependency (see pyproject.toml).
+LVIS_API := lvis==0.5.3
 
 .PHONY: setup quickstart lint format test test-all bench gpu-check clean
 
@@ -11,6 +14,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(TORCH_PINS)
 	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet --no-deps $(LVIS_API)
 	touch $@
 
 setup: $(VENV)/.installed

@@ -227,3 +227,25 @@ def test_a_coco_results_list_is_checked_against_the_dataset_images():
     assert str(e.value) == (
         "predictions file results.json: image 'b.png', entry 1: field 'score' is inf; it must be a finite number"
     )
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("score", float("nan"), "field 'score' is nan; it must be a finite number"),
+        ("bbox", [0, 0, 1e6, 10], "field 'bbox' is [0, 0, 1000000.0, 10], outside the"),
+    ],
+)
+def test_a_results_list_through_evaluate_is_checked(tmp_path, field, value, message):
+    """The COCO results list of tests/fixtures/boundary, one item broken: refused naming the image's file."""
+    from tests.test_results_list import FIXTURE, _first_items, _write, coco_overrides, evaluate
+
+    items = _first_items()
+    items[0][field] = value
+    path = _write(tmp_path, items)
+    gt = json.loads((FIXTURE / "data" / "annotations" / "instances_val.json").read_text())
+    name = next(im["file_name"] for im in gt["images"] if im["id"] == items[0]["image_id"])
+    with pytest.raises(PredictionsError) as e:
+        evaluate(tmp_path, "run", coco_overrides(tmp_path, path))
+    assert str(e.value).startswith(f"predictions file {path}: image '{name}', entry 0: {message}")
+    assert not (tmp_path / "run" / "metrics.json").exists()

@@ -23,6 +23,7 @@ MODES = ("strict", "lenient")
 # Kinds refused even in lenient mode: there is nothing to score.
 FATAL = frozenset({"unknown image", "unknown category", "undecodable segmentation"})
 BOX_SLACK = 1.0  # pixels a box may stick out of its image
+REQUIRED = frozenset({"image_id", "category_id", "score", "segmentation"})
 
 
 class PredictionsError(InssegError):
@@ -82,11 +83,19 @@ def check_entries(
     findings: Findings,
     *,
     bbox_required: bool = True,
+    ignored_image_ids: Collection[int] = (),
+    left_to_reader: bool = False,
 ) -> None:
-    """Check each detection entry: ``image_id``, ``category_id``, ``score``, ``bbox`` [x, y, w, h], ``segmentation``."""
+    """Check each detection entry: ``image_id``, ``category_id``, ``score``, ``bbox`` [x, y, w, h], ``segmentation``.
+
+    Entries of ``ignored_image_ids`` (images outside the evaluated split) are not checked; with ``left_to_reader``
+    neither are entries lacking a key or naming an unknown image or category (the results-list reader refuses
+    those with its own message)."""
     known = set(category_ids)
     compressed: list[tuple[int, str | bytes, ImageEntry]] = []
     for i, ann in enumerate(entries):
+        if (left_to_reader and not _complete(ann, images, known)) or ann.get("image_id") in ignored_image_ids:
+            continue
         where = _where(ann, i)
         image = images.get(ann.get("image_id"))  # type: ignore[arg-type]
         if image is None:
@@ -107,6 +116,15 @@ def check_entries(
         if rle is not None:
             compressed.append((i, rle, image))
     _check_compressed(entries, compressed, findings)
+
+
+def _complete(ann: Any, images: Mapping[int, ImageEntry], known: set[int]) -> bool:
+    return (
+        isinstance(ann, Mapping)
+        and ann.keys() >= REQUIRED
+        and ann["image_id"] in images
+        and ann["category_id"] in known
+    )
 
 
 def _where(ann: Mapping[str, Any], index: int) -> str:
@@ -213,8 +231,18 @@ def check_results_list(
     category_ids: Collection[int],
     source: str,
     mode: str = "strict",
+    ignored_image_ids: Collection[int] = (),
 ) -> None:
-    """Check a COCO results list (``bbox`` optional) against the dataset's image table and category ids."""
+    """Check a COCO results list (``bbox`` optional) against the split's image table and the category ids; items
+    of ``ignored_image_ids`` (the dataset's other images) are left to the reader, which skips them."""
     findings = _findings(source, mode)
-    check_entries(entries, images, category_ids, findings, bbox_required=False)
+    check_entries(
+        entries,
+        images,
+        category_ids,
+        findings,
+        bbox_required=False,
+        ignored_image_ids=ignored_image_ids,
+        left_to_reader=True,
+    )
     findings.warn()

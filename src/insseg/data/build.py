@@ -11,8 +11,10 @@ import numpy as np
 from insseg.data.coco import CocoReader
 from insseg.data.dataset import InstanceSegmentationDataset
 from insseg.data.download import download_and_extract
+from insseg.data.lvis import LvisReader
 from insseg.data.readers import InstanceReader, PennFudanReader, VOCReader
 from insseg.data.synthetic import generate_coco, generate_pennfudan, generate_voc
+from insseg.data.synthetic_lvis import generate_lvis
 from insseg.data.transforms import RandomHorizontalFlip
 from insseg.errors import DatasetError
 from insseg.utils.logging import log
@@ -28,7 +30,7 @@ def ensure_dataset(data_cfg: Any) -> Path:
         return root
     if data_cfg.name == "synthetic":
         return _generate_synthetic(data_cfg, root)
-    if data_cfg.layout == "coco":
+    if data_cfg.layout in ("coco", "lvis"):
         return root  # the annotation files may be given by absolute paths; coco_paths names what is missing
     expected = PENNFUDAN_EXPECTED if data_cfg.layout == "pennfudan" else VOC_EXPECTED
     if data_cfg.download and data_cfg.url:
@@ -45,7 +47,8 @@ def ensure_dataset(data_cfg: Any) -> Path:
 
 def _generate_synthetic(data_cfg: Any, root: Path) -> Path:
     s = data_cfg.synthetic
-    generate = {"pennfudan": generate_pennfudan, "voc": generate_voc, "coco": generate_coco}[data_cfg.layout]
+    generators = {"pennfudan": generate_pennfudan, "voc": generate_voc, "coco": generate_coco, "lvis": generate_lvis}
+    generate = generators[data_cfg.layout]
     root.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{root.name}.", dir=root.parent) as tmp:
         generate(
@@ -72,8 +75,8 @@ def build_reader(data_cfg: Any, split: str) -> tuple[InstanceReader, list[int]]:
 def open_reader(data_cfg: Any, split: str) -> tuple[InstanceReader, list[int]]:
     """:func:`build_reader` without the check (``insseg.data.check`` runs the full one)."""
     root = ensure_dataset(data_cfg)
-    if data_cfg.layout == "coco":
-        reader: InstanceReader = CocoReader(*coco_paths(data_cfg, split))
+    if data_cfg.layout in ("coco", "lvis"):
+        reader: InstanceReader = (LvisReader if data_cfg.layout == "lvis" else CocoReader)(*coco_paths(data_cfg, split))
         indices = list(range(len(reader)))
     elif data_cfg.layout == "voc":
         reader = VOCReader(root, data_cfg.train_split if split == "train" else data_cfg.eval_split)
