@@ -76,4 +76,9 @@ def test_three_trial_search_reports_the_best_trial(tmp_path: Path):
     client = mlflow.tracking.MlflowClient(f"sqlite:///{logs / 'mlflow' / 'mlflow.db'}")
     (experiment,) = [e for e in client.search_experiments() if e.name.startswith("train/")]
     runs = client.search_runs([experiment.experiment_id])
-    assert len(runs) == 3 and all(r.info.status == "FINISHED" for r in runs)
+    trials = [r for r in runs if "mlflow.parentRunId" in r.data.tags]  # every trial, under the sweep's run
+    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert len(trials) == 3 and all(r.info.status == "FINISHED" for r in [*trials, parent])
+    assert {r.data.tags["mlflow.parentRunId"] for r in trials} == {parent.info.run_id}
+    logged = sorted(r.data.metrics["val/segm_AP"] for r in trials)
+    assert logged == pytest.approx(sorted(values.values()))
