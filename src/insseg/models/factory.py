@@ -177,7 +177,8 @@ def _from_insseg_checkpoint(
             "model.weights=DEFAULT or null to get new heads, or pick the matching dataset"
         )
     arch_cfg = OmegaConf.create(OmegaConf.to_container(model_cfg, resolve=True))
-    recorded = checkpoint.get("model_cfg") or {}
+    # The model config the checkpoint records (whole: its own key, or the model part of the run's config).
+    recorded = checkpoint.get("model_cfg") or (checkpoint.get("config") or {}).get("model") or {}
     with open_dict(arch_cfg):
         if "backbone" in recorded:
             arch_cfg.backbone = recorded["backbone"]
