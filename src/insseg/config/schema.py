@@ -42,8 +42,9 @@ class SyntheticConfig:
 
 @dataclass
 class DataConfig:
-    name: str = "synthetic"  # pennfudan | voc | coco | synthetic
-    # Which reader: pennfudan (PNGImages/ + PedMasks/), voc (VOC2012 layout) or coco (COCO-format JSON + images).
+    name: str = "synthetic"  # pennfudan | voc | coco | cityscapes | synthetic
+    # Which reader: pennfudan (PNGImages/ + PedMasks/), voc (VOC2012 layout), coco (COCO-format JSON + images)
+    # or cityscapes (leftImg8bit/ + gtFine/).
     layout: str = "pennfudan"
     root: str = "${paths.data_dir}/synthetic"
     # Missing root: download (pennfudan), generate (synthetic) or fail with instructions (voc).
@@ -53,7 +54,7 @@ class DataConfig:
     # PennFudanPed has no official split: a seeded permutation holds out ``num_test`` images.
     num_test: int = 50
     split_seed: int = 0
-    # VOC: ImageSets/Segmentation/<name>.txt
+    # VOC: ImageSets/Segmentation/<name>.txt; Cityscapes: leftImg8bit/<name>/ (train | val | test)
     train_split: str = "train"
     eval_split: str = "val"
     # COCO layout: instance JSON and the folder its file_names are relative to, per split (relative to root,

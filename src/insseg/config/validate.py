@@ -10,8 +10,8 @@ from omegaconf import DictConfig, OmegaConf
 from insseg.errors import ConfigError
 
 CHOICES: dict[str, tuple[str, ...]] = {
-    "data.name": ("pennfudan", "voc", "coco", "synthetic"),
-    "data.layout": ("pennfudan", "voc", "coco"),
+    "data.name": ("pennfudan", "voc", "coco", "cityscapes", "synthetic"),
+    "data.layout": ("pennfudan", "voc", "coco", "cityscapes"),
     "model.name": ("maskrcnn", "refinemask"),
     "model.backbone": ("resnet50", "resnet18"),
     "model.bbox_loss": ("l1", "smooth_l1"),

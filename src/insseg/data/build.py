@@ -8,17 +8,20 @@ from typing import Any
 
 import numpy as np
 
+from insseg.data.cityscapes import CityscapesReader
 from insseg.data.coco import CocoReader
 from insseg.data.dataset import InstanceSegmentationDataset
 from insseg.data.download import download_and_extract
 from insseg.data.readers import InstanceReader, PennFudanReader, VOCReader
 from insseg.data.synthetic import generate_coco, generate_pennfudan, generate_voc
+from insseg.data.synthetic_cityscapes import generate_cityscapes
 from insseg.data.transforms import RandomHorizontalFlip
 from insseg.errors import DatasetError
 from insseg.utils.logging import log
 
 PENNFUDAN_EXPECTED = ("PNGImages", "PedMasks")
 VOC_EXPECTED = ("JPEGImages", "SegmentationObject", "SegmentationClass", "ImageSets/Segmentation")
+CITYSCAPES_EXPECTED = ("leftImg8bit", "gtFine")
 
 
 def ensure_dataset(data_cfg: Any) -> Path:
@@ -30,7 +33,7 @@ def ensure_dataset(data_cfg: Any) -> Path:
         return _generate_synthetic(data_cfg, root)
     if data_cfg.layout == "coco":
         return root  # the annotation files may be given by absolute paths; coco_paths names what is missing
-    expected = PENNFUDAN_EXPECTED if data_cfg.layout == "pennfudan" else VOC_EXPECTED
+    expected = {"pennfudan": PENNFUDAN_EXPECTED, "cityscapes": CITYSCAPES_EXPECTED}.get(data_cfg.layout, VOC_EXPECTED)
     if data_cfg.download and data_cfg.url:
         log.info(f"dataset {data_cfg.name} not found at {root}; downloading {data_cfg.url}")
         return download_and_extract(data_cfg.url, root, expected, sha256=data_cfg.sha256)
@@ -45,7 +48,12 @@ def ensure_dataset(data_cfg: Any) -> Path:
 
 def _generate_synthetic(data_cfg: Any, root: Path) -> Path:
     s = data_cfg.synthetic
-    generate = {"pennfudan": generate_pennfudan, "voc": generate_voc, "coco": generate_coco}[data_cfg.layout]
+    generate = {
+        "pennfudan": generate_pennfudan,
+        "voc": generate_voc,
+        "coco": generate_coco,
+        "cityscapes": generate_cityscapes,
+    }[data_cfg.layout]
     root.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{root.name}.", dir=root.parent) as tmp:
         generate(
@@ -77,6 +85,9 @@ def open_reader(data_cfg: Any, split: str) -> tuple[InstanceReader, list[int]]:
         indices = list(range(len(reader)))
     elif data_cfg.layout == "voc":
         reader = VOCReader(root, data_cfg.train_split if split == "train" else data_cfg.eval_split)
+        indices = list(range(len(reader)))
+    elif data_cfg.layout == "cityscapes":
+        reader = CityscapesReader(root, data_cfg.train_split if split == "train" else data_cfg.eval_split)
         indices = list(range(len(reader)))
     else:
         reader = PennFudanReader(root)
