@@ -9,7 +9,7 @@ the loop does not change.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 from insseg.data.annotations import InstanceAnnotation
@@ -26,7 +26,8 @@ class Evaluator(Protocol):
 
 
 class Evaluators:
-    """Several evaluators behind the one interface; ``evaluate`` merges their results (first key wins)."""
+    """Several evaluators behind the one interface; ``evaluate`` merges their results (first key wins; blocks that
+    are mappings on both sides, such as ``per_class``, merge key by key: COCO's and a benchmark's per-class AP)."""
 
     def __init__(self, evaluators: Iterable[Evaluator]) -> None:
         self.evaluators: list[Evaluator] = list(evaluators)
@@ -42,8 +43,7 @@ class Evaluators:
     def evaluate(self) -> dict[str, Any]:
         merged: dict[str, Any] = {}
         for e in self.evaluators:
-            for k, v in e.evaluate().items():
-                merged.setdefault(k, v)
+            merge_metrics(merged, e.evaluate())
         return merged
 
     def get(self, kind: type) -> Any:
@@ -52,3 +52,15 @@ class Evaluators:
 
     def __iter__(self) -> Iterator[Evaluator]:
         return iter(self.evaluators)
+
+
+def merge_metrics(into: dict[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """Add ``new`` to ``into``: new keys are added, mappings merge recursively (a None row, COCO's class without
+    ground truth, takes the other side's), other existing keys keep their first value."""
+    for k, v in new.items():
+        old = into.get(k)
+        if isinstance(old, Mapping) and isinstance(v, Mapping):
+            into[k] = merge_metrics(dict(old), v)
+        elif k not in into or (old is None and isinstance(v, Mapping)):
+            into[k] = dict(v) if isinstance(v, Mapping) else v
+    return into

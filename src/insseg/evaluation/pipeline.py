@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from insseg.data.dataset import InstanceSegmentationDataset
 from insseg.errors import InssegError
+from insseg.evaluation.cityscapes_eval import benchmark_evaluators
 from insseg.evaluation.class_mapping import ClassBridge, bridge_classes
 from insseg.evaluation.coco import CocoEvaluator
 from insseg.evaluation.evaluator import Evaluators
@@ -49,6 +50,8 @@ HEADLINE = (
     "segm_AP",
     "segm_AP50",
     "segm_AP75",
+    "cityscapes_AP",
+    "cityscapes_AP50",
     "bbox_AP",
     "bbox_AP50",
     "bbox_AP75",
@@ -67,11 +70,15 @@ PRINT_FREQ = 20
 
 
 def build_evaluators(
-    eval_cfg: Any, dataset_classes: list[str], out_dir: Path | None, load_image: ImageLoader | None = None
+    eval_cfg: Any,
+    dataset_classes: list[str],
+    out_dir: Path | None,
+    load_image: ImageLoader | None = None,
+    benchmark: Sequence[Any] = (),
 ) -> Evaluators:
     """evaluate.py's evaluators; ``out_dir=None`` leaves out the ones that write files. The reports
     (``eval.reports``) come last: they build on the COCO arrays and the matching; the gallery needs
-    ``load_image``."""
+    ``load_image``. ``benchmark``: the dataset's own protocol (:func:`benchmark_evaluators`), beside COCO AP."""
     coco = CocoEvaluator(dataset_classes, eval_cfg.void_as_background, eval_cfg.coco_backend)
     matching = MatchingEvaluator(eval_cfg.score_threshold, eval_cfg.void_as_background, eval_cfg.class_aware_matching)
     evaluators: list[Any] = [coco, matching, TimingEvaluator()]
@@ -80,7 +87,7 @@ def build_evaluators(
         if eval_cfg.save_masks:
             evaluators.append(MaskExporter(matching, out_dir / "masks"))
     evaluators += build_report_evaluators(eval_cfg.reports, dataset_classes, out_dir, coco, matching, load_image)
-    return Evaluators(evaluators)
+    return Evaluators([*evaluators, *benchmark])
 
 
 def score_records(
@@ -168,7 +175,13 @@ def _evaluate(cfg: DictConfig, dist_info: DistInfo) -> dict[str, Any]:
             predictions.class_names, list(dataset.class_names), keep_unmapped=cfg.eval.keep_unmapped
         )
         log_bridge(bridge, cfg.eval.keep_unmapped)
-        evaluators = build_evaluators(cfg.eval, list(dataset.class_names), out_dir, dataset_image_loader(dataset))
+        evaluators = build_evaluators(
+            cfg.eval,
+            list(dataset.class_names),
+            out_dir,
+            dataset_image_loader(dataset),
+            benchmark_evaluators(dataset, out_dir),
+        )
         report = evaluators.get(ExcelReport)
         try:
             metrics = score_records(dataset, records, evaluators, bridge)
@@ -315,8 +328,9 @@ def _summary_line(m: dict[str, Any], out_dir: Path, seconds: float) -> str:
     def f(v: Any) -> str:
         return "n/a" if v is None else f"{v:.4f}"
 
+    benchmark = f"Cityscapes AP {f(m['cityscapes_AP'])}  " if "cityscapes_AP" in m else ""
     return (
-        f"segm AP {f(m['segm_AP'])}  bbox AP {f(m['bbox_AP'])}  mean IoU {f(m['mean_iou'])}  mean F1 "
+        f"segm AP {f(m['segm_AP'])}  bbox AP {f(m['bbox_AP'])}  {benchmark}mean IoU {f(m['mean_iou'])}  mean F1 "
         f"{f(m['mean_f1'])}  instance P/R/F1 {f(m['instance_precision'])}/{f(m['instance_recall'])}/"
         f"{f(m['instance_f1'])}  ({m['num_images']} images, {m['num_objects']} objects, {seconds:.1f} s)\n"
         f"results in {out_dir}"

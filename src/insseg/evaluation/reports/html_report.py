@@ -19,7 +19,7 @@ import yaml
 from insseg.evaluation.coco import IOU_TYPES
 from insseg.evaluation.reports.confusion import FILE_NAME as CONFUSION_PNG
 from insseg.evaluation.reports.gallery import DIR_NAME as GALLERY_DIR
-from insseg.evaluation.reports.per_class import PER_CLASS_KEYS
+from insseg.evaluation.reports.per_class import per_class_keys
 from insseg.evaluation.reports.pr_curves import DIR_NAME as PR_DIR
 from insseg.utils.atomic import atomic_write_text
 from insseg.utils.html import esc, fmt, href, img, page, table
@@ -56,9 +56,10 @@ def _headline(metrics: Mapping[str, Any]) -> str:
 
 
 def _per_class(per_class: Mapping[str, Any]) -> str:
-    header = ("class", *PER_CLASS_KEYS)
-    rows = [(name, *((row or {}).get(k) for k in PER_CLASS_KEYS)) for name, row in per_class.items()]
-    shade = [False] + [k.split("_", 1)[0] in IOU_TYPES for k in PER_CLASS_KEYS]
+    keys = per_class_keys(per_class)
+    header = ("class", *keys)
+    rows = [(name, *((row or {}).get(k) for k in keys)) for name, row in per_class.items()]
+    shade = [False] + [k.split("_", 1)[0] in IOU_TYPES for k in keys]
     note = "<p>AP from pycocotools' precision arrays (all areas, 100 detections); - : no ground truth.</p>"
     return note + table(header, rows, shade)
 

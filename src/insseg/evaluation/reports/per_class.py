@@ -69,11 +69,18 @@ def per_class_metrics(coco: CocoEvaluator) -> dict[str, dict[str, Any] | None]:
     return out
 
 
+def per_class_keys(per_class: Mapping[str, Mapping[str, Any] | None]) -> tuple[str, ...]:
+    """COCO's columns, then those a benchmark's evaluator added to the rows (``cityscapes_AP``...)."""
+    extra = dict.fromkeys(k for row in per_class.values() for k in (row or {}) if k not in PER_CLASS_KEYS)
+    return PER_CLASS_KEYS + tuple(extra)
+
+
 def per_class_rows(per_class: Mapping[str, Mapping[str, Any] | None]) -> list[list[Any]]:
     """The table of the block: a header, then one row per class (None where undefined)."""
-    rows: list[list[Any]] = [["class", *PER_CLASS_KEYS]]
+    keys = per_class_keys(per_class)
+    rows: list[list[Any]] = [["class", *keys]]
     for name, row in per_class.items():
-        rows.append([name, *((row or {}).get(k) for k in PER_CLASS_KEYS)])
+        rows.append([name, *((row or {}).get(k) for k in keys)])
     return rows
 
 
