@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+CITYSCAPES_SCRIPTS := cityscapesscripts==2.3.0
 
 .PHONY: setup quickstart test test-all bench clean
 
@@ -11,6 +12,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(TORCH_PINS)
 	$(PY) -m pip install --quiet -e ".[dev]"
+	# The Cityscapes protocol: cityscapesScripts without its declared dependencies (see pyproject.toml).
+	$(PY) -m pip install --quiet --no-deps $(CITYSCAPES_SCRIPTS)
 	touch $@
 
 setup: $(VENV)/.installed

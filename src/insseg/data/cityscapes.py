@@ -107,7 +107,10 @@ def annotation_from_ids(ids: np.ndarray, file_name: str, image_id: int) -> RleAn
     """The annotation of an instanceIds map: instances (ids >= 1000) and group regions (ids < 1000) of the
     instance classes; every other value (stuff, void) is background."""
     height, width = ids.shape
-    rles, labels, crowd, entries = [], [], [], []
+    rles: list[dict[str, Any]] = []
+    crowd: list[dict[str, Any]] = []
+    entries: list[dict[str, Any]] = []
+    labels: list[int] = []
     for value in np.unique(ids).tolist():
         label_id = value // 1000 if value >= 1000 else value
         if label_id not in LABEL_IDS:

@@ -54,18 +54,19 @@ def _scene(rng: np.random.Generator, height: int, width: int, num_objects: int, 
         objects.append({"label": STUFF_NAMES[value], "polygon": [[0, y0], [width, y0], [width, y1], [0, y1]]})
     image = np.where((ids == SKY)[..., None], (90, 130, 180), (70, 70, 70)) + rng.normal(0, 8, (height, width, 3))
     count: dict[int, int] = {}
-    shapes = [("group", None)] if group else []
-    shapes += [("instance", CITYSCAPES_CLASSES[int(rng.integers(len(CITYSCAPES_CLASSES)))]) for _ in range(num_objects)]
-    for kind, cls in shapes:
+    # (json label, label id, is a group region): a car group first, so later objects occlude it
+    shapes = [("cargroup", 26, True)] if group else []
+    for _ in range(num_objects):
+        shapes.append((*CITYSCAPES_CLASSES[int(rng.integers(len(CITYSCAPES_CLASSES)))], False))
+    for name, label_id, is_group in shapes:
         polygon = _polygon(rng, height, width, ellipse=bool(rng.random() < 0.5))
-        if kind == "group":
-            name, value = "cargroup", 26
+        if is_group:
+            value = label_id
         else:
-            name, label_id = cls
             count[label_id] = count.get(label_id, -1) + 1
             value = label_id * 1000 + count[label_id]
         inside = _fill(ids, polygon, value)
-        colour = (230, 220, 60) if kind == "group" else rng.integers(120, 256, size=3)
+        colour = (230, 220, 60) if is_group else rng.integers(120, 256, size=3)
         image[inside] = colour + rng.normal(0, 10, size=(int(inside.sum()), 3))
         objects.append({"label": name, "polygon": [[x, y] for x, y in polygon]})
     return np.clip(image, 0, 255).astype(np.uint8), ids, objects

@@ -33,9 +33,7 @@ MATCHES_FILE = "cityscapes_matches.json"
 LABEL_ID = dict(CITYSCAPES_CLASSES)
 
 
-def write_image_results(
-    results_dir: Path, file_name: str, pred: ImagePrediction, class_names: Sequence[str]
-) -> Path:
+def write_image_results(results_dir: Path, file_name: str, pred: ImagePrediction, class_names: Sequence[str]) -> Path:
     """The txt and mask PNGs of one image (``pred`` in labels of ``class_names``; classes the benchmark does not
     score are left out); returns the txt. An image without detections gets an empty txt, as the script wants."""
     city, frame = Path(file_name).parent.name, Path(file_name).name.removesuffix(IMAGE_SUFFIX)
@@ -68,8 +66,10 @@ class CityscapesEvaluator:
 
     def reset(self) -> None:
         self._pairs: list[tuple[Path, Path]] = []
-        self._tmp = None if self.out_dir is not None else tempfile.TemporaryDirectory(prefix="insseg_cs_results_")
-        base = self.out_dir if self.out_dir is not None else Path(self._tmp.name)
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        if self.out_dir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="insseg_cs_results_")
+        base = self.out_dir if self.out_dir is not None else Path(self._tmp.name)  # type: ignore[union-attr]
         self.results_dir = base / RESULTS_DIR
         shutil.rmtree(self.results_dir, ignore_errors=True)  # no stale txt of an earlier run in a submission
         self.results_dir.mkdir(parents=True)

@@ -69,7 +69,9 @@ def load_official() -> types.ModuleType:
     try:
         return importlib.import_module(MODULE)
     except ImportError as e:
-        raise InssegError(f"the Cityscapes evaluation needs cityscapesscripts ({e}); install it: {INSTALL_HINT}") from None
+        raise InssegError(
+            f"the Cityscapes evaluation needs cityscapesscripts ({e}); install it: {INSTALL_HINT}"
+        ) from None
     finally:
         if stub is not None and sys.modules.get("pyquaternion") is stub:
             del sys.modules["pyquaternion"]
@@ -97,14 +99,15 @@ def official_module(prediction_dir: Path, matches_file: Path, work_dir: Path) ->
     mod = load_official()
     with _LOCK:
         saved_args = dict(vars(mod.args))
-        saved = {"np": mod.np, "writeDict2JSON": mod.writeDict2JSON}
+        saved = {name: getattr(mod, name) for name in ("np", "writeDict2JSON")}
 
         def write_redirected(data: Any, file_name: str) -> None:
             write_json(data, str(matches_file) if file_name == "matches.json" else file_name)
 
         cache = Path(work_dir) / "gtInstances.json"
         cache.unlink(missing_ok=True)
-        mod.np, mod.writeDict2JSON = numpy_for_official(), write_redirected
+        setattr(mod, "np", numpy_for_official())  # noqa: B010 (the module's own globals)
+        setattr(mod, "writeDict2JSON", write_redirected)  # noqa: B010
         a = mod.args
         a.predictionPath, a.predictionWalk = str(Path(prediction_dir).resolve()), None
         a.gtInstancesFile = str(cache)

@@ -47,7 +47,11 @@ def split_differences(training_config: Any, data_cfg: Any) -> list[str]:
     """The split settings (``data.split_seed``, ``data.num_test``, ``data.name``) in which the checkpoint's
     training run and this evaluation differ, as ``key: trained X, evaluated Y``. Only for seeded splits."""
     trained = (training_config or {}).get("data") or {}
-    if data_cfg.layout in ("voc", "coco", "cityscapes") or not trained or trained.get("layout", data_cfg.layout) != data_cfg.layout:
+    if (
+        data_cfg.layout in ("voc", "coco", "cityscapes")
+        or not trained
+        or trained.get("layout", data_cfg.layout) != data_cfg.layout
+    ):
         return []
     return [
         f"data.{k}: trained {trained[k]}, evaluated {data_cfg[k]}"
