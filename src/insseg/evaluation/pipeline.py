@@ -50,8 +50,6 @@ HEADLINE = (
     "segm_AP",
     "segm_AP50",
     "segm_AP75",
-    "cityscapes_AP",
-    "cityscapes_AP50",
     "bbox_AP",
     "bbox_AP50",
     "bbox_AP75",
