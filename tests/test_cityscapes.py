@@ -20,6 +20,7 @@ from insseg.data.cityscapes import CITYSCAPES_CLASSES, CityscapesReader
 from insseg.data.synthetic_cityscapes import generate_cityscapes
 from insseg.evaluation.cityscapes_eval import RESULTS_DIR, CityscapesEvaluator
 from insseg.evaluation.cityscapes_protocol import load_official, numpy_for_official, write_json
+from insseg.evaluation.sample import ImageSample
 from insseg.predictions import ImagePrediction, PredictionSet, encode_masks
 
 H, W = 64, 96
@@ -71,7 +72,7 @@ def ours(root: Path, preds: list[ImagePrediction], out_dir: Path | None) -> dict
     gt_files = {reader.file_name(i): reader.gt_path(i) for i in range(len(reader))}
     evaluator = CityscapesEvaluator(NAMES, gt_files, out_dir)
     for i, pred in enumerate(preds):
-        evaluator.process(reader.annotation(i), pred)
+        evaluator.process(ImageSample(reader.annotation(i), pred))
     return evaluator.evaluate()
 
 

@@ -26,6 +26,7 @@ from insseg.errors import InssegError
 from insseg.evaluation.excel_report import OBJECT_COLUMNS
 from insseg.evaluation.pipeline import HEADLINE, run_evaluation
 from insseg.evaluation.prediction_cache import weights_identity
+from insseg.evaluation.sample import ImageSample
 from insseg.evaluation.timing import TimingEvaluator
 from insseg.models.maskrcnn import COCO_CATEGORIES
 from insseg.predictions import ImagePrediction, ImageTiming, PredictionSet, encode_masks
@@ -401,10 +402,10 @@ def _timed(timing):
 
 def test_timing_evaluator_sums_timed_records_only():
     timing = TimingEvaluator()
-    timing.process(_GT(2), _timed(ImageTiming(0.01, 0.02, 0.005)))
-    timing.process(_GT(0), _timed(ImageTiming(0.01, 0.02, 0.025)))
-    timing.process(_GT(5), _timed(None))  # a warm-up record: not counted
-    s = timing.evaluate()
+    timing.process(ImageSample(_GT(2), _timed(ImageTiming(0.01, 0.02, 0.005))))
+    timing.process(ImageSample(_GT(0), _timed(ImageTiming(0.01, 0.02, 0.025))))
+    timing.process(ImageSample(_GT(5), _timed(None)))  # a warm-up record: not counted
+    s = timing.evaluate(None)
     assert s["timed_images"] == 2
     assert s["time_total_ms_per_image"] == pytest.approx(1000 * 0.09 / 2)
     assert s["time_total_ms_per_object"] == pytest.approx(1000 * 0.09 / 2)

@@ -7,7 +7,7 @@ import pytest
 from openpyxl import load_workbook
 
 from insseg.evaluation.excel_report import OBJECT_COLUMNS, ExcelReport, flatten
-from insseg.evaluation.matching import ImageMatch, MatchingEvaluator
+from insseg.evaluation.matching import ImageMatch
 from insseg.predictions import ImageTiming
 
 HARNESS_COLUMNS = [
@@ -42,7 +42,7 @@ def image_match(name: str, ious: list[float], f1s: list[float], bg_iou: float = 
 
 
 def write_report(path, timing=ImageTiming(0.01, 0.2, 0.03)):
-    report = ExcelReport(MatchingEvaluator(0.5))
+    report = ExcelReport()
     report.add_image(image_match("a.png", [0.5, 1.0], [0.6, 1.0]), 40, 50, timing)
     report.add_image(image_match("empty.png", [], []), 30, 30, timing)
     report.add_image(image_match("c.png", [0.25], [0.4]), 20, 20, None)
@@ -100,7 +100,7 @@ def test_write_is_atomic(tmp_path, monkeypatch):
     path = tmp_path / "metrics.xlsx"
     write_report(path)
     before = path.read_bytes()
-    report = ExcelReport(MatchingEvaluator(0.5))
+    report = ExcelReport()
 
     def broken_save(filename):
         open(filename, "wb").write(b"partial")

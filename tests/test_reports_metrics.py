@@ -11,7 +11,7 @@ import pytest
 from pycocotools.cocoeval import COCOeval
 from reports_cases import annotation, prediction
 
-from insseg.evaluation.coco import CocoEvaluator
+from insseg.evaluation.coco import CocoEvaluator, CocoMetrics
 from insseg.evaluation.evaluator import Evaluators
 from insseg.evaluation.matching import MatchingEvaluator
 from insseg.evaluation.reports.confusion import ConfusionEvaluator, confusion_counts
@@ -22,6 +22,7 @@ from insseg.evaluation.reports.tensorboard_summaries import (
     tensorboard_per_class,
     tensorboard_pr_curves,
 )
+from insseg.evaluation.sample import MatchSettings
 
 CLASSES = ("cat", "dog", "bird")
 H, W = 60, 80
@@ -79,8 +80,7 @@ def test_per_class_ap_hand_computed_and_equal_to_pycocotools_per_category():
 
 
 def test_per_class_evaluator_after_coco_in_one_pass():
-    coco = CocoEvaluator(CLASSES)
-    evs = Evaluators([coco, PerClassEvaluator(coco)])
+    evs = Evaluators([CocoMetrics(), PerClassEvaluator()], coco=CocoEvaluator(CLASSES))
     for gt, pred in scene():
         evs.process(gt, pred)
     metrics = evs.evaluate()
@@ -99,7 +99,7 @@ def test_pr_curves_hand_computed_and_average_to_ap(tmp_path):
     overall = pr_curve(ev, None)
     assert overall.mean() == pytest.approx(coco.summarize()["segm_AP"], abs=1e-9)
 
-    PRCurveEvaluator(coco, tmp_path).evaluate()
+    PRCurveEvaluator(tmp_path).evaluate(coco.results())
     files = sorted(p.name for p in (tmp_path / "pr_curves").iterdir())
     assert files == ["bbox.png", "bbox_per_class.png", "pr_curves.json", "segm.png", "segm_per_class.png"]
     data = json.loads((tmp_path / "pr_curves" / "pr_curves.json").read_text())
@@ -171,10 +171,9 @@ def confusion_scene():
 @pytest.mark.parametrize("reuse", [True, False])
 def test_confusion_matrix_hand_counted(tmp_path, reuse):
     gt, pred = confusion_scene()
-    matching = MatchingEvaluator(0.5, class_aware=not reuse)  # class-aware matching is not reused
-    conf = ConfusionEvaluator(CM_CLASSES, tmp_path, 0.5, matching=matching)
-    assert (conf.matching is matching) == reuse
-    evs = Evaluators([matching, conf])
+    conf = ConfusionEvaluator(CM_CLASSES, tmp_path)
+    # the pass's class-aware match is not what the matrix counts: it matches again without classes
+    evs = Evaluators([MatchingEvaluator(), conf], MatchSettings(0.5, class_aware=not reuse))
     evs.process(gt, pred)
     assert evs.evaluate()["true_positives"] == (2 if reuse else 1)  # B pairs only class-agnostically
     rows, cols, counts = conf.matrix.labelled()

@@ -17,12 +17,13 @@ from PIL import Image
 from reports_cases import annotation, prediction
 
 from insseg.config import compose_config
-from insseg.evaluation.coco import CocoEvaluator
+from insseg.evaluation.coco import CocoEvaluator, CocoMetrics
 from insseg.evaluation.evaluator import Evaluators
 from insseg.evaluation.excel_report import ExcelReport
 from insseg.evaluation.matching import MatchingEvaluator, match_image
 from insseg.evaluation.reports import build_report_evaluators, report_sheets, write_html_report
 from insseg.evaluation.reports.gallery import FN_COLOR, FP_COLOR, TP_COLOR, GalleryEvaluator, render
+from insseg.evaluation.sample import ImageSample, MatchSettings
 from insseg.evaluation.sweep_summary import write_sweep_summary
 from insseg.inference.contact_sheet import write_contact_sheet
 
@@ -106,11 +107,11 @@ def run_scene(tmp_path: Path, num_images: int = 6, gallery: int = 2):
     through coco + matching + every report; returns (evaluators, metrics, loader calls)."""
     gt0, pred0 = gallery_scene()
     load, calls = image_loader(None)
-    coco, matching = CocoEvaluator(CLASSES), MatchingEvaluator(0.5)
     reports = OmegaConf.create(
         {"per_class": True, "pr_curves": True, "confusion": True, "gallery": gallery, "gallery_seed": 0}
     )
-    evs = Evaluators([coco, matching, *build_report_evaluators(reports, CLASSES, tmp_path, coco, matching, load)])
+    evaluators = [CocoMetrics(), MatchingEvaluator(), *build_report_evaluators(reports, CLASSES, tmp_path, load)]
+    evs = Evaluators(evaluators, MatchSettings(0.5), CocoEvaluator(CLASSES))
     for k in range(num_images):
         name = f"img{k}.png"
         gt = annotation(name, H, W, [((10, 10, 70, 70), 1), ((10, 120, 70, 180), 2), ((120, 20, 180, 80), 1)])
@@ -130,12 +131,11 @@ def run_scene(tmp_path: Path, num_images: int = 6, gallery: int = 2):
 )
 def test_config_switches_pick_the_report_evaluators(tmp_path, overrides, kinds):
     cfg = compose_config("evaluate", overrides, output_dir=tmp_path)
-    coco, matching = CocoEvaluator(CLASSES), MatchingEvaluator(0.5)
-    built = build_report_evaluators(cfg.eval.reports, CLASSES, tmp_path, coco, matching, lambda name: None)
+    built = build_report_evaluators(cfg.eval.reports, CLASSES, tmp_path, lambda name: None)
     assert [type(e).__name__ for e in built] == kinds
-    no_loader = build_report_evaluators(cfg.eval.reports, CLASSES, tmp_path, coco, matching, None)
+    no_loader = build_report_evaluators(cfg.eval.reports, CLASSES, tmp_path, None)
     assert "GalleryEvaluator" not in [type(e).__name__ for e in no_loader]
-    no_files = build_report_evaluators(cfg.eval.reports, CLASSES, None, coco, matching, lambda name: None)
+    no_files = build_report_evaluators(cfg.eval.reports, CLASSES, None, lambda name: None)
     assert [type(e).__name__ for e in no_files] == [k for k in kinds if k == "PerClassEvaluator"]
 
 
@@ -168,20 +168,15 @@ def test_gallery_keeps_the_lowest_mean_iou_over_a_stream():
     gt, pred = gallery_scene()
 
     def stream(seed):
-        class Stub:
-            void_as_background = False
-            last = None
-
-        stub = Stub()
-        gallery = GalleryEvaluator(stub, None, CLASSES, ".", num_images=3, seed=seed)
+        gallery = GalleryEvaluator(None, CLASSES, ".", num_images=3, seed=seed)
         for k, v in enumerate(ious):
             n = 0 if k == 7 else 1
-            stub.last = (
-                ImageMatch(f"i{k}", n, 0, np.full(n, v), np.full(n, v), np.full(n, -1), np.zeros(0, int), 1, 1),
-                pred,
-                None,
+            sample = ImageSample(gt, pred)
+            sample.kept = pred
+            sample.match = ImageMatch(
+                f"i{k}", n, 0, np.full(n, v), np.full(n, v), np.full(n, -1), np.zeros(0, int), 1, 1
             )
-            gallery.process(gt, pred)
+            gallery.process(sample)
         return gallery.selection()
 
     sel = stream(0)
@@ -266,7 +261,7 @@ def test_training_publishes_the_best_epochs_report(tmp_path):
 
 def test_excel_gets_per_class_and_confusion_sheets(tmp_path):
     evs, metrics, _ = run_scene(tmp_path, gallery=0)
-    report = ExcelReport(evs.get(MatchingEvaluator))
+    report = ExcelReport()
     report.write(tmp_path / "metrics.xlsx", metrics, {"seed": 1}, extra_sheets=report_sheets(evs, metrics))
     wb = load_workbook(tmp_path / "metrics.xlsx", read_only=True)
     assert wb.sheetnames == ["objects", "images", "summary", "config", "per_class", "confusion"]

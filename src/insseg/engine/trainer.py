@@ -4,65 +4,43 @@ epochs with optional early stopping, atomic checkpoints, resume, DDP via torchru
 
 from __future__ import annotations
 
-import contextlib
 import math
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ContextManager
+from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
-from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
+from torch.utils.data import DataLoader, DistributedSampler
 
-from insseg.data import build_dataset, collate
+from insseg.data import build_dataset
+from insseg.engine.amp import training_amp
 from insseg.engine.loggers.base import RunLogger, flatten
 from insseg.engine.loggers.factory import build_run_logger
 from insseg.engine.optim import build_lr_scheduler, build_optimizer, build_schedule, describe_optimizer
-from insseg.engine.training_checkpoint import find_latest_checkpoint, load_training_state, save_checkpoint
+from insseg.engine.train_epoch import build_train_loader, train_one_epoch
+from insseg.engine.train_state import (
+    TrainState,
+    print_summary,
+    resolve_resume,
+    restore_training_state,
+    stopped_early,
+    write_metrics,
+)
+from insseg.engine.training_checkpoint import save_checkpoint
 from insseg.engine.validation import Evaluation, evaluate_coco
-from insseg.errors import InssegError
 from insseg.evaluation.reports.training import discard_report, publish_report
 from insseg.models import build_model, check_weights_available
-from insseg.utils.atomic import atomic_path, atomic_write_json, atomic_write_text
+from insseg.utils.atomic import atomic_write_text
 from insseg.utils.device import configure_runtime, inference_precision, resolve_device
-from insseg.utils.distributed import DistInfo, barrier, broadcast_object, cleanup, init_distributed, reduce_mean
+from insseg.utils.distributed import DistInfo, barrier, broadcast_object, cleanup, init_distributed
 from insseg.utils.json_safe import json_safe
 from insseg.utils.logging import ensure_console_logging, log
-from insseg.utils.progress import MetricLogger
 from insseg.utils.seed import seed_everything
 
 # The best epoch's report pictures are drawn here during an evaluation, then published or discarded.
 REPORT_STAGING = ".report_staging"
 METRIC_KEYS = ("segm_AP", "segm_AP50", "segm_AP75", "bbox_AP", "bbox_AP50", "bbox_AP75")
-
-
-class TrainingDiverged(InssegError):
-    pass
-
-
-@dataclass
-class TrainState:
-    """Progress a checkpoint records besides the weights and optimizer state."""
-
-    epoch: int = -1  # the last finished epoch
-    best_metric: float = -math.inf  # segm AP of best.pt (-1: its evaluation had no ground truth to score)
-    best_epoch: int | None = None
-    stale_evals: int = 0  # evaluations since best.pt was written (early stopping)
-    metrics: dict[str, float] = field(default_factory=dict)  # of the last evaluation
-
-    def record(self, epoch: int, score: float) -> bool:
-        """Count one evaluation; True when it is the best so far."""
-        if score > self.best_metric:
-            self.best_metric, self.best_epoch, self.stale_evals = score, epoch, 0
-            return True
-        self.stale_evals += 1
-        return False
-
-    def summary(self) -> dict[str, Any]:
-        """metrics.json: the last evaluation and the best one."""
-        best = self.best_metric if self.best_metric >= 0 else None
-        return json_safe({**self.metrics, "best_segm_AP": best, "best_epoch": self.best_epoch})
 
 
 @dataclass
@@ -134,10 +112,10 @@ def _train(cfg: DictConfig, device: torch.device, dist_info: DistInfo) -> dict[s
         run.logger.close(failed=True)
         raise
     if dist_info.is_main:
-        _write_metrics(out_dir, cfg, state)
+        write_metrics(out_dir, cfg, state)
         for name in ("metrics.json", "config.yaml", ".hydra/config.yaml"):
             run.logger.log_artifact(out_dir / name)
-        _print_summary(state, out_dir)
+        print_summary(state, out_dir)
     run.logger.close()
     return broadcast_object(state.metrics, dist_info)
 
@@ -151,16 +129,17 @@ def _setup(cfg: DictConfig, device: torch.device, dist_info: DistInfo, out_dir: 
     if not main:
         train_set = build_dataset(cfg.data, "train", hflip_prob=cfg.train.hflip_prob)
     class_names = list(train_set.class_names)
-    loader, generator = _build_loader(cfg, train_set, device, dist_info)
+    loader, generator = build_train_loader(cfg, train_set, device, dist_info)
 
     model = build_model(cfg.model, class_names, fit_to_dataset=True).to(device)
     schedule = build_schedule(cfg.train, dist_info.world_size, len(loader))
     optimizer = build_optimizer(model.parameters(), cfg.train, schedule)
     scaler = torch.amp.GradScaler(device.type, enabled=training_amp(cfg, device))
     state = TrainState()
-    resume_path = _resolve_resume(cfg, out_dir, dist_info)
+    resume_path = resolve_resume(cfg, out_dir, dist_info)
     if resume_path is not None:
-        state = _restore(resume_path, model, optimizer, scaler, class_names, out_dir / "checkpoints", main)
+        ckpt_dir = out_dir / "checkpoints"
+        state = restore_training_state(resume_path, model, optimizer, scaler, class_names, ckpt_dir, main)
     lr_scheduler = build_lr_scheduler(optimizer, schedule, start_iter=(state.epoch + 1) * len(loader))
     train_model: torch.nn.Module = model
     if dist_info.enabled:
@@ -188,36 +167,14 @@ def _setup(cfg: DictConfig, device: torch.device, dist_info: DistInfo, out_dir: 
     return run, state
 
 
-def _build_loader(
-    cfg: DictConfig, train_set: Any, device: torch.device, dist_info: DistInfo
-) -> tuple[DataLoader, torch.Generator]:
-    generator = torch.Generator()
-    sampler = (
-        DistributedSampler(train_set, shuffle=True, seed=cfg.seed)
-        if dist_info.enabled
-        else RandomSampler(train_set, generator=generator)
-    )
-    loader = DataLoader(
-        train_set,
-        batch_size=cfg.train.batch_size,
-        sampler=sampler,
-        num_workers=cfg.data.num_workers,
-        collate_fn=collate,
-        generator=generator,
-        pin_memory=device.type == "cuda",
-        persistent_workers=False,
-    )
-    return loader, generator
-
-
 def _fit(run: Run, state: TrainState) -> None:
     cfg = run.cfg
     start = state.epoch + 1
-    if start >= cfg.train.epochs or _stopped_early(cfg, state):
+    if start >= cfg.train.epochs or stopped_early(cfg, state):
         if run.dist.is_main:
             log.info(
                 f"nothing to train: the checkpoint finished epoch {state.epoch} of {cfg.train.epochs}"
-                + (" and had stopped early" if _stopped_early(cfg, state) else "")
+                + (" and had stopped early" if stopped_early(cfg, state) else "")
             )
         return
     for epoch in range(start, cfg.train.epochs):
@@ -244,7 +201,7 @@ def _fit(run: Run, state: TrainState) -> None:
         if run.dist.is_main:
             _end_epoch(run, state, epoch, epoch_values, evaluation)
         barrier(run.dist)
-        if broadcast_object(_stopped_early(cfg, state), run.dist):
+        if broadcast_object(stopped_early(cfg, state), run.dist):
             if run.dist.is_main:
                 log.info(
                     f"early stopping: segm AP has not improved for {state.stale_evals} evaluations; "
@@ -289,7 +246,7 @@ def _end_epoch(
             _publish_best_report(run, {**state.metrics, "per_class": per_class}, epoch)
         discard_report(run.out_dir / REPORT_STAGING)
     run.save("last.pt", state)
-    _write_metrics(run.out_dir, cfg, state)
+    write_metrics(run.out_dir, cfg, state)
     run.logger.log_epoch({k: v for k, v in epoch_values.items() if math.isfinite(v)}, epoch)
 
 
@@ -304,153 +261,6 @@ def _publish_best_report(run: Run, metrics: dict[str, Any], epoch: int) -> None:
         )
 
 
-def _write_metrics(out_dir: Path, cfg: DictConfig, state: TrainState) -> None:
-    early = _stopped_early(cfg, state) and state.epoch < cfg.train.epochs - 1
-    atomic_write_json(out_dir / "metrics.json", {**state.summary(), "early_stopped": early})
-
-
-def _stopped_early(cfg: DictConfig, state: TrainState) -> bool:
-    patience = cfg.train.early_stopping
-    return patience is not None and state.stale_evals >= patience
-
-
-def training_amp(cfg: DictConfig, device: torch.device) -> bool:
-    """``train.amp`` on CUDA: float16/bfloat16 autocast (``device.amp_dtype``) and a GradScaler."""
-    return bool(cfg.train.amp) and device.type == "cuda"
-
-
-def _train_autocast(cfg: DictConfig, device: torch.device) -> ContextManager:
-    if not training_amp(cfg, device):
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if cfg.device.amp_dtype == "bfloat16" else torch.float16
-    return torch.autocast(device_type="cuda", dtype=dtype)
-
-
-def train_one_epoch(
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    loader: Any,
-    device: torch.device,
-    epoch: int,
-    scaler: torch.amp.GradScaler,
-    cfg: DictConfig,
-    logger: RunLogger,
-    verbose: bool,
-    lr_scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
-    dist_info: DistInfo = DistInfo(),
-) -> dict[str, float]:
-    """One pass over ``loader``; returns the epoch's mean losses and last learning rate (``epoch/...``).
-
-    Losses are averaged over the ranks before anything reads them, so every rank sees the same values:
-    a non-finite loss on one rank stops all of them with the same error, and the logged losses are the
-    averaged ones. ``lr_scheduler`` (warm-up included) is stepped once per iteration.
-    """
-    model.train()
-    progress = MetricLogger(enabled=verbose)
-    step = epoch * len(loader)
-    sums: dict[str, float] = {}
-    lr = optimizer.param_groups[0]["lr"]
-    for images, targets in progress.log_every(loader, cfg.train.print_freq, header=f"Epoch: [{epoch}]"):
-        images = [img.to(device, non_blocking=True) for img in images]
-        targets = [
-            {k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in t.items()} for t in targets
-        ]
-        with _train_autocast(cfg, device):
-            loss_dict = model(images, targets)
-            loss = sum(loss_dict.values())
-        loss_values = reduce_mean(loss_dict, dist_info)
-        loss_value = sum(loss_values.values())
-        if not math.isfinite(loss_value):
-            raise TrainingDiverged(
-                f"training diverged: loss is {loss_value} at epoch {epoch}, iteration {step} ({loss_values}"
-                + (f", averaged over {dist_info.world_size} processes" if dist_info.enabled else "")
-                + "). Lower train.lr or set train.clip_grad_norm; checkpoints/last.pt holds the last finished epoch."
-            )
-        _optimizer_step(model, optimizer, scaler, loss, cfg.train.clip_grad_norm)
-        if lr_scheduler is not None:
-            lr_scheduler.step()
-        progress.update(loss=loss_value, lr=lr, **loss_values)
-        logger.log_step(
-            {**{f"train/loss/{k}": v for k, v in loss_values.items()}, "train/loss/total": loss_value, "train/lr": lr},
-            step,
-        )
-        for k, v in {**loss_values, "total": loss_value}.items():
-            sums[k] = sums.get(k, 0.0) + v
-        lr = optimizer.param_groups[0]["lr"]
-        step += 1
-    n = max(1, len(loader))
-    return {**{f"epoch/loss/{k}": v / n for k, v in sums.items()}, "epoch/lr": lr}
-
-
-def _optimizer_step(
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scaler: torch.amp.GradScaler,
-    loss: torch.Tensor,
-    clip_grad_norm: float | None,
-) -> None:
-    optimizer.zero_grad(set_to_none=True)
-    scaler.scale(loss).backward()
-    if clip_grad_norm is not None:
-        scaler.unscale_(optimizer)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
-    scaler.step(optimizer)
-    scaler.update()
-
-
-def _restore(
-    path: Path,
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scaler: torch.amp.GradScaler,
-    class_names: list[str],
-    ckpt_dir: Path,
-    main: bool,
-) -> TrainState:
-    """Load a training checkpoint; the earlier run's best.pt comes along so best.pt stays the best overall."""
-    ckpt = load_training_state(path, class_names)
-    model.load_state_dict(ckpt["model"])
-    optimizer.load_state_dict(ckpt["optimizer"])
-    scaler.load_state_dict(ckpt["scaler"])
-    state = TrainState(
-        epoch=ckpt["epoch"],
-        best_metric=ckpt["best_metric"],
-        best_epoch=ckpt.get("best_epoch"),
-        stale_evals=ckpt.get("stale_evals", 0),
-        metrics=dict(ckpt.get("metrics", {})),
-    )
-    if main:
-        log.info(f"resumed from {path} at epoch {state.epoch + 1}")
-        earlier_best, best = Path(path).parent / "best.pt", ckpt_dir / "best.pt"
-        if earlier_best.is_file() and earlier_best.resolve() != best.resolve():
-            with atomic_path(best) as tmp:
-                shutil.copyfile(earlier_best, tmp)
-        elif not earlier_best.is_file() and state.best_metric > -math.inf:
-            log.warning(f"no best.pt beside {path}: best.pt will hold the best evaluation of this run only")
-            state.best_metric, state.best_epoch = -math.inf, None
-    return state
-
-
-def _resolve_resume(cfg: DictConfig, out_dir: Path, dist_info: DistInfo) -> Path | None:
-    resume = cfg.train.resume
-    if resume is None:
-        return None
-    if resume == "auto":
-        found = None
-        if dist_info.is_main:
-            found = find_latest_checkpoint(
-                Path(cfg.paths.log_dir) / cfg.task_name / cfg.experiment_name, exclude=out_dir
-            )
-            if found is None:
-                log.info(
-                    f"train.resume=auto: no earlier checkpoint of experiment '{cfg.experiment_name}'; starting fresh"
-                )
-            else:
-                log.info(f"train.resume=auto: resuming {found}")
-        return broadcast_object(found, dist_info)
-    return Path(resume)
-
-
 def _run_name(cfg: DictConfig, out_dir: Path) -> str:
     """``<experiment>/<run dir>``, e.g. ``smoke_maskrcnn_synthetic/multirun/<time>/3`` for job 3 of a sweep."""
     try:
@@ -461,16 +271,6 @@ def _run_name(cfg: DictConfig, out_dir: Path) -> str:
 
 def _print_metrics(epoch: int, metrics: dict[str, float]) -> None:
     log.info(f"Epoch [{epoch}] " + "  ".join(f"{k}: {metrics[k]:.4f}" for k in METRIC_KEYS if k in metrics))
-
-
-def _print_summary(state: TrainState, out_dir: Path) -> None:
-    last = state.metrics.get("segm_AP", math.nan)
-    best = (
-        f"best {state.best_metric:.4f} at epoch {state.best_epoch} (checkpoints/best.pt)"
-        if state.best_epoch is not None
-        else "no evaluation"
-    )
-    log.info(f"held-out segm AP {last:.4f}, {best}; run dir {out_dir}")
 
 
 def _save_config_outside_hydra(cfg: DictConfig, out_dir: Path) -> None:

@@ -14,11 +14,12 @@ import torch
 
 from insseg.data.dataset import InstanceSegmentationDataset
 from insseg.evaluation.class_mapping import bridge_classes
-from insseg.evaluation.coco import CocoEvaluator
+from insseg.evaluation.coco import CocoMetrics, CocoResults
 from insseg.evaluation.evaluator import Evaluators
 from insseg.evaluation.matching import MatchingEvaluator
-from insseg.evaluation.pipeline import score_records
+from insseg.evaluation.pipeline import coco_evaluation, score_records
 from insseg.evaluation.reports import build_report_evaluators, dataset_image_loader
+from insseg.evaluation.sample import MatchSettings
 from insseg.inference.loop import InferenceLoop
 from insseg.inference.sharding import ShardSource, gather_in_order, shard_indices
 from insseg.inference.sources import DatasetSource
@@ -31,11 +32,11 @@ Samples = list[tuple[torch.Tensor, ImagePrediction]]
 @dataclass
 class Evaluation:
     """One training-time evaluation: the metrics (the same on every rank; ``per_class`` when reported), and on
-    rank 0 the first images with their predictions (for overlays) and the evaluated COCO evaluator."""
+    rank 0 the first images with their predictions (for overlays) and the COCO results."""
 
     metrics: dict[str, Any]
     samples: Samples = field(default_factory=list)
-    coco: CocoEvaluator | None = None
+    coco: CocoResults | None = None
 
 
 def evaluate_coco(
@@ -57,16 +58,20 @@ def evaluate_coco(
         records = gather_in_order(list(records), positions, dist_info)
     if records is None:
         return Evaluation(broadcast_object({}, dist_info))
-    coco = CocoEvaluator(dataset.class_names, eval_cfg.void_as_background, eval_cfg.coco_backend)
-    matching = MatchingEvaluator(eval_cfg.score_threshold, eval_cfg.void_as_background, eval_cfg.class_aware_matching)
     reports = build_report_evaluators(
-        eval_cfg.reports, list(dataset.class_names), report_dir, coco, matching, dataset_image_loader(dataset)
+        eval_cfg.reports, list(dataset.class_names), report_dir, dataset_image_loader(dataset)
     )
-    evaluators = Evaluators([coco, *([matching] if report_dir is not None else []), *reports])
+    matching = [MatchingEvaluator()] if report_dir is not None else []
+    evaluators = Evaluators(
+        [CocoMetrics(), *matching, *reports],
+        MatchSettings.from_config(eval_cfg),
+        coco_evaluation(eval_cfg, list(dataset.class_names)),
+    )
     samples: Samples = []
     bridge = bridge_classes(list(model.class_names), list(dataset.class_names))
     kept = _keep_samples(records, dataset, samples, num_samples)
     metrics = score_records(dataset, kept, evaluators, bridge, header="Eval:", print_freq=print_freq)
+    coco = evaluators.coco.results() if evaluators.coco is not None else None
     return Evaluation(broadcast_object(metrics, dist_info), samples, coco)
 
 

@@ -23,9 +23,10 @@ import numpy as np
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from insseg.data.annotations import Annotation
 from insseg.data.cityscapes import CITYSCAPES_CLASSES, IMAGE_SUFFIX, CityscapesReader
 from insseg.evaluation.cityscapes_protocol import run_official
+from insseg.evaluation.coco import CocoResults
+from insseg.evaluation.sample import ImageSample
 from insseg.predictions import ImagePrediction
 
 RESULTS_DIR = "cityscapes_results"
@@ -75,11 +76,12 @@ class CityscapesEvaluator:
         self.results_dir.mkdir(parents=True)
         self.matches_file = base / MATCHES_FILE if self.out_dir is not None else None
 
-    def process(self, gt: Annotation, pred: ImagePrediction) -> None:
-        txt = write_image_results(self.results_dir, gt.file_name, pred, self.class_names)
-        self._pairs.append((txt, self.gt_files[gt.file_name]))
+    def process(self, sample: ImageSample) -> None:
+        txt = write_image_results(self.results_dir, sample.gt.file_name, sample.pred, self.class_names)
+        self._pairs.append((txt, self.gt_files[sample.gt.file_name]))
 
-    def evaluate(self) -> dict[str, Any]:
+    def evaluate(self, coco: CocoResults | None = None) -> dict[str, Any]:
+        """The official numbers (``coco`` is not read: this protocol has its own matching)."""
         try:
             if not self._pairs:
                 return {"cityscapes_AP": math.nan, "cityscapes_AP50": math.nan}

@@ -1,5 +1,10 @@
-"""COCO bbox and segm AP with pycocotools (or faster-coco-eval: ``backend``), as an evaluator fed one image
-at a time.
+"""COCO bbox and segm AP with pycocotools (or faster-coco-eval: ``backend``): the dataset-level COCO evaluation,
+fed one image at a time.
+
+:class:`CocoEvaluator` collects ground truth and detections and scores them once; the evaluation pass
+(:class:`~insseg.evaluation.evaluator.Evaluators`) runs one and hands its :class:`CocoResults` (the evaluated
+``COCOeval`` per IoU type) to every evaluator: :class:`CocoMetrics` reports the summary numbers, the per-class and
+PR-curve reports read the same arrays. It also works alone: ``process(gt, pred)`` per image, then ``evaluate()``.
 
 Ground truth of COCO-format data is the user's own file as it is: their image ids, category ids, iscrowd,
 areas and boxes (the annotation carries the file's entries), so the numbers equal ``COCOeval`` run by hand on
@@ -21,7 +26,9 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from pycocotools import mask as mask_utils
@@ -29,6 +36,7 @@ from pycocotools import mask as mask_utils
 from insseg.data.annotations import Annotation, InstanceAnnotation
 from insseg.errors import InssegError
 from insseg.evaluation.coco_backend import DEFAULT_BACKEND, coco_classes
+from insseg.evaluation.sample import ImageSample
 from insseg.predictions import ImagePrediction, encode_masks, xyxy_to_xywh
 
 IOU_TYPES = ("segm", "bbox")
@@ -40,6 +48,26 @@ def _clean(value: float) -> float:
     """NaN for pycocotools' -1 (undefined); rounded to 12 decimals, which removes the ``np.spacing(1)`` that
     pycocotools adds to every precision denominator (so perfect predictions score exactly 1.0)."""
     return math.nan if value < 0 else round(float(value), 12)
+
+
+@dataclass
+class CocoResults:
+    """A scored COCO evaluation: ``stats`` (``segm_AP`` ...; NaN where undefined), ``evals`` (the evaluated
+    ``COCOeval`` per IoU type; empty when there were no images), pycocotools' printed ``tables``, the classes
+    with their category ids, and the ground-truth objects (non-crowd) and detections per category id."""
+
+    stats: dict[str, float]
+    evals: dict[str, Any]
+    tables: dict[str, str]
+    class_names: list[str]
+    category_ids: list[int]
+    num_gt: Counter[int] = field(default_factory=Counter)
+    num_dt: Counter[int] = field(default_factory=Counter)
+    num_gt_entries: int = 0  # every ground-truth annotation, crowd regions included
+
+    @property
+    def iou_types(self) -> tuple[str, ...]:
+        return tuple(self.evals)
 
 
 class CocoEvaluator:
@@ -66,12 +94,14 @@ class CocoEvaluator:
         self.dt: list[dict[str, Any]] = []  # one record per detection: bbox and segm share it
         self.tables: dict[str, str] = {}
         self.evals: dict[str, Any] = {}
+        self.stats: dict[str, float] | None = None
 
     def __len__(self) -> int:
         return len(self.images)
 
     def process(self, gt: Annotation, pred: ImagePrediction) -> None:
         """Add one image: its ground truth and every prediction whose label is a dataset class."""
+        self.stats = None
         h, w = int(gt.height), int(gt.width)
         if gt.coco_entries is not None:  # the user's file, as it is
             image_id = int(gt.image_id)
@@ -111,6 +141,20 @@ class CocoEvaluator:
     def evaluate(self) -> dict[str, float]:
         """``segm_AP``, ``segm_AP50``, ..., ``bbox_ARl`` (0..1; NaN where COCO leaves it undefined)."""
         return self.summarize()
+
+    def results(self) -> CocoResults:
+        """The scored evaluation (scoring now unless :meth:`summarize` already ran on these images)."""
+        stats = self.stats if self.stats is not None else self.summarize()
+        return CocoResults(
+            dict(stats),
+            dict(self.evals),
+            dict(self.tables),
+            list(self.class_names),
+            list(self.category_ids),
+            Counter(int(a["category_id"]) for a in self.gt if not a.get("iscrowd")),  # crowd regions are no objects
+            Counter(int(d["category_id"]) for d in self.dt),
+            len(self.gt),
+        )
 
     def _coco_gt(self) -> Any:
         gt = self._coco()
@@ -153,7 +197,8 @@ class CocoEvaluator:
         ground truth of that size). pycocotools' printed tables are kept in :attr:`tables`."""
         results: dict[str, float] = {}
         if not self.images:
-            return {f"{t}_{s}": math.nan for t in IOU_TYPES for s in STAT_NAMES}
+            self.stats = {f"{t}_{s}": math.nan for t in IOU_TYPES for s in STAT_NAMES}
+            return dict(self.stats)
         gt = self._coco_gt()
         for iou_type in IOU_TYPES:
             dt = self._coco_dt(gt, iou_type)
@@ -167,7 +212,29 @@ class CocoEvaluator:
             self.evals[iou_type] = ev
             for name, value in zip(STAT_NAMES, ev.stats.tolist()):
                 results[f"{iou_type}_{name}"] = _clean(value)
+        self.stats = dict(results)
         return results
+
+
+def as_results(coco: CocoEvaluator | CocoResults) -> CocoResults:
+    """The results of an evaluator (scored now if needed), or the results themselves."""
+    return coco.results() if isinstance(coco, CocoEvaluator) else coco
+
+
+class CocoMetrics:
+    """The evaluator reporting COCO's summary numbers (``segm_AP`` ... ``bbox_ARl``) from the pass's results."""
+
+    needs_coco = True
+
+    def reset(self) -> None:
+        pass
+
+    def process(self, sample: ImageSample) -> None:
+        pass
+
+    def evaluate(self, coco: CocoResults | None) -> dict[str, float]:
+        assert coco is not None
+        return dict(coco.stats)
 
 
 def ground_truth_entries(gt: InstanceAnnotation, image_id: int, first_id: int) -> list[dict[str, Any]]:

@@ -15,10 +15,10 @@ from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Font
 
-from insseg.data.annotations import InstanceAnnotation
-from insseg.evaluation.matching import ImageMatch, MatchingEvaluator
+from insseg.evaluation.matching import ImageMatch
+from insseg.evaluation.sample import ImageSample
 from insseg.evaluation.timing import per_object_ms
-from insseg.predictions import ImagePrediction, ImageTiming
+from insseg.predictions import ImageTiming
 from insseg.utils.atomic import atomic_path
 
 # Exactly the original harness's columns, in its order.
@@ -80,11 +80,10 @@ def flatten(d: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
 
 
 class ExcelReport:
-    """Evaluator streaming a row per object and per image (from its :class:`MatchingEvaluator`'s result of the
-    same image), then ``write`` once with the merged metrics."""
+    """Evaluator streaming a row per object and per image (from the sample's one-to-one match), then ``write``
+    once with the merged metrics."""
 
-    def __init__(self, matching: MatchingEvaluator) -> None:
-        self.matching = matching
+    def __init__(self) -> None:
         self.wb: Workbook | None = None
         self.reset()
 
@@ -97,12 +96,10 @@ class ExcelReport:
         self._header("images", IMAGE_COLUMNS)
         self.num_object_rows = 0
 
-    def process(self, gt: InstanceAnnotation, pred: ImagePrediction) -> None:
-        assert self.matching.last is not None, "ExcelReport must follow its MatchingEvaluator"
-        match, _, _ = self.matching.last
-        self.add_image(match, gt.height, gt.width, pred.timing)
+    def process(self, sample: ImageSample) -> None:
+        self.add_image(sample.match, sample.gt.height, sample.gt.width, sample.pred.timing)
 
-    def evaluate(self) -> dict[str, Any]:
+    def evaluate(self, coco: object = None) -> dict[str, Any]:
         return {}
 
     def _header(self, sheet: str, columns: tuple[str, ...]) -> None:

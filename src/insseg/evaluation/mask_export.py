@@ -14,10 +14,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from insseg.data.annotations import InstanceAnnotation
 from insseg.data.voc_palette import voc_palette
-from insseg.evaluation.matching import ImageMatch, MatchingEvaluator
-from insseg.predictions import ImagePrediction
+from insseg.evaluation.matching import ImageMatch
+from insseg.evaluation.sample import ImageSample
 
 
 def export_masks(
@@ -58,17 +57,14 @@ def export_masks(
 class MaskExporter:
     """Evaluator writing each image's matched masks (see the module docstring) into ``out_dir``."""
 
-    def __init__(self, matching: MatchingEvaluator, out_dir: str | Path) -> None:
-        self.matching = matching
+    def __init__(self, out_dir: str | Path) -> None:
         self.out_dir = Path(out_dir)
 
     def reset(self) -> None:
         pass
 
-    def process(self, gt: InstanceAnnotation, pred: ImagePrediction) -> None:
-        assert self.matching.last is not None, "MaskExporter must follow its MatchingEvaluator"
-        match, kept, masks = self.matching.last
-        export_masks(self.out_dir, gt.file_name, match, masks, kept.scores)
+    def process(self, sample: ImageSample) -> None:
+        export_masks(self.out_dir, sample.gt.file_name, sample.match, sample.kept_masks, sample.kept.scores)
 
-    def evaluate(self) -> dict[str, int]:
+    def evaluate(self, coco: object = None) -> dict[str, int]:
         return {}

@@ -15,12 +15,15 @@ Background: ground truth = pixels of no instance (labelled 0 in a map); predicti
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from insseg.data.annotations import Annotation
-from insseg.predictions import ImagePrediction
+
+if TYPE_CHECKING:
+    from insseg.evaluation.sample import ImageSample
 
 TP_IOU = 0.5  # a matched pair with IoU >= this is a true positive for instance precision / recall
 
@@ -245,28 +248,19 @@ class MatchingAccumulator:
 
 
 class MatchingEvaluator:
-    """The one-to-one matching metrics of the detections scoring above ``score_threshold``.
+    """The one-to-one matching metrics of the detections scoring above the pass's ``score_threshold`` (each
+    sample's :attr:`~insseg.evaluation.sample.ImageSample.match`)."""
 
-    After each ``process`` the image's :class:`ImageMatch`, kept detections and their masks are in
-    :attr:`last`, for the evaluators that report per object (Excel, mask PNGs).
-    """
-
-    def __init__(self, score_threshold: float, void_as_background: bool = False, class_aware: bool = False) -> None:
-        self.score_threshold = float(score_threshold)
-        self.void_as_background = void_as_background
-        self.class_aware = class_aware
+    def __init__(self) -> None:
         self.reset()
 
     def reset(self) -> None:
         self.totals = MatchingAccumulator()
-        self.last: tuple[ImageMatch, ImagePrediction, np.ndarray] | None = None
+        self.score_threshold: float | None = None
 
-    def process(self, gt: Annotation, pred: ImagePrediction) -> None:
-        kept = pred.above(self.score_threshold)
-        masks = kept.mask_array()
-        match = match_image(gt, masks, kept.labels, self.void_as_background, self.class_aware)
-        self.totals.add(match)
-        self.last = (match, kept, masks)
+    def process(self, sample: ImageSample) -> None:
+        self.totals.add(sample.match)
+        self.score_threshold = sample.settings.score_threshold
 
-    def evaluate(self) -> dict[str, float | int]:
+    def evaluate(self, coco: object = None) -> dict[str, float | int | None]:
         return {**self.totals.summary(), "score_threshold": self.score_threshold}

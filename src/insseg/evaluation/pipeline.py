@@ -3,8 +3,10 @@
 1. Records (:class:`~insseg.predictions.ImagePrediction`): from ``eval.predictions`` (a predictions.json),
    the prediction cache, or the inference loop (every detection above the model's floor, float32 unless
    ``device.amp=true``).
-2. One pass: each record meets its image's ground truth and every evaluator (COCO AP, matching, timing,
-   metrics.xlsx rows, mask PNGs, the reports of ``eval.reports``) processes it (:func:`score_records`).
+2. One pass (:func:`score_records`, :class:`~insseg.evaluation.evaluator.Evaluators`): each record meets its
+   image's ground truth; the pass matches it once and hands the sample to every evaluator (matching, timing,
+   metrics.xlsx rows, mask PNGs, the reports of ``eval.reports``), then scores COCO once and hands the results
+   to each (COCO AP, per-class AP, PR curves).
 3. Files in ``cfg.paths.output_dir``: predictions.json, metrics.json, metrics.xlsx, masks/, pr_curves/,
    confusion_matrix.png, gallery/ and, last, report.html.
 """
@@ -23,7 +25,7 @@ from insseg.data.dataset import InstanceSegmentationDataset
 from insseg.errors import InssegError
 from insseg.evaluation.cityscapes_eval import benchmark_evaluators
 from insseg.evaluation.class_mapping import ClassBridge, bridge_classes
-from insseg.evaluation.coco import CocoEvaluator
+from insseg.evaluation.coco import CocoEvaluator, CocoMetrics
 from insseg.evaluation.evaluator import Evaluators
 from insseg.evaluation.excel_report import ExcelReport
 from insseg.evaluation.mask_export import MaskExporter
@@ -32,6 +34,7 @@ from insseg.evaluation.prediction_cache import PredictionCache, cache_key_info
 from insseg.evaluation.prediction_file import records_for_split
 from insseg.evaluation.reports import build_report_evaluators, dataset_image_loader, report_sheets, write_html_report
 from insseg.evaluation.reports.gallery import ImageLoader
+from insseg.evaluation.sample import MatchSettings
 from insseg.evaluation.split import eval_dataset, warn_if_split_differs
 from insseg.evaluation.timing import TimingEvaluator
 from insseg.inference.sharding import ShardSource, gather_in_order, shard_indices
@@ -74,18 +77,21 @@ def build_evaluators(
     load_image: ImageLoader | None = None,
     benchmark: Sequence[Any] = (),
 ) -> Evaluators:
-    """evaluate.py's evaluators; ``out_dir=None`` leaves out the ones that write files. The reports
-    (``eval.reports``) come last: they build on the COCO arrays and the matching; the gallery needs
-    ``load_image``. ``benchmark``: the dataset's own protocol (:func:`benchmark_evaluators`), beside COCO AP."""
-    coco = CocoEvaluator(dataset_classes, eval_cfg.void_as_background, eval_cfg.coco_backend)
-    matching = MatchingEvaluator(eval_cfg.score_threshold, eval_cfg.void_as_background, eval_cfg.class_aware_matching)
-    evaluators: list[Any] = [coco, matching, TimingEvaluator()]
+    """evaluate.py's pass and evaluators; ``out_dir=None`` leaves out the ones that write files. The gallery
+    needs ``load_image``. ``benchmark``: the dataset's own protocol (:func:`benchmark_evaluators`), beside COCO AP."""
+    evaluators: list[Any] = [CocoMetrics(), MatchingEvaluator(), TimingEvaluator()]
     if out_dir is not None:
-        evaluators.append(ExcelReport(matching))
+        evaluators.append(ExcelReport())
         if eval_cfg.save_masks:
-            evaluators.append(MaskExporter(matching, out_dir / "masks"))
-    evaluators += build_report_evaluators(eval_cfg.reports, dataset_classes, out_dir, coco, matching, load_image)
-    return Evaluators([*evaluators, *benchmark])
+            evaluators.append(MaskExporter(out_dir / "masks"))
+    evaluators += build_report_evaluators(eval_cfg.reports, dataset_classes, out_dir, load_image)
+    evaluators += benchmark
+    return Evaluators(evaluators, MatchSettings.from_config(eval_cfg), coco_evaluation(eval_cfg, dataset_classes))
+
+
+def coco_evaluation(eval_cfg: Any, dataset_classes: Sequence[str]) -> CocoEvaluator:
+    """The pass's COCO evaluation with ``eval_cfg``'s void handling and backend."""
+    return CocoEvaluator(dataset_classes, eval_cfg.void_as_background, eval_cfg.coco_backend)
 
 
 def score_records(
@@ -191,12 +197,11 @@ def _evaluate(cfg: DictConfig, dist_info: DistInfo) -> dict[str, Any]:
         predictions.category_ids = file_category_ids(bridge, dataset.category_ids)
     predictions.write(out_dir / "predictions.json")
     atomic_write_json(out_dir / "metrics.json", metrics)
-    coco = evaluators.get(CocoEvaluator)
     report.write(
         out_dir / "metrics.xlsx",
         metrics,
         OmegaConf.to_container(cfg, resolve=True),
-        coco_tables=coco.tables,
+        coco_tables=evaluators.coco.tables if evaluators.coco is not None else None,
         notes=_notes(cfg, dataset, split, source),
         extra_sheets=report_sheets(evaluators, metrics),
     )

@@ -6,8 +6,8 @@ device synchronised at each boundary and leaves the warm-up batches untimed; thi
 
 from __future__ import annotations
 
-from insseg.data.annotations import InstanceAnnotation
-from insseg.predictions import ImagePrediction, ImageTiming
+from insseg.evaluation.sample import ImageSample
+from insseg.predictions import ImageTiming
 
 SECTIONS = ("data", "model", "postprocess")
 
@@ -23,15 +23,16 @@ class TimingEvaluator:
     def __init__(self) -> None:
         self.reset()
 
-    def process(self, gt: InstanceAnnotation, pred: ImagePrediction) -> None:
-        if pred.timing is None:
+    def process(self, sample: ImageSample) -> None:
+        timing = sample.pred.timing
+        if timing is None:
             return
         self.num_images += 1
-        self.num_objects += len(gt)
+        self.num_objects += len(sample.gt)
         for s in SECTIONS:
-            self.sums[s] += getattr(pred.timing, s)
+            self.sums[s] += getattr(timing, s)
 
-    def evaluate(self) -> dict[str, float]:
+    def evaluate(self, coco: object = None) -> dict[str, float]:
         if self.num_images == 0:
             return {}
         total = sum(self.sums.values())

@@ -32,7 +32,7 @@ class RunLogger:
         """(image, prediction) pairs of the epoch's evaluation."""
 
     def log_evaluation(self, coco: Any, per_class: Mapping[str, Any] | None, epoch: int) -> None:
-        """Per-class AP and PR curves of an evaluated :class:`~insseg.evaluation.coco.CocoEvaluator`."""
+        """Per-class AP and PR curves from the pass's :class:`~insseg.evaluation.coco.CocoResults`."""
 
     def log_artifact(self, path: Path) -> None:
         """A file the run wrote (already in the run dir; backends with their own store copy it)."""

@@ -1,9 +1,9 @@
 """Reports people look at: per-class AP, PR curves, confusion matrix, a TP/FP/missed gallery, report.html.
 
 Each is an evaluator fed by the same pass as the metrics (:mod:`insseg.evaluation.evaluator`), switched by
-``eval.reports.*``; they build on the :class:`CocoEvaluator`'s arrays and the :class:`MatchingEvaluator`'s
-per-image result, so they must come after those two in the list. report.html is written last, from the
-metrics and the files the others wrote.
+``eval.reports.*``; they build on what the pass hands every evaluator (each image's one-to-one match, the COCO
+results after the last image), so they stand alone and may come in any order. report.html is written last,
+from the metrics and the files the others wrote.
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from insseg.evaluation.coco import CocoEvaluator
-from insseg.evaluation.matching import MatchingEvaluator
 from insseg.evaluation.reports.confusion import ConfusionEvaluator
 from insseg.evaluation.reports.gallery import GalleryEvaluator, ImageLoader
 from insseg.evaluation.reports.html_report import write_html_report
@@ -25,29 +23,23 @@ def build_report_evaluators(
     reports: Any,
     class_names: Sequence[str],
     out_dir: str | Path | None,
-    coco: CocoEvaluator,
-    matching: MatchingEvaluator,
     load_image: ImageLoader | None = None,
 ) -> list[Any]:
     """The report evaluators ``reports`` (``eval.reports``: per_class, pr_curves, confusion, gallery,
-    gallery_seed) switches on, to be put after ``coco`` and ``matching``. ``out_dir=None``: only those that
-    write no files (per-class AP). The gallery needs ``load_image`` (``file_name -> uint8 [H, W, 3]``)."""
+    gallery_seed) switches on. ``out_dir=None``: only those that write no files (per-class AP). The gallery
+    needs ``load_image`` (``file_name -> uint8 [H, W, 3]``)."""
     evaluators: list[Any] = []
     if reports.per_class:
-        evaluators.append(PerClassEvaluator(coco))
+        evaluators.append(PerClassEvaluator())
     if out_dir is None:
         return evaluators
     out_dir = Path(out_dir)
     if reports.pr_curves:
-        evaluators.append(PRCurveEvaluator(coco, out_dir))
+        evaluators.append(PRCurveEvaluator(out_dir))
     if reports.confusion:
-        evaluators.append(
-            ConfusionEvaluator(class_names, out_dir, matching.score_threshold, matching.void_as_background, matching)
-        )
+        evaluators.append(ConfusionEvaluator(class_names, out_dir))
     if reports.gallery > 0 and load_image is not None:
-        evaluators.append(
-            GalleryEvaluator(matching, load_image, class_names, out_dir, reports.gallery, reports.gallery_seed)
-        )
+        evaluators.append(GalleryEvaluator(load_image, class_names, out_dir, reports.gallery, reports.gallery_seed))
     return evaluators
 
 

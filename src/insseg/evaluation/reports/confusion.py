@@ -7,8 +7,9 @@ prediction's class). An object without such a pair counts in its row's ``missed`
 one counts in the ``background`` row (a false positive). Predictions of model classes the dataset lacks (kept
 with ``eval.keep_unmapped``) get an ``unmapped`` column when there are any.
 
-When the :class:`MatchingEvaluator` it is given matches class-agnostically (the default), its result for the
-image is reused, so the matrix costs no extra matching.
+When the pass matches class-agnostically (the default, ``eval.class_aware_matching=false``), the sample's match
+is used, so the matrix costs no extra matching; otherwise the kept detections are matched again here without
+classes (same threshold and void handling).
 """
 
 from __future__ import annotations
@@ -19,10 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from insseg.data.annotations import InstanceAnnotation
-from insseg.evaluation.matching import TP_IOU, ImageMatch, MatchingEvaluator, match_image
+from insseg.evaluation.matching import TP_IOU, ImageMatch, match_image
 from insseg.evaluation.reports.plotting import pyplot, save_figure
-from insseg.predictions import ImagePrediction
+from insseg.evaluation.sample import ImageSample
 
 FILE_NAME = "confusion_matrix.png"
 MISSED, BACKGROUND, UNMAPPED = "missed", "background", "unmapped"
@@ -119,43 +119,27 @@ class ConfusionMatrix:
 
 
 class ConfusionEvaluator:
-    """Accumulates the matrix per image; writes ``confusion_matrix.png`` into ``out_dir`` when evaluated.
+    """Accumulates the matrix per image (see the module docstring); writes ``confusion_matrix.png`` into
+    ``out_dir`` when evaluated. Adds no metrics; the xlsx sheet comes from :attr:`matrix`."""
 
-    ``matching``: reused when it matches class-agnostically (else this evaluator matches on its own, with the
-    same ``score_threshold`` and void handling). Adds no metrics; the xlsx sheet comes from :attr:`matrix`.
-    """
-
-    def __init__(
-        self,
-        class_names: Sequence[str],
-        out_dir: str | Path,
-        score_threshold: float,
-        void_as_background: bool = False,
-        matching: MatchingEvaluator | None = None,
-    ) -> None:
+    def __init__(self, class_names: Sequence[str], out_dir: str | Path) -> None:
         self.class_names = list(class_names)
         self.out_dir = Path(out_dir)
-        self.score_threshold = float(score_threshold)
-        self.void_as_background = void_as_background
-        reusable = (
-            matching is not None and not matching.class_aware and matching.score_threshold == self.score_threshold
-        )
-        self.matching = matching if reusable and matching.void_as_background == void_as_background else None
         self.reset()
 
     def reset(self) -> None:
         self.matrix = ConfusionMatrix(self.class_names)
 
-    def process(self, gt: InstanceAnnotation, pred: ImagePrediction) -> None:
-        if self.matching is not None:
-            assert self.matching.last is not None, "ConfusionEvaluator must follow its MatchingEvaluator"
-            match, kept, _ = self.matching.last
-        else:
-            kept = pred.above(self.score_threshold)
-            match = match_image(gt, kept.mask_array(), kept.labels, self.void_as_background, class_aware=False)
+    def process(self, sample: ImageSample) -> None:
+        gt, kept, s = sample.gt, sample.kept, sample.settings
+        match = (
+            match_image(gt, sample.kept_masks, kept.labels, s.void_as_background, class_aware=False)
+            if s.class_aware
+            else sample.match
+        )
         self.matrix.add(confusion_counts(match, gt.labels, kept.labels, len(self.class_names)))
 
-    def evaluate(self) -> dict[str, Any]:
+    def evaluate(self, coco: object = None) -> dict[str, Any]:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.matrix.plot(self.out_dir / FILE_NAME)
         return {}

@@ -28,7 +28,8 @@ from PIL import Image
 
 from insseg.data.annotations import InstanceAnnotation
 from insseg.errors import InssegError
-from insseg.evaluation.matching import TP_IOU, ImageMatch, MatchingEvaluator, iou_f1_matrices
+from insseg.evaluation.matching import TP_IOU, ImageMatch, iou_f1_matrices
+from insseg.evaluation.sample import ImageSample
 from insseg.inference.overlay import draw_overlay
 from insseg.predictions import ImagePrediction, class_name
 from insseg.utils.atomic import atomic_path, atomic_write_json
@@ -120,19 +121,17 @@ def render(
 
 
 class GalleryEvaluator:
-    """Keeps the gallery's candidates per image (from its :class:`MatchingEvaluator`'s result) and draws the
-    selected ones when evaluated. ``load_image(file_name)`` gives the image as uint8 [H, W, 3]."""
+    """Keeps the gallery's candidates per image (from the sample's one-to-one match) and draws the selected ones
+    when evaluated. ``load_image(file_name)`` gives the image as uint8 [H, W, 3]."""
 
     def __init__(
         self,
-        matching: MatchingEvaluator,
         load_image: ImageLoader,
         class_names: Sequence[str],
         out_dir: str | Path,
         num_images: int = 8,
         seed: int = 0,
     ) -> None:
-        self.matching = matching
         self.load_image = load_image
         self.class_names = list(class_names)
         self.out_dir = Path(out_dir)
@@ -145,10 +144,11 @@ class GalleryEvaluator:
         self._worst: list[tuple[float, int, Candidate]] = []  # max-heap on (mean IoU, index) via negation
         self._sample: list[Candidate] = []  # reservoir of 2n, so n remain after removing the worst
         self._rng = np.random.default_rng(self.seed)
+        self.void_as_background = False  # the pass's setting, taken from the samples
 
-    def process(self, gt: InstanceAnnotation, pred: ImagePrediction) -> None:
-        assert self.matching.last is not None, "GalleryEvaluator must follow its MatchingEvaluator"
-        match, kept, _ = self.matching.last
+    def process(self, sample: ImageSample) -> None:
+        gt, kept, match = sample.gt, sample.kept, sample.match
+        self.void_as_background = sample.settings.void_as_background
         index, self.seen = self.seen, self.seen + 1
         n = self.num_images
         if n <= 0:
@@ -178,7 +178,7 @@ class GalleryEvaluator:
         chosen = sorted((rest[k] for k in order[: self.num_images]), key=lambda c: c.index)
         return {"worst": worst, "random": chosen}
 
-    def evaluate(self) -> dict[str, Any]:
+    def evaluate(self, coco: object = None) -> dict[str, Any]:
         if self.num_images <= 0:
             return {}
         entries = []
@@ -197,7 +197,7 @@ class GalleryEvaluator:
                 f"gallery: image {c.gt.file_name} is {image.shape[1]}x{image.shape[0]} but its "
                 f"annotation is {c.gt.width}x{c.gt.height}"
             )
-        picture = render(image, c.gt, c.kept, c.match, self.class_names, self.matching.void_as_background)
+        picture = render(image, c.gt, c.kept, c.match, self.class_names, self.void_as_background)
         rel = Path(DIR_NAME) / group / f"{Path(c.gt.file_name).stem}.png"
         path = self.out_dir / rel
         path.parent.mkdir(parents=True, exist_ok=True)

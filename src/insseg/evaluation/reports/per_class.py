@@ -10,16 +10,14 @@ the model's floor).
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 from pycocotools.cocoeval import COCOeval
 
-from insseg.data.annotations import InstanceAnnotation
-from insseg.evaluation.coco import IOU_TYPES, CocoEvaluator, _clean
-from insseg.predictions import ImagePrediction
+from insseg.evaluation.coco import IOU_TYPES, CocoEvaluator, CocoResults, _clean, as_results
+from insseg.evaluation.sample import ImageSample
 from insseg.utils.logging import log
 
 AP_KEYS = ("AP", "AP50", "AP75")
@@ -46,10 +44,11 @@ def _mean_valid(values: np.ndarray) -> float:
     return _clean(float(valid.mean())) if valid.size else math.nan
 
 
-def per_class_metrics(coco: CocoEvaluator) -> dict[str, dict[str, Any] | None]:
-    """The ``per_class`` block (see the module docstring) of an evaluated :class:`CocoEvaluator`."""
-    num_gt = Counter(int(a["category_id"]) for a in coco.gt if not a.get("iscrowd"))  # crowd regions are no objects
-    num_dt = Counter(int(d["category_id"]) for d in coco.dt)
+def per_class_metrics(coco: CocoResults | CocoEvaluator) -> dict[str, dict[str, Any] | None]:
+    """The ``per_class`` block (see the module docstring) of COCO results (or of a :class:`CocoEvaluator`,
+    scored now if needed)."""
+    coco = as_results(coco)
+    num_gt, num_dt = coco.num_gt, coco.num_dt
     out: dict[str, dict[str, Any] | None] = {}
     for k, name in enumerate(coco.class_names):
         cat_id = coco.category_ids[k]
@@ -57,7 +56,7 @@ def per_class_metrics(coco: CocoEvaluator) -> dict[str, dict[str, Any] | None]:
             out[name] = None
             continue
         row: dict[str, Any] = {}
-        for iou_type in IOU_TYPES:
+        for iou_type in coco.iou_types:
             ev = coco.evals[iou_type]
             col = ev.params.catIds.index(cat_id)
             for key, iou in zip(AP_KEYS, (None, 0.5, 0.75)):
@@ -100,22 +99,20 @@ def format_table(per_class: Mapping[str, Mapping[str, Any] | None]) -> str:
 
 
 class PerClassEvaluator:
-    """Adds ``per_class`` to the metrics and logs its table. Put it after its :class:`CocoEvaluator` (whose
-    ``evaluate`` runs pycocotools); it computes nothing per image."""
+    """Adds ``per_class`` to the metrics and logs its table, from the pass's COCO results; it computes nothing
+    per image."""
 
-    def __init__(self, coco: CocoEvaluator) -> None:
-        self.coco = coco
+    needs_coco = True
 
     def reset(self) -> None:
         pass
 
-    def process(self, gt: InstanceAnnotation, pred: ImagePrediction) -> None:
+    def process(self, sample: ImageSample) -> None:
         pass
 
-    def evaluate(self) -> dict[str, Any]:
-        if len(self.coco) and not self.coco.evals:
-            self.coco.summarize()
-        per_class = per_class_metrics(self.coco)
+    def evaluate(self, coco: CocoResults | None) -> dict[str, Any]:
+        assert coco is not None
+        per_class = per_class_metrics(coco)
         log.info(
             "per-class AP (all areas, 100 detections; - where the class has no ground truth):\n"
             + format_table(per_class)

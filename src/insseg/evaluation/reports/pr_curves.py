@@ -19,11 +19,10 @@ from typing import Any
 import numpy as np
 from pycocotools.cocoeval import COCOeval
 
-from insseg.data.annotations import InstanceAnnotation
-from insseg.evaluation.coco import IOU_TYPES, CocoEvaluator
+from insseg.evaluation.coco import CocoEvaluator, CocoResults, as_results
 from insseg.evaluation.reports.per_class import precision_slice
 from insseg.evaluation.reports.plotting import pyplot, save_figure
-from insseg.predictions import ImagePrediction
+from insseg.evaluation.sample import ImageSample
 from insseg.utils.atomic import atomic_write_json
 
 # Curve label -> IoU threshold (None: the mean over 0.50:0.95).
@@ -46,10 +45,11 @@ def pr_curve(ev: COCOeval, iou: float | None, class_index: int | None = None) ->
     return sums / np.maximum(counts, 1)
 
 
-def all_curves(coco: CocoEvaluator) -> dict[str, Any]:
+def all_curves(coco: CocoResults | CocoEvaluator) -> dict[str, Any]:
     """``{"recall": [...], "segm": {"all": {label: precision or None}, "classes": {name: {...}}}, "bbox": ...}``."""
+    coco = as_results(coco)
     out: dict[str, Any] = {}
-    for iou_type in IOU_TYPES:
+    for iou_type in coco.iou_types:
         ev = coco.evals[iou_type]
         out["recall"] = ev.params.recThrs.tolist()
         entry: dict[str, Any] = {"all": {}, "classes": {}}
@@ -95,8 +95,9 @@ def _draw_small(
     ax.text(x0 + 0.04, y0 + 0.05, text, fontsize=7, color="black" if aps else "gray")
 
 
-def write_pr_curves(out_dir: str | Path, coco: CocoEvaluator) -> list[Path]:
-    """Write the files of the module docstring into ``out_dir`` (after ``coco`` has been evaluated)."""
+def write_pr_curves(out_dir: str | Path, coco: CocoResults | CocoEvaluator) -> list[Path]:
+    """Write the files of the module docstring into ``out_dir``."""
+    coco = as_results(coco)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     curves = all_curves(coco)
@@ -104,7 +105,7 @@ def write_pr_curves(out_dir: str | Path, coco: CocoEvaluator) -> list[Path]:
     plt = pyplot()
     written = [out_dir / "pr_curves.json"]
     atomic_write_json(written[0], curves, indent=None)
-    for iou_type in IOU_TYPES:
+    for iou_type in coco.iou_types:
         fig, ax = plt.subplots(figsize=(5.5, 4.5))
         _draw_all(ax, recall, curves[iou_type]["all"], f"{iou_type}: all classes")
         written.append(save_figure(fig, out_dir / f"{iou_type}.png"))
@@ -144,22 +145,22 @@ def _per_class_figure(plt: Any, recall: list[float], classes: Mapping[str, Any],
 
 
 class PRCurveEvaluator:
-    """Writes pr_curves/ when evaluated; put it after its :class:`CocoEvaluator`. Adds no metrics."""
+    """Writes pr_curves/ from the pass's COCO results when evaluated. Adds no metrics."""
 
-    def __init__(self, coco: CocoEvaluator, out_dir: str | Path) -> None:
-        self.coco = coco
+    needs_coco = True
+
+    def __init__(self, out_dir: str | Path) -> None:
         self.out_dir = Path(out_dir)
 
     def reset(self) -> None:
         pass
 
-    def process(self, gt: InstanceAnnotation, pred: ImagePrediction) -> None:
+    def process(self, sample: ImageSample) -> None:
         pass
 
-    def evaluate(self) -> dict[str, Any]:
-        if not len(self.coco):
+    def evaluate(self, coco: CocoResults | None) -> dict[str, Any]:
+        assert coco is not None
+        if not coco.evals:
             return {}
-        if not self.coco.evals:
-            self.coco.summarize()
-        write_pr_curves(self.out_dir / DIR_NAME, self.coco)
+        write_pr_curves(self.out_dir / DIR_NAME, coco)
         return {}

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from insseg.evaluation.coco import IOU_TYPES, CocoEvaluator
+from insseg.evaluation.coco import IOU_TYPES, CocoEvaluator, CocoResults, as_results
 from insseg.evaluation.reports.per_class import AP_KEYS
 from insseg.evaluation.reports.pr_curves import pr_curve
 
@@ -46,10 +46,11 @@ def pr_curve_counts(precision: np.ndarray, recall: np.ndarray, num_gt: int) -> d
     }
 
 
-def tensorboard_pr_curves(writer: Any, coco: CocoEvaluator, step: int) -> int:
+def tensorboard_pr_curves(writer: Any, coco: CocoResults | CocoEvaluator, step: int) -> int:
     """``pr/{segm,bbox}_IoU0.50``: all classes' curve at IoU 0.5 (after ``coco`` was evaluated); returns how
     many were written."""
-    num_gt = len(coco.gt)
+    coco = as_results(coco)
+    num_gt = coco.num_gt_entries
     written = 0
     for iou_type, ev in coco.evals.items():
         precision = pr_curve(ev, 0.5)

@@ -16,25 +16,23 @@ padding beyond an image's own multiple of 32 would otherwise change the features
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch import Tensor
 
 from insseg.errors import CheckpointError, ConfigError
 
 from .backbone import ResNet
 from .bbox_head import Shared2FCBBoxHead
+from .detector_inference import detect_batch, predict_images
+from .detector_training import scale_polygons, train_losses
 from .fpn import FPN
 from .mask_head import RefineMaskHead
-from .mask_loss import refine_mask_loss
-from .mask_test import refine_mask_test_batch
 from .official_weights import (
     CLASS_SPECIFIC_PREFIXES,
     class_count_error,
@@ -42,9 +40,9 @@ from .official_weights import (
     load_state,
     read_checkpoint,
 )
-from .preprocess import Batch, preprocess_exact, preprocess_fast, rescale_size
+from .preprocess import Batch
 from .rpn import RPNHead
-from .sampling import MaxIoUAssigner, RandomSampler, assign_and_sample
+from .sampling import MaxIoUAssigner, RandomSampler
 from .spec import RefineMaskSpec, spec_from_checkpoint
 from .zoo import missing_checkpoint_message
 
@@ -134,18 +132,6 @@ COCO_CLASSES: tuple[str, ...] = (
 FPN_STRIDES = (4, 8, 16, 32, 64)
 
 
-@contextlib.contextmanager
-def _no_tf32() -> Iterator[None]:
-    """Full-precision float32 matmuls/convolutions on CUDA for the duration (restores the flags)."""
-    old = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
-
-
 class RoIHead(nn.Module):
     """Container giving the heads their checkpoint names (``roi_head.bbox_head``, ``roi_head.mask_head``)."""
 
@@ -192,17 +178,6 @@ class RefineMaskDetector(nn.Module):
         self.roi_head = RoIHead(spec)
 
     # ------------------------------------------------------------------ common
-    @property
-    def _param(self) -> Tensor:
-        return next(self.parameters())
-
-    def _autocast(self, device: torch.device):
-        if self.amp and device.type == "cuda":
-            return torch.autocast(device_type="cuda", dtype=torch.float16)
-        if device.type == "cuda":
-            return _no_tf32()
-        return contextlib.nullcontext()
-
     def extract_feats(self, x: Tensor) -> list[Tensor]:
         """P2..P6 ``[B, 256, h, w]`` of a preprocessed batch."""
         return self.neck(self.backbone(x))
@@ -218,24 +193,7 @@ class RefineMaskDetector(nn.Module):
     @torch.no_grad()
     def predict(self, images: Sequence[Tensor]) -> list[dict[str, Tensor]]:
         """Detections for a list of images (eval mode semantics whatever the module's mode)."""
-        images = list(images)
-        for im in images:
-            if not isinstance(im, Tensor) or im.dim() != 3 or im.shape[0] != 3:
-                raise ValueError(f"expected images as [3, H, W] tensors, got {getattr(im, 'shape', type(im))}")
-        results: list[dict[str, Tensor] | None] = [None] * len(images)
-        # group by padded size: each image then sees exactly the input it would see alone
-        groups: dict[tuple[int, int], list[int]] = {}
-        for i, im in enumerate(images):
-            nh, nw = rescale_size(int(im.shape[-2]), int(im.shape[-1]), self.img_scale)
-            groups.setdefault((-(-nh // 32) * 32, -(-nw // 32) * 32), []).append(i)
-        param = self._param
-        for idxs in groups.values():
-            batch = preprocess_exact(
-                [images[i] for i in idxs], device=param.device, dtype=param.dtype, scale=self.img_scale
-            )
-            for i, r in zip(idxs, self.run_batch(batch)):
-                results[i] = r
-        return results  # type: ignore[return-value]
+        return predict_images(self, images)
 
     @torch.no_grad()
     def run_batch(
@@ -243,180 +201,12 @@ class RefineMaskDetector(nn.Module):
     ) -> list[dict[str, Tensor]]:
         """Inference on a preprocessed batch; ``debug`` (a dict) receives the intermediate results.
         ``with_masks=False`` skips the mask branch (no ``masks`` key)."""
-        x = batch.tensor
-        metas = batch.metas
-        with self._autocast(x.device):
-            feats = self.extract_feats(x)
-            cls_scores, bbox_preds = self.rpn_head(feats)
-            anchors = self.rpn_head.anchors_for(feats)
-            proposals = self.rpn_head.get_proposals(cls_scores, bbox_preds, metas, anchors)
-            rois = torch.cat(
-                [
-                    torch.cat([p["boxes"].new_full((p["boxes"].shape[0], 1), float(i)), p["boxes"]], 1)
-                    for i, p in enumerate(proposals)
-                ]
-            )
-            cls_score, bbox_pred = self.roi_head.bbox_head.forward_rois(feats, rois)
-            dets = []
-            start = 0
-            for i, meta in enumerate(metas):
-                n = proposals[i]["boxes"].shape[0]
-                sl = slice(start, start + n)
-                start += n
-                dets.append(
-                    self.roi_head.bbox_head.get_detections(
-                        rois[sl],
-                        cls_score[sl],
-                        bbox_pred[sl],
-                        meta,
-                        score_thr=self.score_thresh,
-                        nms_thr=self.nms_thresh,
-                        max_per_img=self.detections_per_img,
-                    )
-                )
-            if debug is not None:
-                debug.update(img_tensor=x, feats=feats, proposals=proposals, dets=dets)
-            masks: list[Tensor | None] = [None] * len(metas)
-            if with_masks:
-                mask_out = refine_mask_test_batch(
-                    self.roi_head.mask_head,
-                    feats[:4],
-                    [d[0] for d in dets],
-                    [d[2] for d in dets],
-                    metas,
-                    mask_thr=self.mask_thresh,
-                    return_logits=debug is not None,
-                )
-                masks = mask_out[0] if debug is not None else mask_out
-                if debug is not None:
-                    debug["mask_debug"] = mask_out[1]
-        out = []
-        for (boxes, scores, labels), m in zip(dets, masks):
-            r = {
-                "boxes": boxes.to(torch.float32),
-                "labels": labels.to(torch.int64) + 1,
-                "scores": scores.to(torch.float32),
-            }
-            if m is not None:
-                r["masks"] = m.to(torch.float32).unsqueeze(1)
-            out.append(r)
-        return out
+        return detect_batch(self, batch, debug, with_masks)
 
     # ------------------------------------------------------------------ training
     def forward_train(self, images: Sequence[Tensor], targets: Sequence[dict[str, Any]]) -> dict[str, Tensor]:
-        """mmdet-style training losses (RPN, box head, RefineMask head) for a batch.
-
-        ``targets``: torchvision's (``boxes``, ``labels``, ``masks``), optionally with ``polygons`` (per
-        instance its parts as flat xy lists in original-image pixels, e.g. COCO ``segmentation`` polygons):
-        then the instance mask targets are drawn from the polygons at every stage size (see ``mask_targets``).
-        """
-        images = list(images)
-        if len(images) != len(targets):
-            raise ValueError(f"{len(images)} images but {len(targets)} targets")
-        param = self._param
-        batch = preprocess_fast([im.to(param.device) for im in images], dtype=param.dtype, scale=self.img_scale)
-        gt_boxes, gt_labels, gt_masks, gt_polygons = self._train_targets(targets, batch.metas, param.device)
-        head = self.roi_head
-        with self._train_autocast(param.device):
-            feats = self.extract_feats(batch.tensor)
-            cls_scores, bbox_preds = self.rpn_head(feats)
-            anchors = self.rpn_head.anchors_for(feats)
-            losses = self.rpn_head.loss(cls_scores, bbox_preds, anchors, gt_boxes, batch.metas)
-            proposals = self.rpn_head.get_proposals(cls_scores, bbox_preds, batch.metas, anchors, training=True)
-            rcnn = self._rcnn_samples(proposals, gt_boxes, gt_labels)
-            cls_score, bbox_pred = head.bbox_head.forward_rois(feats, rcnn["rois"])
-            losses.update(
-                head.bbox_head.loss(cls_score, bbox_pred, rcnn["labels"], rcnn["box_targets"], rcnn["is_pos"])
-            )
-            losses.update(
-                refine_mask_loss(
-                    head.mask_head,
-                    feats[:4],
-                    rcnn["pos_rois"],
-                    rcnn["pos_labels"],
-                    rcnn["pos_gt"],
-                    gt_masks,
-                    gt_polygons,
-                )
-            )
-        return {k: v.float() for k, v in losses.items()}
-
-    def _train_targets(
-        self, targets: Sequence[dict[str, Any]], metas: list[dict[str, Any]], device: torch.device
-    ) -> tuple[list[Tensor], list[Tensor], list[Tensor], list[list] | None]:
-        """Ground truth in the resized image: boxes scaled and clipped, 0-based labels, masks resized with
-        nearest neighbour (mmdet), polygons scaled (all images or none carry ``polygons``)."""
-        gt_boxes, gt_labels, gt_masks, gt_polygons = [], [], [], []
-        for t, meta in zip(targets, metas):
-            sf = torch.as_tensor(meta["scale_factor"], device=device)
-            h, w = meta["img_shape"][:2]
-            b = t["boxes"].to(device, torch.float32).reshape(-1, 4) * sf
-            b[:, 0::2] = b[:, 0::2].clamp(0, w)
-            b[:, 1::2] = b[:, 1::2].clamp(0, h)
-            gt_boxes.append(b)
-            lab = t["labels"].to(device, torch.int64) - 1
-            if lab.numel() and (lab.min() < 0 or lab.max() >= self.num_classes):
-                raise ValueError(f"target labels must be in 1..{self.num_classes}, got {t['labels'].tolist()}")
-            gt_labels.append(lab)
-            m = t["masks"].to(device)
-            if m.shape[0]:
-                m = F.interpolate(m[:, None].float(), size=(h, w), mode="nearest")[:, 0] >= 0.5
-            else:
-                m = torch.zeros((0, h, w), dtype=torch.bool, device=device)
-            gt_masks.append(m)
-            if "polygons" in t:
-                gt_polygons.append(scale_polygons(t["polygons"], float(sf[0]), float(sf[1])))
-        if gt_polygons and len(gt_polygons) != len(targets):
-            raise ValueError("either every target of a batch carries 'polygons' or none does")
-        return gt_boxes, gt_labels, gt_masks, (gt_polygons or None)
-
-    def _rcnn_samples(
-        self, proposals: list[dict[str, Tensor]], gt_boxes: list[Tensor], gt_labels: list[Tensor]
-    ) -> dict[str, Tensor]:
-        """Sampled RoIs of the batch with their box-head targets, and the positives for the mask head."""
-        head = self.roi_head
-        out: dict[str, list[Tensor]] = {
-            k: [] for k in ("rois", "labels", "box_targets", "is_pos", "pos_rois", "pos_labels", "pos_gt")
-        }
-        for i, (props, gt) in enumerate(zip(proposals, gt_boxes)):
-            boxes, assigned, pos, neg = assign_and_sample(head.assigner, head.sampler, props["boxes"].float(), gt)
-            pos_gt = assigned.gt_inds[pos] - 1
-            sampled = torch.cat([boxes[pos], boxes[neg]])
-            labels = torch.full((sampled.shape[0],), self.num_classes, dtype=torch.long, device=boxes.device)
-            labels[: pos.numel()] = gt_labels[i][pos_gt]
-            tgt = sampled.new_zeros(sampled.shape)
-            if pos.numel():
-                tgt[: pos.numel()] = head.bbox_head.bbox_coder.encode(boxes[pos], gt[pos_gt])
-            is_pos = torch.zeros_like(labels, dtype=torch.bool)
-            is_pos[: pos.numel()] = True
-            idx_col = sampled.new_full((sampled.shape[0], 1), float(i))
-            out["rois"].append(torch.cat([idx_col, sampled], 1))
-            out["labels"].append(labels)
-            out["box_targets"].append(tgt)
-            out["is_pos"].append(is_pos)
-            out["pos_rois"].append(torch.cat([idx_col[: pos.numel()], boxes[pos]], 1))
-            out["pos_labels"].append(gt_labels[i][pos_gt])
-            out["pos_gt"].append(pos_gt)
-        return {k: torch.cat(v) for k, v in out.items()}
-
-    def _train_autocast(self, device: torch.device):
-        if self.amp and device.type == "cuda":
-            return torch.autocast(device_type="cuda", dtype=torch.float16)
-        return contextlib.nullcontext()
-
-
-def scale_polygons(polygons: Sequence[Sequence[Sequence[float]]], sx: float, sy: float) -> list[list[list[float]]]:
-    """Polygons (per instance, its parts as flat xy lists) scaled like mmdet's ``PolygonMasks.resize``."""
-    out = []
-    for parts in polygons:
-        scaled = []
-        for p in parts:
-            q = [float(v) for v in p]
-            q[0::2] = [v * sx for v in q[0::2]]
-            q[1::2] = [v * sy for v in q[1::2]]
-            scaled.append(q)
-        out.append(scaled)
-    return out
+        """mmdet-style training losses (RPN, box head, RefineMask head) for a batch (see ``train_losses``)."""
+        return train_losses(self, images, targets)
 
 
 def build_refinemask(
@@ -504,4 +294,5 @@ __all__ = [
     "load_official_checkpoint",
     "COCO_CLASSES",
     "CLASS_SPECIFIC_PREFIXES",
+    "scale_polygons",
 ]
