@@ -226,13 +226,16 @@ def test_nothing_is_written_into_the_package_or_the_working_directory(
     assert (tmp_path / "run" / "cityscapes_matches.json").is_file()
 
 
-def _perfect_predictions(root: Path, path: Path) -> None:
-    """predictions.json of the ground truth itself (the file's ids: image_id, Cityscapes label ids)."""
+def _perfect_predictions(root: Path, path: Path, shift: int = 0) -> None:
+    """predictions.json of the ground truth itself (the file's ids: image_id, Cityscapes label ids); ``shift``:
+    every second mask moved right by that many pixels, with a lower score."""
     reader = CityscapesReader(root, "val")
     preds = PredictionSet(NAMES, info={"score_threshold": None}, category_ids=[i for _, i in CITYSCAPES_CLASSES])
     for i in range(len(reader)):
         ann = reader.annotation(i)
-        rec = prediction(reader.file_name(i), list(ann.masks()), [NAMES[k - 1] for k in ann.labels], [0.9] * len(ann))
+        masks = [np.roll(m, shift, axis=1) if k % 2 else m for k, m in enumerate(ann.masks())]
+        scores = [0.9 - 0.1 * (k % 2) for k in range(len(ann))]
+        rec = prediction(reader.file_name(i), masks, [NAMES[k - 1] for k in ann.labels], scores)
         rec.image_id = ann.image_id
         preds.images.append(rec)
     preds.write(path)
@@ -278,6 +281,40 @@ def test_check_and_export_coco_read_the_layout(tmp_path: Path) -> None:
     assert [c["id"] for c in coco["categories"]] == [i for _, i in CITYSCAPES_CLASSES]
     crowd = sum(len(reader.annotation(i).crowd_rles) for i in range(2))
     assert sum(a["iscrowd"] for a in coco["annotations"]) == crowd
+
+
+def test_export_coco_ids_score_the_same_predictions(tmp_path: Path) -> None:
+    """predictions.json of a Cityscapes run carries export_coco's ids: evaluating it as data=coco on the export
+    gives the same COCO numbers."""
+    from insseg.data.export_coco import main as export_main
+    from insseg.evaluation.pipeline import run_evaluation
+
+    root = generate_cityscapes(tmp_path / "cs", num_images=9, height=H, width=W, seed=3, max_objects=4)
+    _perfect_predictions(root, tmp_path / "shifted.json", shift=4)
+    quiet = ["eval.reports.pr_curves=false", "eval.reports.confusion=false", "eval.reports.gallery=0", "device=cpu"]
+    cs = run_evaluation(
+        compose_config(
+            "evaluate",
+            ["data=cityscapes", f"data.root={root}", f"eval.predictions={tmp_path / 'shifted.json'}", *quiet],
+            output_dir=tmp_path / "cs_run",
+        )
+    )
+    assert export_main(["data=cityscapes", f"data.root={root}", f"out={tmp_path / 'coco'}"]) == 0
+    coco = run_evaluation(
+        compose_config(
+            "evaluate",
+            [
+                "data=coco",
+                f"data.root={tmp_path / 'coco'}",
+                f"eval.predictions={tmp_path / 'cs_run' / 'predictions.json'}",
+            ]
+            + quiet,
+            output_dir=tmp_path / "coco_run",
+        )
+    )
+    assert 0 < cs["segm_AP"] < 1 and 0 <= cs["cityscapes_AP"] < 1
+    for key in ("segm_AP", "segm_AP50", "segm_AP75", "bbox_AP", "mean_iou", "instance_f1"):
+        assert coco[key] == cs[key], key
 
 
 @pytest.mark.slow
