@@ -179,12 +179,9 @@ def _evaluate(cfg: DictConfig, dist_info: DistInfo) -> dict[str, Any]:
             predictions.class_names, list(dataset.class_names), keep_unmapped=cfg.eval.keep_unmapped
         )
         log_bridge(bridge, cfg.eval.keep_unmapped)
+        benchmark = benchmark_evaluators(dataset, out_dir)
         evaluators = build_evaluators(
-            cfg.eval,
-            list(dataset.class_names),
-            out_dir,
-            dataset_image_loader(dataset),
-            benchmark_evaluators(dataset, out_dir),
+            cfg.eval, list(dataset.class_names), out_dir, dataset_image_loader(dataset), benchmark
         )
         report = evaluators.get(ExcelReport)
         try:
