@@ -133,6 +133,19 @@ def test_reader_turns_group_regions_into_crowd(tmp_path: Path) -> None:
     assert [(e["category_id"], e["area"]) for e in crowd] == [(CAR, 400.0)]
 
 
+def test_missing_files_are_one_clear_error(tmp_path: Path) -> None:
+    from insseg.data.build import open_reader
+    from insseg.errors import DatasetError
+
+    cfg = compose_config("evaluate", ["data=cityscapes", f"data.root={tmp_path / 'none'}"]).data
+    with pytest.raises(DatasetError, match="needs a login"):
+        open_reader(cfg, "eval")
+    write_scene(tmp_path, "frankfurt_000000_000019", base_ids())
+    (tmp_path / "gtFine/val/frankfurt/frankfurt_000000_000019_gtFine_instanceIds.png").unlink()
+    with pytest.raises(DatasetError, match="frankfurt_000000_000019_gtFine_instanceIds.png"):
+        CityscapesReader(tmp_path, "val")
+
+
 def test_perfect_predictions_score_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     scenes = []
     for k, frame in enumerate(("frankfurt_000000_000019", "lindau_000001_000019")):

@@ -33,7 +33,14 @@ def ensure_dataset(data_cfg: Any) -> Path:
         return _generate_synthetic(data_cfg, root)
     if data_cfg.layout == "coco":
         return root  # the annotation files may be given by absolute paths; coco_paths names what is missing
-    expected = {"pennfudan": PENNFUDAN_EXPECTED, "cityscapes": CITYSCAPES_EXPECTED}.get(data_cfg.layout, VOC_EXPECTED)
+    if data_cfg.layout == "cityscapes":  # behind a login: no download
+        raise DatasetError(
+            f"dataset folder {root} does not exist. Download leftImg8bit_trainvaltest.zip and "
+            f"gtFine_trainvaltest.zip from {data_cfg.url or 'https://www.cityscapes-dataset.com/downloads/'} (it "
+            f"needs a login) and unzip both into {root}, so that it holds {' and '.join(CITYSCAPES_EXPECTED)}, or "
+            "set data.root=<folder>."
+        )
+    expected = PENNFUDAN_EXPECTED if data_cfg.layout == "pennfudan" else VOC_EXPECTED
     if data_cfg.download and data_cfg.url:
         log.info(f"dataset {data_cfg.name} not found at {root}; downloading {data_cfg.url}")
         return download_and_extract(data_cfg.url, root, expected, sha256=data_cfg.sha256)
