@@ -66,6 +66,8 @@ class CityscapesEvaluator:
         self.reset()
 
     def reset(self) -> None:
+        if getattr(self, "_tmp", None) is not None:
+            self._tmp.cleanup()  # type: ignore[union-attr]
         self._pairs: list[tuple[Path, Path]] = []
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if self.out_dir is None:
