@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 CITYSCAPES_SCRIPTS := cityscapesscripts==2.3.0
 
-.PHONY: setup quickstart test test-all bench clean
+.PHONY: setup quickstart lint format test test-all bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,18 @@ quickstart: setup
 	$(PY) evaluate.py experiment=quickstart model.weights=$$(ls -t $(QUICKSTART_RUNS)/*/checkpoints/best.pt | head -1)
 	$(PY) predict.py experiment=quickstart model.weights=$$(ls -t $(QUICKSTART_RUNS)/*/checkpoints/best.pt | head -1) \
 		input='data/synthetic_quickstart_pennfudan/PNGImages/SynthPed0000*.png'
+
+# Lint, format check, types and import layers (configured in pyproject.toml; docs/architecture.md).
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+# Apply the formatter and the safe lint fixes.
+format: setup
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
 
 # The default suite (slow tests excluded; see pyproject.toml).
 test: setup

@@ -18,6 +18,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "data_pipeline": ("benchmarks.data_pipeline", "cpu"),
     "sharded": ("benchmarks.sharded", "cpu"),
     "coco_scoring": ("benchmarks.coco_scoring", "cpu"),
+    "boundary_scoring": ("benchmarks.boundary_scoring", "cpu"),
     "reports": ("benchmarks.reports_overhead", "cpu"),
     "coco_data": ("benchmarks.coco_data", "cpu"),
     "gpu_inference": ("benchmarks.gpu_inference", "cuda"),

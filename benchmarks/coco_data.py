@@ -4,10 +4,10 @@ annotation file, and the training loader's throughput on polygon annotations aga
 Load: ``CocoReader`` (parse, one-pass index with every annotation's types checked) against pycocotools'
 ``COCO(file)`` (parse + ``createIndex``), each in a fresh process that first imports what it needs, so the
 figures are the load alone: wall seconds, and the rise of peak RSS (the kernel's high-water mark after the load
-minus before it). The file: 640x480 images, 10 instances each, polygons of 16 vertices (every tenth instance a compressed
-RLE), one crowd region every 20 images. Throughput: the ``data_pipeline`` benchmark's measurement (the trainer's
-``DataLoader`` against ``train_one_epoch`` on batches in memory, smoke model) on a generated COCO-layout set at
-VOC size (500x375) whose instances are mostly polygons (two of every three; the rest RLE), so masks are
+minus before it). The file: 640x480 images, 10 instances each, polygons of 16 vertices (every tenth instance a
+compressed RLE), one crowd region every 20 images. Throughput: the ``data_pipeline`` benchmark's measurement (the
+trainer's ``DataLoader`` against ``train_one_epoch`` on batches in memory, smoke model) on a generated COCO-layout
+set at VOC size (500x375) whose instances are mostly polygons (two of every three; the rest RLE), so masks are
 rasterised in the workers.
 """
 

@@ -15,7 +15,8 @@ detection counts are reported, since the mask heads' cost grows with them.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import functools
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import torch
@@ -69,8 +70,14 @@ def build(
     return model.to(device).eval(), desc
 
 
+def _one_image_at_a_time(model: torch.nn.Module, tensors: list[torch.Tensor], device: torch.device) -> None:
+    with torch.no_grad(), no_tf32():
+        for t in tensors:
+            model([t.to(device).float().div_(255.0)])
+
+
 def measure(
-    device: torch.device, quick: bool, out_dir: Path, overrides: list[str] = (), dry_run: bool = False
+    device: torch.device, quick: bool, out_dir: Path, overrides: Sequence[str] = (), dry_run: bool = False
 ) -> BenchResult:
     num_images, repeats = (16, 2) if quick else (48, 3)
     if dry_run:
@@ -83,21 +90,13 @@ def measure(
     detections: dict[str, float] = {}
     for name in ("maskrcnn", "refinemask"):
         model, weights[name] = build(name, device, out_dir, list(overrides), dry_run)
-
-        def per_image() -> None:
-            with torch.no_grad(), no_tf32():
-                for t in tensors:
-                    model([t.to(device).float().div_(255.0)])
-
+        per_image = functools.partial(_one_image_at_a_time, model, tensors, device)
         if name == "refinemask":
             model.amp = device.type == "cuda"  # its own float16 autocast, used with the Segmenter's
         seg = Segmenter(
             model, device=device, score_threshold=0.05, amp=True, amp_dtype="float16", batch_size=BATCH_SIZE
         )
-
-        def batched() -> None:
-            seg.predict_batch(arrays)
-
+        batched = functools.partial(seg.predict_batch, arrays)
         model.amp = False
         t_fp32 = repeat(per_image, repeats, warmup=1, device=device)
         model.amp = name == "refinemask" and device.type == "cuda"

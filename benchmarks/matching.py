@@ -9,6 +9,7 @@ value bit for bit, the same pairs, and ``match_image`` giving each object the Io
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -141,10 +142,11 @@ def run(quick: bool = False, out_dir: Path | None = None) -> BenchResult:
     times: dict[str, list[float]] = {"project": [], "baseline": []}
     full: list[float] = []
     for case in cases:
-        t = interleaved({"project": lambda: project_path(case), "baseline": lambda: baseline_path(case)}, repeats)
+        contenders = {"project": partial(project_path, case), "baseline": partial(baseline_path, case)}
+        t = interleaved(contenders, repeats)
         for k in times:
             times[k].append(median(t[k]))  # per image: the median of its repeats
-        full.append(median(repeat(lambda: match_image(case.annotation, case.pred), repeats)))
+        full.append(median(repeat(partial(match_image, case.annotation, case.pred), repeats)))
     project_ms, baseline_ms = 1000 * median(times["project"]), 1000 * median(times["baseline"])
 
     result = BenchResult(

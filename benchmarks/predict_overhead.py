@@ -1,8 +1,8 @@
 """Benchmark 4: predict.py's images/s on CPU against the bare tutorial loop (``read_image``, ``model([x])``
 in fp32, nothing else) with the same model and weights on the same images.
 
-The project path is ``insseg.inference.predict_pipeline.run_prediction(cfg)``, the function behind predict.py, run in this
-process: decoding, forward pass, thresholding, mask binarisation, RLE encoding, overlay and mask PNGs and
+The project path is ``insseg.inference.predict_pipeline.run_prediction(cfg)``, the function behind predict.py,
+run in this process: decoding, forward pass, thresholding, mask binarisation, RLE encoding, overlay and mask PNGs and
 predictions.json. Its own clock gives the split (load / model / postprocess / write); its first image is a
 warm-up and is left out, as the baseline's is. The model is Mask R-CNN R50-FPN (predict.py's default; the
 smoke model in ``--quick``) with random weights whose class logits are shifted so every image has

@@ -3,6 +3,7 @@ subprocess from the kernel's own accounting."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
 import subprocess
@@ -109,10 +110,8 @@ def _poll_peak_rss(proc: subprocess.Popen) -> int | None:  # pragma: no cover - 
     peak = 0
     ps = psutil.Process(proc.pid)
     while proc.poll() is None:
-        try:
+        with contextlib.suppress(psutil.Error):  # the process ended between poll() and the reading
             peak = max(peak, ps.memory_info().rss + sum(c.memory_info().rss for c in ps.children(recursive=True)))
-        except psutil.Error:
-            pass
         time.sleep(0.02)
     return peak
 

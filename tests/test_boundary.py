@@ -24,7 +24,7 @@ from insseg.evaluation.boundary import (
     boundary_rles,
     mask_to_boundary,
 )
-from insseg.evaluation.boundary_rle import rle_counts
+from insseg.evaluation.boundary_rle import _all_counts, boundary_boxes, box_ious
 from insseg.evaluation.coco import STAT_NAMES
 from insseg.evaluation.coco_backend import BACKENDS, coco_classes
 from insseg.evaluation.matching import match_image
@@ -148,13 +148,26 @@ def test_rle_boundaries_equal_the_official_definition(size):
         assert np.array_equal(got, np.stack(want))
 
 
-def test_rle_counts_decodes_the_compressed_string():
+def test_counts_decode_the_compressed_strings():
     rng = np.random.default_rng(3)
-    for m in _random_masks(rng, 40, 70, 6):
-        rle = _rle(m)
-        again = mask_utils.frPyObjects({"size": [40, 70], "counts": rle_counts(rle).tolist()}, 40, 70)
-        assert again["counts"].decode("ascii") == rle["counts"]
-        assert int(rle_counts(rle).sum()) == 40 * 70
+    masks = _random_masks(rng, 40, 70, 6)
+    rles = [_rle(m) for m in masks]
+    counts, per_rle = _all_counts(rles)
+    assert per_rle.sum() == counts.size
+    for rle, c in zip(rles, np.split(counts, np.cumsum(per_rle)[:-1])):
+        again = mask_utils.frPyObjects({"size": [40, 70], "counts": c.tolist()}, 40, 70)
+        assert again["counts"].decode("ascii") == rle["counts"] and int(c.sum()) == 40 * 70
+
+
+def test_boundary_boxes_hold_the_official_boundary():
+    rng = np.random.default_rng(8)
+    masks = _random_masks(rng, 50, 45, 8) + [np.zeros((50, 45), bool)]
+    boxes = boundary_boxes([_rle(m) for m in masks], 3)
+    for m, b in zip(masks, boxes):
+        want = official_mask_to_boundary(m, 3)
+        got = np.zeros_like(want)
+        got[b.y0 : b.y0 + b.box.shape[1], b.x0 : b.x0 + b.box.shape[0]] = b.box.T
+        assert np.array_equal(got, want) and b.pixels == want.sum()
 
 
 # --- the official figures --------------------------------------------------------------------------------------
@@ -330,3 +343,13 @@ def test_half_pixel_dilation_rounds_as_the_official(backend):
     crowd_iou = (crowd & p).sum() / p.sum()  # a crowd region keeps pycocotools' mask IoU
     assert crowd_iou > 0
     np.testing.assert_allclose(np.asarray(ev.ious[7, 1]), [[b_iou, crowd_iou]], rtol=0, atol=1e-15)
+
+
+def test_box_ious_equal_pycocotools_iou_of_boundary_rles():
+    rng = np.random.default_rng(11)
+    masks = _random_masks(rng, 60, 80, 7)
+    rles = [_rle(m) for m in masks]
+    boxes = boundary_boxes(rles, 4)
+    rle_b = boundary_rles(rles, 4)
+    want = np.asarray(mask_utils.iou(rle_b[:5], rle_b[3:], [0] * (len(rle_b) - 3)))
+    assert np.array_equal(box_ious(boxes[:5], boxes[3:]), want)  # bit for bit

@@ -221,7 +221,7 @@ def test_synthetic_coco_layout_is_generated_and_read(tmp_path: Path) -> None:
     assert len(train) + len(evaluation) == 12 and train.class_names == ("ellipse", "rectangle")
     data = json.loads((tmp_path / "synthetic_coco" / "annotations" / "instances_train2017.json").read_text())
     forms = {
-        ("polygon%d" % len(a["segmentation"]))
+        f"polygon{len(a['segmentation'])}"
         if isinstance(a["segmentation"], list)
         else ("rle_list" if isinstance(a["segmentation"]["counts"], list) else "rle_str")
         for a in data["annotations"]

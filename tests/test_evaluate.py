@@ -1,4 +1,5 @@
-"""run_evaluation(cfg) end to end on generated data: a model run, saved predictions files, the cache and a real sweep."""
+"""run_evaluation(cfg) end to end on generated data: a model run, saved predictions files, the cache and a real
+sweep."""
 
 from __future__ import annotations
 

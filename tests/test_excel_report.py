@@ -41,7 +41,8 @@ def image_match(name: str, ious: list[float], f1s: list[float], bg_iou: float = 
     )
 
 
-def write_report(path, timing=ImageTiming(0.01, 0.2, 0.03)):
+def write_report(path, timing=None):
+    timing = ImageTiming(0.01, 0.2, 0.03) if timing is None else timing
     report = ExcelReport()
     report.add_image(image_match("a.png", [0.5, 1.0], [0.6, 1.0]), 40, 50, timing)
     report.add_image(image_match("empty.png", [], []), 30, 30, timing)
@@ -103,7 +104,8 @@ def test_write_is_atomic(tmp_path, monkeypatch):
     report = ExcelReport()
 
     def broken_save(filename):
-        open(filename, "wb").write(b"partial")
+        with open(filename, "wb") as f:
+            f.write(b"partial")
         raise OSError("disk full")
 
     monkeypatch.setattr(report.wb, "save", broken_save)

@@ -13,8 +13,8 @@ import pytest
 from insseg.config import compose_config
 from insseg.engine.trainer import run_training
 
-# Measured 0.66 after the last epoch (0.01, 0.33, 0.51, 0.63, 0.66; README, Quickstart). The floor leaves a margin for thread counts,
-# platforms and the run-to-run spread of early epochs.
+# Measured 0.66 after the last epoch (0.01, 0.33, 0.51, 0.63, 0.66; README, Quickstart). The floor leaves a
+# margin for thread counts, platforms and the run-to-run spread of early epochs.
 SEGM_AP_FLOOR = 0.45
 
 

@@ -31,7 +31,8 @@ def _judge(name: str, predictions: dict) -> dict:
 
 
 def test_predict_reproduces_official_detections(tmp_path: Path, ckpt: Path) -> None:
-    """run_prediction(cfg) on chelsea (the smallest photo): every stage of the toolkit, rounding of the JSON included."""
+    """run_prediction(cfg) on chelsea (the smallest photo): every stage of the toolkit, rounding of the JSON
+    included."""
     photo = tmp_path / "in" / "chelsea.png"
     photo.parent.mkdir()
     shutil.copy(require_fixture("chelsea.png"), photo)

@@ -3,6 +3,7 @@ rendezvous through it), and the submitit launcher config composing."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -296,10 +297,8 @@ def test_submitit_launcher_trains_on_a_fake_cluster(tmp_path, pennfudan_root):
         result = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     finally:
         for pid in pidfile.read_text().split() if pidfile.exists() else []:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(int(pid), signal.SIGKILL)  # what is left of the fake jobs, if anything
-            except ProcessLookupError:
-                pass
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     sweeps = list((tmp_path / "outputs" / "train" / "smoke_maskrcnn_pennfudan" / "multirun").iterdir())
     assert len(sweeps) == 1

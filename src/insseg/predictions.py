@@ -31,6 +31,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from insseg.errors import InssegError
+from insseg.io.rle import encode_masks as encode_masks  # re-exported: a prediction record's mask encoding
 from insseg.utils.atomic import atomic_write_json
 
 
@@ -123,16 +124,6 @@ def class_name(class_names: Sequence[str], label: int) -> str:
     return class_names[label - 1] if 1 <= label <= len(class_names) else f"class_{label}"
 
 
-def encode_masks(masks: np.ndarray) -> list[dict[str, Any]]:
-    """COCO RLEs (counts as str) for bool masks [N, H, W]."""
-    if masks.shape[0] == 0:
-        return []
-    rles = mask_utils.encode(np.asfortranarray(np.moveaxis(masks.astype(np.uint8), 0, -1)))
-    for rle in rles:
-        rle["counts"] = rle["counts"].decode("ascii")
-    return rles
-
-
 def xyxy_to_xywh(boxes: np.ndarray) -> np.ndarray:
     out = np.asarray(boxes, dtype=np.float64).copy().reshape(-1, 4)
     out[:, 2:] -= out[:, :2]
@@ -175,7 +166,8 @@ class PredictionSet:
 
     def to_dict(self) -> dict[str, Any]:
         ids = self.ids()
-        images, annotations = [], []
+        images: list[dict[str, Any]] = []
+        annotations: list[dict[str, Any]] = []
         for n, rec in enumerate(self.images, start=1):
             image_id = rec.image_id if rec.image_id is not None else n
             images.append(
@@ -230,11 +222,13 @@ def predictions_from_dict(data: Any, source: str) -> PredictionSet:
     for ann in data["annotations"]:
         if ann.get("image_id") not in grouped:
             raise InssegError(
-                f"predictions file {source}: annotation {ann.get('id')} refers to unknown image_id {ann.get('image_id')}"
+                f"predictions file {source}: annotation {ann.get('id')} refers to unknown "
+                f"image_id {ann.get('image_id')}"
             )
         if ann.get("category_id") not in label_of:
             raise InssegError(
-                f"predictions file {source}: annotation {ann.get('id')} has unknown category_id {ann.get('category_id')}"
+                f"predictions file {source}: annotation {ann.get('id')} has unknown "
+                f"category_id {ann.get('category_id')}"
             )
         grouped[int(ann["image_id"])].append(ann)
     result = PredictionSet(names, info=dict(data.get("info") or {}), category_ids=sorted(label_of))

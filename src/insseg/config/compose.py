@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,7 +18,7 @@ CONF_DIR = Path(__file__).resolve().parents[3] / "conf"
 def compose_config(
     config_name: str = "train",
     overrides: Sequence[str] = (),
-    output_dir: str | Path | None = None,
+    output_dir: str | os.PathLike | None = None,
 ) -> DictConfig:
     """The composed, validated config of an entry script (``train``, ``evaluate`` or ``predict``).
 

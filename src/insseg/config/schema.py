@@ -268,10 +268,8 @@ def run_id() -> str:
     global _RUN_ID
     if _RUN_ID is None:
         elastic = os.environ.get("TORCHELASTIC_RUN_ID", "")
-        if elastic not in ("", "none"):
-            _RUN_ID = elastic
-        else:
-            _RUN_ID = slurm_run_id() or time.strftime("%Y-%m-%d_%H-%M-%S")
+        fallback = slurm_run_id() or time.strftime("%Y-%m-%d_%H-%M-%S")
+        _RUN_ID = elastic if elastic not in ("", "none") else fallback
     return _RUN_ID
 
 

@@ -4,7 +4,8 @@
   overlap; VOC's 255 band is void. Keeping the map (rather than N full-size masks) keeps memory flat.
 - :class:`RleAnnotation` (COCO-format data): one RLE per instance, decoded on demand. Instances may overlap;
   crowd regions (``iscrowd: 1``) are not instances: the matching metrics leave their pixels (outside every
-  instance) out, as VOC's void, and COCO AP handles them as pycocotools does (the user's own annotation entries travel along).
+  instance) out, as VOC's void, and COCO AP handles them as pycocotools does (the user's own annotation entries
+  travel along).
 
 Both give ``masks()`` (one bool mask per instance), ``labels`` (1-based into the dataset's class names),
 ``ignore()`` (pixels the matching metrics leave out), ``void()`` (pixels also cut from predictions for COCO AP:
@@ -14,7 +15,7 @@ VOC's band; never crowd, which pycocotools handles itself) and ``background()``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 from pycocotools import mask as mask_utils
@@ -109,7 +110,7 @@ class RleAnnotation:
         return np.asarray(mask_utils.area(self.rles), dtype=np.int64) if self.rles else np.zeros(0, np.int64)
 
 
-Annotation = Union[InstanceAnnotation, RleAnnotation]
+Annotation = InstanceAnnotation | RleAnnotation
 
 
 def _decode(rles: list[dict[str, Any]], height: int, width: int) -> np.ndarray:

@@ -23,7 +23,7 @@ from pycocotools import mask as mask_utils
 from insseg.data.build import build_reader
 from insseg.data.check import compose_data_config, split_out
 from insseg.errors import ConfigError, InssegError
-from insseg.predictions import encode_masks
+from insseg.io.rle import encode_masks
 from insseg.utils.atomic import atomic_write_json
 from insseg.utils.logging import ensure_console_logging, log
 
@@ -57,7 +57,9 @@ def export_split(reader: Any, indices: Sequence[int], out: Path, split: str) -> 
     """Copy the images of ``indices`` into ``out/<split>2017/`` and write their annotation file; returns it."""
     images_dir, name = out / SPLIT_NAMES[split], SPLIT_NAMES[split]
     ids = list(getattr(reader, "category_ids", range(1, len(reader.class_names) + 1)))
-    images, annotations, voids = [], [], 0
+    images: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
+    voids = 0
     for i in indices:
         ann = reader.annotation(i)
         image_id = ann.image_id if ann.image_id is not None else i + 1

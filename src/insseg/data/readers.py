@@ -129,7 +129,7 @@ class _Reader:
 
 
 class PennFudanReader(_Reader):
-    class_names = ("person",)
+    class_names: tuple[str, ...] = ("person",)
 
     def __init__(self, root: str | Path) -> None:
         super().__init__(root)

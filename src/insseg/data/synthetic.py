@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -226,7 +227,8 @@ def _save_coco_image(image: np.ndarray, path: Path, exif_rotated: bool) -> None:
 
 
 def _write_coco_split(root: Path, split: str, images: list[tuple[str, np.ndarray, list]], first_image_id: int) -> None:
-    entries, annotations = [], []
+    entries: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
     for n, (file_name, image, anns) in enumerate(images):
         image_id = first_image_id + 10 * n  # the file's own ids: neither positions nor contiguous
         _save_coco_image(image, root / f"{split}2017" / file_name, exif_rotated=n == 1)

@@ -29,7 +29,7 @@ VOC_CLASSES: tuple[str, ...] = (
 
 def voc_palette() -> list[int]:
     """The 256-entry VOC palette as a flat [r, g, b, ...] list (the bit-interleaving recipe of the devkit)."""
-    palette = []
+    palette: list[int] = []
     for i in range(256):
         r = g = b = 0
         c = i

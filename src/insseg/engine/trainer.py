@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -124,7 +124,8 @@ def _setup(cfg: DictConfig, device: torch.device, dist_info: DistInfo, out_dir: 
     """Data, model, optimizer and schedule, restored from a checkpoint when resuming."""
     main = dist_info.is_main
     # Rank 0 prepares (downloads or generates) the data first; the others then read it.
-    train_set = build_dataset(cfg.data, "train", hflip_prob=cfg.train.hflip_prob) if main else None
+    if main:
+        train_set = build_dataset(cfg.data, "train", hflip_prob=cfg.train.hflip_prob)
     barrier(dist_info)
     if not main:
         train_set = build_dataset(cfg.data, "train", hflip_prob=cfg.train.hflip_prob)
@@ -256,7 +257,7 @@ def _publish_best_report(run: Run, metrics: dict[str, Any], epoch: int) -> None:
             run.out_dir / REPORT_STAGING,
             run.out_dir,
             json_safe(metrics),
-            OmegaConf.to_container(run.cfg, resolve=True),
+            cast(dict, OmegaConf.to_container(run.cfg, resolve=True)),
             epoch,
         )
 

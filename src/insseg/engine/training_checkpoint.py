@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -14,7 +15,9 @@ from insseg.utils.atomic import atomic_torch_save
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    return model.module if hasattr(model, "module") else model
+    """The model inside a DistributedDataParallel wrapper (``.module``), else the model."""
+    inner = getattr(model, "module", None)
+    return inner if isinstance(inner, torch.nn.Module) else model
 
 
 def save_checkpoint(
@@ -38,7 +41,7 @@ def save_checkpoint(
             "model": net.state_dict(),
             "model_name": cfg.model.name,
             "model_cfg": OmegaConf.to_container(cfg.model, resolve=True),
-            "class_names": list(net.class_names),
+            "class_names": list(cast(Sequence[str], net.class_names)),
             "optimizer": optimizer.state_dict(),
             "lr_scheduler": lr_scheduler.state_dict(),
             "scaler": scaler.state_dict(),
@@ -57,8 +60,9 @@ def load_training_state(path: str | Path, class_names: list[str]) -> dict[str, A
             f"{path} is not a training checkpoint of this toolkit (no optimizer state); cannot resume"
         )
     if len(ckpt["class_names"]) != len(class_names):
+        shown = ", ".join(ckpt["class_names"][:6])
         raise CheckpointError(
-            f"checkpoint {path} was trained for {len(ckpt['class_names'])} classes ({', '.join(ckpt['class_names'][:6])}) "
+            f"checkpoint {path} was trained for {len(ckpt['class_names'])} classes ({shown}) "
             f"but the dataset has {len(class_names)}; resume with the dataset it was trained on"
         )
     return ckpt

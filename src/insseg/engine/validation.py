@@ -5,10 +5,10 @@ report evaluators (per-class AP, PR curves, confusion matrix, gallery) run too a
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -53,9 +53,8 @@ def evaluate_coco(
     """bbox and segm AP over ``dataset`` with ``eval_cfg``'s settings (void, COCO backend, reports)."""
     positions = shard_indices(len(dataset), dist_info)
     source = ShardSource(DatasetSource(dataset), positions) if dist_info.enabled else DatasetSource(dataset)
-    records: Iterable[ImagePrediction] | None = InferenceLoop(model, source, device, precision)
-    if dist_info.enabled:
-        records = gather_in_order(list(records), positions, dist_info)
+    loop: Iterable[ImagePrediction] = InferenceLoop(model, source, device, precision)
+    records = gather_in_order(list(loop), positions, dist_info) if dist_info.enabled else loop
     if records is None:
         return Evaluation(broadcast_object({}, dist_info))
     reports = build_report_evaluators(
@@ -68,7 +67,7 @@ def evaluate_coco(
         coco_evaluation(eval_cfg, list(dataset.class_names)),
     )
     samples: Samples = []
-    bridge = bridge_classes(list(model.class_names), list(dataset.class_names))
+    bridge = bridge_classes(list(cast(Sequence[str], model.class_names)), list(dataset.class_names))
     kept = _keep_samples(records, dataset, samples, num_samples)
     metrics = score_records(dataset, kept, evaluators, bridge, header="Eval:", print_freq=print_freq)
     coco = evaluators.coco.results() if evaluators.coco is not None else None

@@ -30,66 +30,23 @@ def boundary_dilation(height: int, width: int, ratio: float = DEFAULT_DILATION_R
     return max(1, int(round(ratio * math.sqrt(height * height + width * width))))
 
 
-def rle_counts(rle: dict[str, Any]) -> np.ndarray:
-    """The run lengths (int64) of an RLE: uncompressed ``counts`` as they are, a compressed string decoded as
-    pycocotools' ``rleFrString`` does (5-bit groups, 0x20 continues, 0x10 of the last group is the sign,
-    counts after the second coded as the difference to the count two before)."""
-    counts = rle["counts"]
-    if isinstance(counts, list):
-        return np.asarray(counts, np.int64)
-    raw = counts.encode("ascii") if isinstance(counts, str) else bytes(counts)
-    c = np.frombuffer(raw, np.uint8).astype(np.int64) - 48
-    if not c.size:
-        return np.zeros(0, np.int64)
-    ends = np.flatnonzero((c & 0x20) == 0)
-    starts = np.empty_like(ends)
-    starts[0], starts[1:] = 0, ends[:-1] + 1
-    shift = 5 * (np.arange(c.size) - np.repeat(starts, ends - starts + 1))
-    x = np.add.reduceat((c & 0x1F) << shift, starts)
-    negative = (c[ends] & 0x10) != 0
-    x[negative] -= np.left_shift(1, 5 * (ends[negative] - starts[negative] + 1))
-    x[1::2] = np.cumsum(x[1::2])
-    x[2::2] = np.cumsum(x[2::2])
-    return x
-
-
-def _box_of_runs(counts: np.ndarray, height: int) -> tuple[np.ndarray, int, int] | None:
-    """The mask's bounding box, transposed ([columns, rows], uint8), with its first column and row; None when
-    the mask is empty."""
-    ends = np.cumsum(counts)
-    run_start, run_end = ends[0::2][: len(ends[1::2])], ends[1::2]  # foreground runs [start, end), column-major
-    filled = run_end > run_start
-    run_start, run_end = run_start[filled], run_end[filled]
-    if not run_start.size:
-        return None
-    x0, x1 = int(run_start[0] // height), int((run_end[-1] - 1) // height) + 1
-    offset = x0 * height
-    delta = np.zeros((x1 - x0) * height + 1, np.int8)
-    delta[run_start - offset] = 1
-    delta[run_end - offset] -= 1  # 0 where a run ends as the next starts (an empty background run between)
-    strip = np.cumsum(delta[:-1], dtype=np.int8).reshape(x1 - x0, height)
-    rows = np.flatnonzero(strip.any(axis=0))
-    y0, y1 = int(rows[0]), int(rows[-1]) + 1
-    return np.ascontiguousarray(strip[:, y0:y1], dtype=np.uint8), x0, y0
-
-
 def erode_boundary(box: np.ndarray, dilation: int) -> np.ndarray:
     """Boundary (uint8 0/1) of a mask cut to its bounding box: the box minus its erosion by a 3x3 square
     ``dilation`` times, the box padded with one pixel of zeros (exact: module docstring)."""
     padded = cv2.copyMakeBorder(box, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
     eroded = cv2.erode(padded, _KERNEL, iterations=dilation)[1:-1, 1:-1]
-    return box & (1 - eroded)
+    return cv2.subtract(box, eroded)  # the erosion lies inside the box
 
 
 def _runs_of_box(boundary_t: np.ndarray, x0: int, y0: int, height: int, width: int) -> list[int]:
     """Uncompressed RLE counts of the whole image holding ``boundary_t`` (transposed box) at (x0, y0)."""
     cols, rows = boundary_t.shape
-    padded = np.zeros((cols, rows + 2), np.int8)
-    padded[:, 1:-1] = boundary_t
-    step = np.diff(padded, axis=1)  # +1: a run starts at that row, -1: one ends there
-    col, row = np.nonzero(step)
+    padded = np.zeros((cols, rows + 1), np.int8)  # a 0 after each column: every run ends inside its column
+    padded[:, :rows] = boundary_t
+    change = np.flatnonzero(np.diff(padded.ravel(), prepend=0))
+    col, row = np.divmod(change, rows + 1)
     pos = (x0 + col) * height + y0 + row
-    if pos.size:  # a run that goes on into the next column ends and starts at the same place: one run
+    if y0 == 0 and rows == height:  # a run that goes on into the next column ends and starts at one place
         dup = pos[1:] == pos[:-1]
         keep = np.ones(pos.size, bool)
         keep[1:] &= ~dup
@@ -101,17 +58,132 @@ def _runs_of_box(boundary_t: np.ndarray, x0: int, y0: int, height: int, width: i
 def boundary_rles(rles: Sequence[dict[str, Any]], dilation: int) -> list[dict[str, Any]]:
     """Compressed RLEs of the boundaries (official ``mask_to_boundary``) of ``rles`` (compressed or
     uncompressed RLEs, each with its ``size`` [height, width]); every mask eroded ``dilation`` times."""
-    uncompressed = []
-    for rle in rles:
+    out = []
+    for rle, b in zip(rles, boundary_boxes(rles, dilation)):
         height, width = (int(v) for v in rle["size"])
-        found = _box_of_runs(rle_counts(rle), height)
-        if found is None:
-            counts = [height * width]
-        else:
-            box, x0, y0 = found
-            counts = _runs_of_box(erode_boundary(box, dilation), x0, y0, height, width)
-        uncompressed.append({"size": [height, width], "counts": counts})
-    sizes = {tuple(u["size"]) for u in uncompressed}
-    if len(sizes) == 1:  # one call for all (the usual case: the masks of one image)
-        return mask_utils.frPyObjects(uncompressed, *sizes.pop())
-    return [mask_utils.frPyObjects(u, *u["size"]) for u in uncompressed]
+        counts = _runs_of_box(b.box.view(np.uint8), b.x0, b.y0, height, width) if b.pixels else [height * width]
+        out.append(mask_utils.frPyObjects({"size": [height, width], "counts": counts}, height, width))
+    return out
+
+
+class BoundaryBox:
+    """The boundary of one mask as its bounding box (transposed: [columns, rows], bool) at column ``x0`` and
+    row ``y0``, and its pixel count; what the Boundary AP evaluator keeps per annotation instead of an RLE."""
+
+    __slots__ = ("box", "x0", "y0", "pixels")
+
+    def __init__(self, box: np.ndarray, x0: int, y0: int) -> None:
+        self.box, self.x0, self.y0 = box, x0, y0
+        self.pixels = int(np.count_nonzero(box))
+
+    @classmethod
+    def empty(cls) -> BoundaryBox:
+        return cls(np.zeros((0, 0), bool), 0, 0)
+
+    @classmethod
+    def of_box(cls, boundary_t: np.ndarray, x0: int, y0: int) -> BoundaryBox:
+        return cls(boundary_t.view(bool), x0, y0)
+
+
+def box_ious(dt: Sequence[BoundaryBox], gt: Sequence[BoundaryBox]) -> np.ndarray:
+    """IoU [D, G] of boundaries given as :class:`BoundaryBox`: the same exact counts, and the same division
+    (``intersection / union`` in doubles), as pycocotools' ``mask.iou`` of their RLEs (non-crowd); 0 where both
+    are empty."""
+    out = np.zeros((len(dt), len(gt)))
+    for i, d in enumerate(dt):
+        dx1, dy1 = d.x0 + d.box.shape[0], d.y0 + d.box.shape[1]
+        for j, g in enumerate(gt):
+            x0, x1 = max(d.x0, g.x0), min(dx1, g.x0 + g.box.shape[0])
+            y0, y1 = max(d.y0, g.y0), min(dy1, g.y0 + g.box.shape[1])
+            inter = 0
+            if x0 < x1 and y0 < y1:
+                a = d.box[x0 - d.x0 : x1 - d.x0, y0 - d.y0 : y1 - d.y0]
+                b = g.box[x0 - g.x0 : x1 - g.x0, y0 - g.y0 : y1 - g.y0]
+                inter = int(np.count_nonzero(a & b))
+            union = d.pixels + g.pixels - inter
+            out[i, j] = inter / union if union else 0.0
+    return out
+
+
+def _segment_cumsum(values: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Cumulative sums restarting at each segment (consecutive ``lengths``)."""
+    total = np.cumsum(values)
+    lengths = lengths[lengths > 0]
+    first = np.cumsum(lengths) - lengths
+    return total - np.repeat(total[first] - values[first], lengths)
+
+
+def _all_counts(rles: Sequence[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+    """Run lengths of several RLEs at once (rle_counts vectorised over their strings): the counts one after
+    another, and how many each RLE has."""
+    raws = []
+    for rle in rles:
+        counts = rle["counts"]
+        if isinstance(counts, list):
+            h, w = (int(v) for v in rle["size"])
+            counts = mask_utils.frPyObjects(rle, h, w)["counts"]
+        raws.append(counts.encode("ascii") if isinstance(counts, str) else bytes(counts))
+    c = np.frombuffer(b"".join(raws), np.uint8).astype(np.int64) - 48
+    ends = np.flatnonzero((c & 0x20) == 0)
+    starts = np.empty_like(ends)
+    starts[:1], starts[1:] = 0, ends[:-1] + 1
+    digits = ends - starts + 1
+    x = np.add.reduceat((c & 0x1F) << (5 * (np.arange(c.size) - np.repeat(starts, digits))), starts)
+    negative = (c[ends] & 0x10) != 0
+    x[negative] -= np.left_shift(1, 5 * digits[negative])
+    per_rle = np.bincount(np.searchsorted(np.cumsum([len(r) for r in raws]), ends, side="right"), minlength=len(raws))
+    j = np.arange(x.size) - np.repeat(np.cumsum(per_rle) - per_rle, per_rle)  # index within its RLE
+    # counts after the second are differences to the count two before: cumulative sums along each parity
+    odd, even = (j & 1) == 1, ((j & 1) == 0) & (j > 0)
+    x = np.where(odd, _segment_cumsum(np.where(odd, x, 0), per_rle), x)
+    x = np.where(even, _segment_cumsum(np.where(even, x, 0), per_rle), x)
+    return x, per_rle
+
+
+def _foreground_pieces(rles: Sequence[dict[str, Any]]) -> tuple[np.ndarray, ...]:
+    """Every foreground run of every RLE, cut at column ends: its RLE, column, first row and last row + 1."""
+    counts, per_rle = _all_counts(rles)
+    heights = np.array([int(r["size"][0]) for r in rles], np.int64)
+    ends = _segment_cumsum(counts, per_rle)
+    owner = np.repeat(np.arange(len(rles)), per_rle)
+    j = np.arange(counts.size) - np.repeat(np.cumsum(per_rle) - per_rle, per_rle)
+    odd = np.flatnonzero(j & 1)  # foreground runs: [end of the run before, own end)
+    start, end, owner = ends[odd - 1], ends[odd], owner[odd]
+    filled = end > start
+    start, end, owner = start[filled], end[filled], owner[filled]
+    height = heights[owner]
+    col, last = start // height, (end - 1) // height
+    if (last > col).any():  # runs that go on into the next column(s): one piece per column
+        pieces = last - col + 1
+        which = np.repeat(np.arange(col.size), pieces)
+        col = col[which] + np.arange(which.size) - np.repeat(np.cumsum(pieces) - pieces, pieces)
+        height, owner = height[which], owner[which]
+        start, end = np.maximum(start[which], col * height), np.minimum(end[which], (col + 1) * height)
+    return owner, col, start - col * height, end - col * height
+
+
+def boundary_boxes(rles: Sequence[dict[str, Any]], dilation: int) -> list[BoundaryBox]:
+    """:class:`BoundaryBox` of each of ``rles`` (RLEs with their ``size``), eroded ``dilation`` times: the
+    strings decoded and the boxes filled for all masks at once, then each box eroded (module docstring)."""
+    out = [BoundaryBox.empty() for _ in rles]
+    if not rles:
+        return out
+    owner, col, row0, row1 = _foreground_pieces(rles)
+    if not owner.size:
+        return out
+    present, first = np.unique(owner, return_index=True)
+    x0, x1 = col[first], np.maximum.reduceat(col, first) + 1
+    y0, y1 = np.minimum.reduceat(row0, first), np.maximum.reduceat(row1, first)
+    stride, cols = y1 - y0 + 1, x1 - x0
+    size = stride * cols
+    offset = np.cumsum(size) - size
+    k = np.repeat(np.arange(present.size), np.diff(np.append(first, owner.size)))
+    base = offset[k] + (col - x0[k]) * stride[k] - y0[k]
+    delta = np.zeros(int(size.sum()), np.int8)
+    delta[base + row0] = 1
+    delta[base + row1] -= 1  # 0 where a run ends as the next starts (an empty background run between)
+    filled = np.cumsum(delta, dtype=np.int8).view(np.uint8)
+    for i, r in enumerate(present.tolist()):
+        box = filled[offset[i] : offset[i] + size[i]].reshape(int(cols[i]), int(stride[i]))[:, :-1]
+        out[r] = BoundaryBox.of_box(erode_boundary(np.ascontiguousarray(box), dilation), int(x0[i]), int(y0[i]))
+    return out

@@ -33,7 +33,7 @@ from typing import Any
 
 from pycocotools import mask as mask_utils
 
-from insseg.data.annotations import Annotation, InstanceAnnotation
+from insseg.data.annotations import Annotation
 from insseg.errors import InssegError
 from insseg.evaluation.coco_backend import DEFAULT_BACKEND, coco_classes
 from insseg.evaluation.sample import ImageSample
@@ -104,6 +104,7 @@ class CocoEvaluator:
         self.stats = None
         h, w = int(gt.height), int(gt.width)
         if gt.coco_entries is not None:  # the user's file, as it is
+            assert gt.image_id is not None  # a COCO file's annotation carries its image id
             image_id = int(gt.image_id)
             self.gt.extend(gt.coco_entries)
             if gt.category_ids:
@@ -237,7 +238,7 @@ class CocoMetrics:
         return dict(coco.stats)
 
 
-def ground_truth_entries(gt: InstanceAnnotation, image_id: int, first_id: int) -> list[dict[str, Any]]:
+def ground_truth_entries(gt: Annotation, image_id: int, first_id: int) -> list[dict[str, Any]]:
     """COCO annotations of one image's instances (RLE, pixel-count area, ``toBbox`` box, iscrowd 0)."""
     if not len(gt):
         return []

@@ -6,6 +6,7 @@ the file is written atomically at the end.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -174,8 +175,10 @@ class ExcelReport:
     ) -> None:
         """Fill ``summary`` and ``config`` and save. ``extra_sheets``: more sheets (name -> rows, the first
         row a bold header), after ``config``: the reports' ``per_class`` and ``confusion``."""
+        wb = self.wb
+        assert wb is not None  # made by reset()
         for name, rows in (extra_sheets or {}).items():
-            ws = self.wb.create_sheet(name)
+            ws = wb.create_sheet(name)
             for k, row in enumerate(rows):
                 if k == 0:
                     self._header_row(ws, row)
@@ -199,15 +202,13 @@ class ExcelReport:
             cfg.append([key, _cell_value(value)])
         try:
             with atomic_path(path) as tmp:
-                self.wb.save(tmp)
+                wb.save(tmp)
         except BaseException:
             self.discard()
             raise
 
     def discard(self) -> None:
         """Release the streamed sheets' temporary files without writing a report (after an error)."""
-        for ws in self.wb.worksheets:
-            try:
+        for ws in self.wb.worksheets if self.wb is not None else []:
+            with contextlib.suppress(Exception):  # best effort: an error is already on its way
                 ws.close()
-            except Exception:
-                pass

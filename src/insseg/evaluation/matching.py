@@ -4,11 +4,12 @@ Per image: the ground-truth objects are the annotation's instances (the distinct
 than 0 and 255, or a COCO file's non-crowd instances); ignored pixels (VOC's 255 void band, COCO crowd regions)
 are left out of every pixel count unless ``void_as_background`` (the old harness's behaviour, where they
 counted as background). The IoU matrix ground truth x prediction comes from exact pixel
-counts of bit-packed masks (:func:`overlap_counts`); ``scipy.optimize.linear_sum_assignment`` pairs them one-to-one for the largest total
-IoU (pairs without overlap, or of different classes under ``class_aware``, stay unmatched). Each object scores
-the IoU and F1 (pixel Dice, 2|g∩p| / (|g| + |p|)) of its prediction, 0 when unmatched.
+counts of bit-packed masks (:func:`overlap_counts`); ``scipy.optimize.linear_sum_assignment`` pairs them
+one-to-one for the largest total IoU (pairs without overlap, or of different classes under ``class_aware``, stay
+unmatched). Each object scores the IoU and F1 (pixel Dice, 2|g∩p| / (|g| + |p|)) of its prediction, 0 when unmatched.
 
-Background: ground truth = pixels of no instance (labelled 0 in a map); prediction = pixels outside every *matched* prediction.
+Background: ground truth = pixels of no instance (labelled 0 in a map); prediction = pixels outside every
+*matched* prediction.
 ``mean iou with bg`` of an image = (sum of object IoUs + bg IoU) / (N + 1), likewise for F1.
 """
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence, Sized
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -105,7 +105,7 @@ def score_records(
     """The one pass: every record meets its image's ground truth and every evaluator; returns their metrics."""
     position = {dataset.file_name(i): i for i in range(len(dataset))}
     evaluators.reset()
-    total = len(records) if hasattr(records, "__len__") else len(dataset)
+    total = len(records) if isinstance(records, Sized) else len(dataset)
     for rec in MetricLogger().log_every(records, print_freq, header=header, total=total):
         i = position[rec.file_name]
         gt = dataset.annotation(i)
@@ -203,7 +203,7 @@ def _evaluate(cfg: DictConfig, dist_info: DistInfo) -> dict[str, Any]:
         extra_sheets=report_sheets(evaluators, metrics),
     )
     if cfg.eval.reports.html:
-        write_html_report(out_dir, metrics, OmegaConf.to_container(cfg, resolve=True))
+        write_html_report(out_dir, metrics, cast(dict, OmegaConf.to_container(cfg, resolve=True)))
     log.info(_summary_line(metrics, out_dir, time.perf_counter() - start))
     return metrics
 
@@ -252,13 +252,13 @@ def _records(
     with cache.lock() if cache is not None else contextlib.nullcontext():
         cached = cache.load() if cache is not None else None
         if broadcast_object(cached is not None, dist_info):
-            if cached is not None:
+            if cached is not None and cache is not None:
                 log.info(f"prediction cache hit: {cache.path}")
             yield cached, cached.images if cached is not None else [], "cache"
             return
         fresh, records = _run_model(cfg, dataset, device, precision, dist_info)
         yield fresh, records, "model"
-        if cache is not None:
+        if cache is not None and fresh is not None:
             cache.save(fresh)
             log.info(f"prediction cache written: {cache.path}")
 
@@ -282,7 +282,7 @@ def _run_model(
     source = ShardSource(DatasetSource(dataset), positions) if dist_info.enabled else DatasetSource(dataset)
     loop = InferenceLoop(model, source, device, precision, cfg.eval.batch_size, cfg.eval.warmup_iters)
     info = {"score_threshold": None, "precision": precision, "model": cfg.model.name}
-    fresh = PredictionSet(list(model.class_names), info=info)
+    fresh = PredictionSet(list(cast(Sequence[str], model.class_names)), info=info)
     if not dist_info.enabled:
         return fresh, _collect(loop, fresh)
     start = time.perf_counter()
@@ -318,7 +318,8 @@ def _notes(cfg: DictConfig, dataset: InstanceSegmentationDataset, split: str, so
         "timing": (
             "not measured (predictions from a file)"
             if source == "file"
-            else "measured when the model ran (warm-up batches excluded; a cache hit reports the run that filled the cache)"
+            else "measured when the model ran "
+            "(warm-up batches excluded; a cache hit reports the run that filled the cache)"
         ),
         "mean inference time for each object": "seconds: the image's data + model + postprocess time / its objects",
     }

@@ -35,7 +35,8 @@ def records_for_split(path: str | Path, dataset: InstanceSegmentationDataset, mo
     extra = sorted(set(by_name) - set(split_names))
     if extra:
         log.warning(
-            f"predictions file {path}: ignoring {len(extra)} image(s) that the evaluation split does not hold: {_shown(extra)}"
+            f"predictions file {path}: ignoring {len(extra)} image(s) that the evaluation split does not hold: "
+            f"{_shown(extra)}"
         )
     predictions.images = [by_name[n] for n in split_names]
     _warn_if_cut(path, predictions, model_cfg)

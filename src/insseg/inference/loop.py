@@ -21,6 +21,7 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -224,7 +225,7 @@ def score_floor(model: nn.Module, threshold: float | None) -> Iterator[None]:
     computed and pasted at full image size. Works on torchvision's ``roi_heads.score_thresh`` and
     RefineMask's ``score_thresh``; other models, None and lower thresholds are left alone.
     """
-    owner = getattr(model, "roi_heads", None)
+    owner: Any = getattr(model, "roi_heads", None)
     if not isinstance(getattr(owner, "score_thresh", None), (int, float)):
         owner = model
     old = getattr(owner, "score_thresh", None)

@@ -1,4 +1,5 @@
-"""predict.py without Hydra: ``run_prediction(cfg)`` segments every input image and writes into ``cfg.paths.output_dir``:
+"""predict.py without Hydra: ``run_prediction(cfg)`` segments every input image and writes into
+``cfg.paths.output_dir``:
 
     overlays/<stem>.png      the image with each kept instance's mask, box, class name and score
     masks/<stem>_<k>.png     one 0/255 PNG per kept instance, k = 0, 1, ... by descending score
@@ -24,7 +25,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -36,6 +36,7 @@ from tqdm import tqdm
 
 from insseg.inference.contact_sheet import write_contact_sheet
 from insseg.inference.loop import InferenceLoop
+from insseg.inference.output_names import output_stems, relative_names
 from insseg.inference.overlay import draw_overlay
 from insseg.inference.segmenter import Segmenter
 from insseg.inference.sharding import ShardSource, gather_in_order, shard_indices
@@ -76,33 +77,6 @@ class _Timing:
             **{f"{k}_s": round(v, 4) for k, v in self.seconds.items()},
             "images_per_s": round(self.images / busy, 3) if busy > 0 else None,
         }
-
-
-def relative_names(paths: Sequence[Path], root: Path) -> list[str]:
-    """Each input's path relative to ``root`` (posix); its bare file name where that would leave ``root``."""
-    names = []
-    for p in paths:
-        rel = os.path.relpath(p, root)
-        if rel.startswith("..") or os.path.isabs(rel):
-            rel = p.name
-        names.append(Path(rel).as_posix())
-    return names
-
-
-def output_stems(names: Sequence[str]) -> list[str]:
-    """Unique output stems for relative file names (see the module docstring for the rule)."""
-    bare = [str(PurePosixPath(n).with_suffix("")) if PurePosixPath(n).suffix else n for n in names]
-    counts = Counter(b.casefold() for b in bare)
-    wanted = [n if counts[b.casefold()] > 1 else b for n, b in zip(names, bare)]
-    seen: set[str] = set()
-    stems = []
-    for stem in wanted:
-        candidate, i = stem, 2
-        while candidate.casefold() in seen:
-            candidate, i = f"{stem}~{i}", i + 1
-        seen.add(candidate.casefold())
-        stems.append(candidate)
-    return stems
 
 
 def _save_png(array: np.ndarray, path: Path) -> None:
@@ -175,7 +149,7 @@ def _predict(cfg: Any, dist_info: DistInfo) -> dict[str, Any]:
     _run(loop, predictions, timing, out_dir, dict(zip(names, stems)), pcfg, dist_info.is_main)
     wall = time.perf_counter() - start
     failures = [(str(paths[positions[f.index]]), f.reason) for f in loop.failures]
-    result = {
+    result: dict[str, Any] = {
         "output_dir": str(out_dir),
         "predictions": str(out_dir / "predictions.json"),
         "outputs": dict(zip(names, stems)),

@@ -12,7 +12,6 @@ import glob
 import os
 import warnings
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -36,7 +35,7 @@ IMAGE_EXTENSIONS: tuple[str, ...] = (
     ".pnm",
 )
 
-ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray]
+ImageLike = str | os.PathLike | Image.Image | np.ndarray
 
 _GLOB_CHARS = set("*?[")
 

@@ -86,7 +86,7 @@ def _build_maskrcnn(
         names = list(dataset_classes) if dataset_classes else coco_names
         model = build_maskrcnn(model_cfg, len(names) + 1, pretrained_coco=False)
     elif state_dict is None:  # DEFAULT
-        names = list(dataset_classes) if fit else coco_names
+        names = list(dataset_classes or ()) if fit else coco_names
         model = build_maskrcnn(model_cfg, len(names) + 1, pretrained_coco=True)
     else:  # a torchvision COCO state dict on disk
         if is_mmdet_checkpoint(state_dict):
@@ -99,7 +99,7 @@ def _build_maskrcnn(
         load_torchvision_state_dict(model, state_dict, str(model_cfg.weights))
         names = coco_names
         if fit:
-            names = list(dataset_classes)
+            names = list(dataset_classes or ())
             replace_predictors(model, len(names) + 1)
     model.class_names = names
     return model
@@ -122,7 +122,7 @@ def _build_refinemask(
         )
     names = None
     if fit or (model_cfg.weights is None and dataset_classes):
-        names = list(dataset_classes)
+        names = list(dataset_classes or ())
     backbone_weights = model_cfg.backbone_weights
     if backbone_weights == "DEFAULT":
         backbone_weights = None if model_cfg.weights else str(_imagenet_resnet(model_cfg.depth or 50))

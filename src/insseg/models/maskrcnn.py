@@ -32,7 +32,8 @@ def build_maskrcnn(model_cfg: Any, num_classes: int, pretrained_coco: bool, froz
     backbone_name = model_cfg.backbone
     if pretrained_coco and backbone_name != "resnet50":
         raise ConfigError(
-            f"model.weights=DEFAULT needs model.backbone=resnet50 (COCO weights exist only for it), got '{backbone_name}'"
+            "model.weights=DEFAULT needs model.backbone=resnet50 (COCO weights exist only for it), "
+            f"got '{backbone_name}'"
         )
     imagenet = model_cfg.backbone_weights == "DEFAULT" and not pretrained_coco
     pretrained = (pretrained_coco or imagenet) if frozen_bn is None else frozen_bn

@@ -8,7 +8,7 @@ switch (``train.amp``, on by default, CUDA only).
 from __future__ import annotations
 
 import contextlib
-from typing import Any, ContextManager
+from typing import Any
 
 import torch
 
@@ -39,7 +39,7 @@ def inference_precision(device_cfg: Any, device: torch.device) -> str:
     return str(device_cfg.amp_dtype) if amp_enabled(device_cfg, device) else "float32"
 
 
-def autocast_for(precision: str, device: torch.device) -> ContextManager:
+def autocast_for(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
     """Autocast to ``precision`` on CUDA; float32 (or any CPU run) is a no-op."""
     if precision == "float32" or device.type != "cuda":
         return contextlib.nullcontext()
@@ -51,7 +51,7 @@ def amp_enabled(device_cfg: Any, device: torch.device) -> bool:
     return bool(device_cfg.amp) and device.type == "cuda"
 
 
-def autocast(device_cfg: Any, device: torch.device) -> ContextManager:
+def autocast(device_cfg: Any, device: torch.device) -> contextlib.AbstractContextManager:
     """Mixed precision on CUDA when ``device.amp``; a no-op elsewhere."""
     if not amp_enabled(device_cfg, device):
         return contextlib.nullcontext()

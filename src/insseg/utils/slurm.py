@@ -4,10 +4,10 @@ torchrun tells each process ``MASTER_ADDR``, ``MASTER_PORT``, ``WORLD_SIZE``, ``
 When srun (or submitit, which runs its tasks through srun) starts every process itself, there is no torchrun,
 but SLURM describes the same things: the job's nodes (``SLURM_JOB_NODELIST``, compressed as in
 ``gpu[01-04,07]``), the step's task count (``SLURM_STEP_NUM_TASKS``: srun's ``SLURM_NTASKS`` for this
-step), this task's global and node-local index (``SLURM_PROCID``, ``SLURM_LOCALID``). :func:`export_slurm_rendezvous` fills in
-torchrun's variables from them so that ``init_process_group``'s default ``env://`` rendezvous works:
-MASTER_ADDR is the first node of the step, MASTER_PORT a port derived from the job id (the same on every
-task, 20000-59999) unless MASTER_PORT is already set.
+step), this task's global and node-local index (``SLURM_PROCID``, ``SLURM_LOCALID``).
+:func:`export_slurm_rendezvous` fills in torchrun's variables from them so that ``init_process_group``'s default
+``env://`` rendezvous works: MASTER_ADDR is the first node of the step, MASTER_PORT a port derived from the job id
+(the same on every task, 20000-59999) unless MASTER_PORT is already set.
 
 Only inside an srun step (``SLURM_STEP_NUM_TASKS`` set): a batch script that runs ``python train.py`` itself
 also sees ``SLURM_NTASKS`` and ``SLURM_PROCID=0``, and must not wait for ranks that nobody starts.

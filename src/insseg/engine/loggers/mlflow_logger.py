@@ -51,7 +51,10 @@ class MLflowLogger(RunLogger):
         try:
             return self.client.create_experiment(name, artifact_location=artifact_location)
         except MlflowException:  # a parallel sweep job created it first
-            return self.client.get_experiment_by_name(name).experiment_id
+            created = self.client.get_experiment_by_name(name)
+            if created is None:
+                raise
+            return created.experiment_id
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param

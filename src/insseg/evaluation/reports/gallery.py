@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from insseg.data.annotations import InstanceAnnotation
+from insseg.data.annotations import Annotation
 from insseg.errors import InssegError
 from insseg.evaluation.matching import TP_IOU, ImageMatch, iou_f1_matrices
 from insseg.evaluation.sample import ImageSample
@@ -46,7 +46,7 @@ ImageLoader = Callable[[str], np.ndarray]
 @dataclass
 class Candidate:
     index: int
-    gt: InstanceAnnotation
+    gt: Annotation
     kept: ImagePrediction  # the predictions above the threshold (RLEs)
     match: ImageMatch
 
@@ -85,7 +85,7 @@ def _name(class_names: Sequence[str], label: int) -> str:
 
 def render(
     image: np.ndarray,
-    gt: InstanceAnnotation,
+    gt: Annotation,
     kept: ImagePrediction,
     match: ImageMatch,
     class_names: Sequence[str],

@@ -38,12 +38,11 @@ class Shared2FCBBoxHead(nn.Module):
         self.bbox_loss = bbox_loss  # the config's loss_bbox: L1Loss (COCO, LVIS) or SmoothL1Loss (Cityscapes)
         self.bbox_loss_beta = float(bbox_loss_beta)
         self.roi_size = roi_size
-        self.shared_fcs = nn.ModuleList(
-            [nn.Linear(in_channels * roi_size * roi_size, fc_channels), nn.Linear(fc_channels, fc_channels)]
-        )
+        shared_fcs = [nn.Linear(in_channels * roi_size * roi_size, fc_channels), nn.Linear(fc_channels, fc_channels)]
+        self.shared_fcs = nn.ModuleList(shared_fcs)
         self.fc_cls = nn.Linear(fc_channels, num_classes + 1)
         self.fc_reg = nn.Linear(fc_channels, 4 * num_classes)
-        for fc in self.shared_fcs:
+        for fc in shared_fcs:
             nn.init.xavier_uniform_(fc.weight)
             nn.init.zeros_(fc.bias)
         self.reset_class_layers()

@@ -247,7 +247,9 @@ def build_refinemask(
         spec, class_names = _checkpoint_spec(str(weights), sd, meta, num_classes, class_names, depth, fine_tune)
     if img_scale is not None:
         img_scale = (img_scale[0] or spec.img_scale[0], img_scale[1] or spec.img_scale[1])
-    overrides = dict(img_scale=img_scale, score_thr=score_thr, max_per_img=max_per_img, bbox_loss=bbox_loss)
+    overrides: dict[str, Any] = dict(
+        img_scale=img_scale, score_thr=score_thr, max_per_img=max_per_img, bbox_loss=bbox_loss
+    )
     spec = replace(spec, **{k: v for k, v in overrides.items() if v is not None})
     model = RefineMaskDetector(spec, class_names=class_names, amp=amp)
     if weights:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import Tensor
@@ -109,7 +109,7 @@ def detect_batch(
                 mask_thr=model.mask_thresh,
                 return_logits=debug is not None,
             )
-            masks = mask_out[0] if debug is not None else mask_out
+            masks = cast("list[Tensor | None]", mask_out[0] if debug is not None else mask_out)
             if debug is not None:
                 debug["mask_debug"] = mask_out[1]
     out = []

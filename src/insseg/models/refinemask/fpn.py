@@ -16,7 +16,8 @@ class _ConvModule(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(in_ch, out_ch, k, padding=k // 2)
         nn.init.xavier_uniform_(self.conv.weight)
-        nn.init.zeros_(self.conv.bias)
+        if self.conv.bias is not None:
+            nn.init.zeros_(self.conv.bias)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.conv(x)

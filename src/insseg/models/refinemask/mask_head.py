@@ -24,6 +24,7 @@ for one image and correct for several.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn as nn
@@ -69,9 +70,10 @@ class MultiBranchFusion(nn.Module):
         self.merge_conv = ConvAct(channels, channels, 1, relu=False)
 
     def forward(self, x: Tensor) -> Tensor:
-        total = self.dilation_conv_1(x)
-        for i in range(2, self.num_branches + 1):
-            total = total + getattr(self, f"dilation_conv_{i}")(x)
+        branches = [getattr(self, f"dilation_conv_{i}") for i in range(1, self.num_branches + 1)]
+        total = branches[0](x)
+        for branch in branches[1:]:
+            total = total + branch(x)
         return self.merge_conv(total)
 
 
@@ -96,7 +98,8 @@ def select_class_logits(conv: nn.Conv2d, feats: Tensor, labels: Tensor) -> Tenso
         labels = torch.zeros_like(labels)
     weight = conv.weight[labels, :, 0, 0]  # [n, C]
     out = torch.einsum("nchw,nc->nhw", feats, weight.to(feats.dtype))
-    out = out + conv.bias[labels].to(out.dtype)[:, None, None]
+    if conv.bias is not None:
+        out = out + conv.bias[labels].to(out.dtype)[:, None, None]
     return out.unsqueeze(1)
 
 
@@ -130,7 +133,7 @@ class SFMStage(nn.Module):
             self.semantic_transform_in,
             self.semantic_transform_out,
             self.instance_logits,
-            self.fuse_conv[0],
+            cast(nn.Conv2d, self.fuse_conv[0]),
             self.fuse_transform_out,
         ):
             _init_conv(m)
@@ -196,7 +199,7 @@ class RefineMaskHead(nn.Module):
         for conv in self.semantic_convs:
             feat = conv(feat)
         pred = self.semantic_logits(feat)
-        maps = [stage.semantic_map(feat) for stage in self.stages]
+        maps = [cast(SFMStage, stage).semantic_map(feat) for stage in self.stages]
         return SemanticContext(feat=feat, pred=pred, stage_maps=maps)
 
     def forward_instance(self, roi_feats: Tensor, ctx: SemanticContext, rois: Tensor, labels: Tensor) -> list[Tensor]:

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -62,7 +63,7 @@ def refine_losses(
         raise ValueError("need one prediction, target and weight per stage")
     loss_semantic = semantic_weight * F.binary_cross_entropy_with_logits(semantic_pred[:, 0], sem_target)
     if stage_preds[0].shape[0] == 0:
-        zero = sum(p.sum() for p in stage_preds) * 0.0
+        zero = cast(Tensor, sum(p.sum() for p in stage_preds)) * 0.0  # keeps every stage in the graph
         return {"loss_instance": zero, "loss_semantic": loss_semantic}
 
     stage_losses = []
@@ -73,7 +74,8 @@ def refine_losses(
             stage_losses.append(F.binary_cross_entropy_with_logits(logits, target))
             prev_binary = logits.detach().sigmoid() >= 0.5
             continue
-        size = logits.shape[-2:]
+        assert prev_binary is not None  # set by stage 0 (start_stage >= 0)
+        size = (int(logits.shape[-2]), int(logits.shape[-1]))
         region = mask_boundary(prev_binary, boundary_width) | mask_boundary(stage_targets[idx - 1], boundary_width)
         region = _upsample_region(region, size)
         per_pixel = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
@@ -85,7 +87,7 @@ def refine_losses(
             up = F.interpolate(stage_preds[idx - 1].detach(), size, mode="bilinear", align_corners=True)[:, 0]
             merged = torch.where(on_boundary, logits.detach(), up)
             prev_binary = merged.sigmoid() >= 0.5
-    loss_instance = sum(w * loss for w, loss in zip(stage_weights, stage_losses))
+    loss_instance = cast(Tensor, sum(w * loss for w, loss in zip(stage_weights, stage_losses)))
     return {"loss_instance": loss_instance, "loss_semantic": loss_semantic}
 
 

@@ -125,6 +125,7 @@ def refine_mask_test_batch(
     for start in range(0, n, ROI_CHUNK):
         sl = slice(start, start + ROI_CHUNK)
         roi_feats = extract_roi_feats(feats, rois[sl])
+        assert ctx is not None  # computed when there are RoIs
         preds = head.forward_instance(roi_feats, ctx, rois[sl], labels[sl])
         refined_chunks.append(merge_stage_preds(preds))
         if return_logits:

@@ -156,5 +156,5 @@ def load_official_checkpoint(model: nn.Module, path: str | Path, fine_tune: bool
     classes = meta.get("CLASSES")
     num_classes = int(getattr(model, "num_classes", 80))
     if classes is not None and len(classes) == num_classes and hasattr(model, "class_names"):
-        model.class_names = [str(c) for c in classes]
+        setattr(model, "class_names", [str(c) for c in classes])  # noqa: B010 (nn.Module's typed __setattr__)
     return meta

@@ -72,9 +72,9 @@ def normalize(img: np.ndarray) -> Tensor:
     """mmcv ``imnormalize`` of an RGB uint8 ``H x W x 3`` image -> float32 ``[3, H, W]``.
 
     mmdet keeps mean and std as float32 arrays; mmcv runs ``cv2.subtract(img_f32, mean)`` and
-    ``cv2.multiply(img, 1 / float64(std))``, which OpenCV 4 evaluates in double and rounds once to float32. Done here with torch, because OpenCV 5
-    changed its scalar arithmetic (one float32 ulp off on about a third of the pixels); verified against the
-    goldens' ``img_tensor_sum`` (exact).
+    ``cv2.multiply(img, 1 / float64(std))``, which OpenCV 4 evaluates in double and rounds once to float32. Done
+    here with torch, because OpenCV 5 changed its scalar arithmetic (one float32 ulp off on about a third of the
+    pixels); verified against the goldens' ``img_tensor_sum`` (exact).
     """
     x = torch.from_numpy(np.ascontiguousarray(img)).to(torch.float32).permute(2, 0, 1)
     mean = torch.tensor(MEAN, dtype=torch.float32).view(3, 1, 1)

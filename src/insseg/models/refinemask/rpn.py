@@ -31,7 +31,8 @@ class RPNHead(nn.Module):
         self.rpn_reg = nn.Conv2d(feat_channels, num_anchors * 4, 1)
         for m in (self.rpn_conv, self.rpn_cls, self.rpn_reg):
             nn.init.normal_(m.weight, std=0.01)
-            nn.init.zeros_(m.bias)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
         self.anchor_generator = AnchorGenerator()
         self.bbox_coder = DeltaXYWHBBoxCoder()
         self.assigner = MaxIoUAssigner(pos_iou_thr=0.7, neg_iou_thr=0.3, min_pos_iou=0.3)
@@ -50,7 +51,9 @@ class RPNHead(nn.Module):
     def anchors_for(self, feats: list[Tensor]) -> list[Tensor]:
         # float32 (also under autocast, like mmdet); float64 when the model runs in double
         dtype = torch.float64 if feats[0].dtype == torch.float64 else torch.float32
-        return self.anchor_generator.grid_anchors([tuple(f.shape[-2:]) for f in feats], dtype, feats[0].device)
+        return self.anchor_generator.grid_anchors(
+            [(int(f.shape[-2]), int(f.shape[-1])) for f in feats], dtype, feats[0].device
+        )
 
     @torch.no_grad()
     def get_proposals(

@@ -57,7 +57,7 @@ def _literal(node: ast.AST) -> Any:
         items = [_literal(e) for e in node.elts]
         return items if isinstance(node, ast.List) else tuple(items)
     if isinstance(node, ast.Dict):
-        return {_literal(k): _literal(v) for k, v in zip(node.keys, node.values)}
+        return {_literal(k): _literal(v) for k, v in zip(node.keys, node.values) if k is not None}
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "dict":
         return {kw.arg: _literal(kw.value) for kw in node.keywords if kw.arg}
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
