@@ -71,7 +71,11 @@ def _reference_class() -> type:
             if len(ious) == 0:
                 return ious
             p = self.params
-            gt, dt = self._gts[imgId, catId], self._dts[imgId, catId]
+            if p.useCats:
+                gt, dt = self._gts[imgId, catId], self._dts[imgId, catId]
+            else:
+                gt = [g for c in p.catIds for g in self._gts[imgId, c]]
+                dt = [d for c in p.catIds for d in self._dts[imgId, c]]
             dt = [dt[i] for i in np.argsort([-d["score"] for d in dt], kind="mergesort")][: p.maxDets[-1]]
             crowd = np.array([int(g["iscrowd"]) for g in gt], bool)
             b = np.asarray(mask_utils.iou([d["boundary"] for d in dt], [g["boundary"] for g in gt], crowd.tolist()))

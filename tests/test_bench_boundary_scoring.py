@@ -26,3 +26,40 @@ def test_boundary_ap_agrees_with_the_reference_on_the_generated_set():
     off["boundary", "pycocotools"]["recall"] = recall
     with pytest.raises(AssertionError, match="recall"):
         boundary_scoring.check_agreement(off)
+
+
+@pytest.mark.parametrize("backend", ["pycocotools", "faster_coco_eval"])
+def test_other_params_agree_with_the_reference(backend):
+    """useCats=0, a stricter lowest IoU threshold and other maxDets: the same evalImgs as the reference."""
+    import contextlib
+    import io
+
+    from insseg.evaluation.boundary import boundary_cocoeval
+    from insseg.evaluation.coco_backend import coco_classes
+
+    data = make_dataset(num_images=5, detections=15, seed=9)
+
+    def run(make, coco_cls):
+        with contextlib.redirect_stdout(io.StringIO()):
+            cocos = []
+            for anns in ([dict(a) for a in data["gt"]], [dict(a) for a in data["dt"]]):
+                coco = coco_cls()
+                coco.dataset = {"images": data["images"], "annotations": anns, "categories": data["categories"]}
+                coco.createIndex()
+                cocos.append(coco)
+            ev = make(*cocos)
+            ev.params.useCats = 0
+            ev.params.iouThrs = np.array([0.6, 0.7, 0.8])
+            ev.params.maxDets = [1, 4, 8]
+            ev.evaluate()
+            ev.accumulate()
+            ev.summarize()
+        return ev
+
+    from pycocotools.coco import COCO
+
+    ref = run(boundary_scoring._reference_class(), COCO)
+    ours = run(lambda g, d: boundary_cocoeval(g, d, backend=backend), coco_classes(backend)[0])
+    np.testing.assert_allclose(ours.eval["recall"], ref.eval["recall"], rtol=0, atol=0)
+    np.testing.assert_allclose(ours.eval["precision"], ref.eval["precision"], rtol=0, atol=1e-15)
+    assert ((ref.eval["precision"] > 0) & (ref.eval["precision"] < 1)).any()  # non-trivial

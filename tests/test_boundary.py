@@ -201,7 +201,10 @@ def fixture_set() -> tuple[dict, list]:
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_boundary_ap_equals_the_official_api(fixture_set, backend):
+@pytest.mark.parametrize("images_kept", [64, 1])
+def test_boundary_ap_equals_the_official_api(fixture_set, backend, images_kept, monkeypatch):
+    """images_kept=1: boundaries of earlier images are dropped at once (and computed again when needed)."""
+    monkeypatch.setattr("insseg.evaluation.boundary_cocoeval._IMAGES_KEPT", images_kept)
     gt_json, results = fixture_set
     coco, _ = coco_classes(backend)
     with contextlib.redirect_stdout(io.StringIO()):

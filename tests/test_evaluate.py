@@ -24,7 +24,7 @@ from torchvision.ops import masks_to_boxes
 from insseg.config import compose_config
 from insseg.data import build_dataset
 from insseg.errors import InssegError
-from insseg.evaluation.excel_report import OBJECT_COLUMNS
+from insseg.evaluation.excel_report import BOUNDARY_COLUMNS, OBJECT_COLUMNS
 from insseg.evaluation.pipeline import HEADLINE, run_evaluation
 from insseg.evaluation.prediction_cache import weights_identity
 from insseg.evaluation.sample import ImageSample
@@ -100,7 +100,8 @@ def test_model_run_writes_every_artefact(model_run):
     wb = load_workbook(out / "metrics.xlsx")
     assert wb.sheetnames == ["objects", "images", "summary", "config", "per_class", "confusion"]
     rows = list(wb["objects"].iter_rows(values_only=True))
-    assert list(rows[0]) == list(OBJECT_COLUMNS) and len(rows) == 1 + saved["num_objects"]
+    # the harness's twelve columns, then the boundary scores (eval.boundary is on by default)
+    assert list(rows[0]) == [*OBJECT_COLUMNS, *BOUNDARY_COLUMNS] and len(rows) == 1 + saved["num_objects"]
     # Timing per object: the first batch (3 images, eval.warmup_iters=1) is warm-up and left untimed.
     assert saved["timed_images"] == 1
     last = Path(preds["images"][-1]["file_name"]).stem

@@ -11,6 +11,7 @@ import pytest
 from omegaconf import OmegaConf
 from reports_cases import annotation, prediction
 
+from insseg.evaluation.boundary_matching import BoundaryMatchingEvaluator
 from insseg.evaluation.coco import CocoEvaluator, CocoMetrics
 from insseg.evaluation.evaluator import Evaluators
 from insseg.evaluation.excel_report import ExcelReport
@@ -46,15 +47,17 @@ def all_evaluators(out_dir: Path) -> list:
     return [
         CocoMetrics(),
         MatchingEvaluator(),
+        BoundaryMatchingEvaluator(),
         TimingEvaluator(),
-        ExcelReport(),
+        ExcelReport(boundary=True),
         MaskExporter(out_dir / "masks"),
         *build_report_evaluators(reports, CLASSES, out_dir),
     ]
 
 
 def run(evaluators: list, class_aware: bool = False) -> dict:
-    evs = Evaluators(evaluators, MatchSettings(0.5, class_aware=class_aware), CocoEvaluator(CLASSES))
+    settings = MatchSettings(0.5, class_aware=class_aware, boundary_dilation_ratio=0.02)
+    evs = Evaluators(evaluators, settings, CocoEvaluator(CLASSES, boundary_dilation_ratio=0.02))
     for gt, pred in scene():
         evs.process(gt, pred)
     metrics = json.loads(json.dumps(evs.evaluate(), default=str))
@@ -68,6 +71,7 @@ def run(evaluators: list, class_aware: bool = False) -> dict:
 def test_any_subset_in_any_order_gives_the_same_numbers(tmp_path, class_aware):
     full = run(all_evaluators(tmp_path / "full"), class_aware)
     assert full["segm_AP50"] is not None and full["num_objects"] == 3 and full["true_positives"] == 2
+    assert full["boundary_AP"] is not None and 0 < full["mean_boundary_iou"] < full["mean_iou"]
     assert full["per_class"]["cat"]["segm_AP50"] == pytest.approx(
         51 / 101
     )  # one of two cats found, first: recall 0..0.5

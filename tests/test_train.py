@@ -46,6 +46,7 @@ def test_one_epoch_writes_every_artefact(trained_run) -> None:
     for term in ("loss_classifier", "loss_box_reg", "loss_mask", "loss_objectness", "loss_rpn_box_reg"):
         assert f"train/loss/{term}" in scalars
     assert "train/lr" in scalars and "val/segm_AP" in scalars
+    assert 0.0 <= saved["boundary_AP"] <= 1.0 and "val/boundary_AP" in scalars  # eval.boundary is on by default
     assert "epoch/loss/total" in scalars and "epoch/lr" in scalars
     assert events.Tags()["images"], "prediction overlays are logged"
 

@@ -42,9 +42,10 @@ class SyntheticConfig:
 
 @dataclass
 class DataConfig:
-    name: str = "synthetic"  # pennfudan | voc | coco | cityscapes | synthetic
-    # Which reader: pennfudan (PNGImages/ + PedMasks/), voc (VOC2012 layout), coco (COCO-format JSON + images)
-    # or cityscapes (leftImg8bit/ + gtFine/).
+    name: str = "synthetic"  # pennfudan | voc | coco | lvis | cityscapes | synthetic
+    # Which reader: pennfudan (PNGImages/ + PedMasks/), voc (VOC2012 layout), coco (COCO-format JSON + images),
+    # lvis (an LVIS v1 JSON + the COCO 2017 image folders; scored with the LVIS protocol) or cityscapes
+    # (leftImg8bit/ + gtFine/; scored with cityscapesScripts' AP beside COCO AP).
     layout: str = "pennfudan"
     root: str = "${paths.data_dir}/synthetic"
     # Missing root: download (pennfudan), generate (synthetic) or fail with instructions (voc).
@@ -63,6 +64,12 @@ class DataConfig:
     train_images: str = "train2017"
     eval_json: str = "annotations/instances_val2017.json"
     eval_images: str = "val2017"
+    # Repeat-factor sampling for training (the LVIS recipe; COCO-format data only): an image is drawn
+    # max(1, sqrt(t / f)) times per epoch for its rarest category's image fraction f. data=lvis: 0.001; null = off.
+    repeat_factor_threshold: float | None = None
+    # Detections per image the dataset's protocol scores (COCO 100, LVIS 300); model.detections_per_img of
+    # model=maskrcnn follows it (RefineMask's checkpoints carry their own: 300 for the LVIS ones).
+    detections_per_img: int = 100
     # Caps for quick runs (experiment=smoke); null = all images.
     max_train_images: int | None = None
     max_eval_images: int | None = None
@@ -205,6 +212,10 @@ class EvalConfig:
     # COCO AP implementation: pycocotools | faster_coco_eval (docs/evaluation.md). A literal, so that the config
     # does not import the evaluation package; tests/test_coco_backend.py checks it against coco_backend's.
     coco_backend: str = "pycocotools"
+    # Boundary AP, per-class boundary AP and per-object boundary IoU / F1 (docs/evaluation.md). Either a bool
+    # (eval.boundary=false turns them off) or {enabled, dilation_ratio} (eval.boundary.dilation_ratio=0.01: the
+    # boundary band's width as a fraction of the image diagonal); read through config.eval_boundary.
+    boundary: Any = field(default_factory=lambda: {"enabled": True, "dilation_ratio": 0.02})
     reports: ReportsConfig = field(default_factory=ReportsConfig)
 
 

@@ -7,11 +7,12 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from insseg.config.eval_boundary import boundary_dilation_ratio
 from insseg.errors import ConfigError
 
 CHOICES: dict[str, tuple[str, ...]] = {
-    "data.name": ("pennfudan", "voc", "coco", "cityscapes", "synthetic"),
-    "data.layout": ("pennfudan", "voc", "coco", "cityscapes"),
+    "data.name": ("pennfudan", "voc", "coco", "lvis", "cityscapes", "synthetic"),
+    "data.layout": ("pennfudan", "voc", "coco", "lvis", "cityscapes"),
     "model.name": ("maskrcnn", "refinemask"),
     "model.backbone": ("resnet50", "resnet18"),
     "model.bbox_loss": ("l1", "smooth_l1"),
@@ -46,6 +47,8 @@ RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "data.max_train_images": (_positive, "> 0 (or null for all images)"),
     "data.max_eval_images": (_positive, "> 0 (or null for all images)"),
     "data.num_workers": (_non_negative, ">= 0"),
+    "data.repeat_factor_threshold": (lambda v: 0 < v <= 1, "in (0, 1] (or null: no repeat-factor sampling)"),
+    "data.detections_per_img": (_positive, "> 0"),
     "data.synthetic.num_images": (_positive, "> 0"),
     "data.synthetic.height": (lambda v: v >= 32, ">= 32"),
     "data.synthetic.width": (lambda v: v >= 32, ">= 32"),
@@ -100,6 +103,15 @@ def validate_config(cfg: DictConfig) -> None:
         if value is not None and not ok(value):
             raise ConfigError(f"config key '{key}' is {value}; it must be {expected}")
     _check_milestones(cfg)
+    if OmegaConf.select(cfg, "eval", default=None) is not None:
+        boundary_dilation_ratio(cfg.eval)
+    layout = OmegaConf.select(cfg, "data.layout", default=None)
+    repeat = OmegaConf.select(cfg, "data.repeat_factor_threshold", default=None)
+    if repeat is not None and layout not in ("coco", "lvis"):
+        raise ConfigError(
+            f"config key 'data.repeat_factor_threshold' needs COCO-format data (data.layout=coco or lvis), whose file "
+            f"lists each image's categories; data.layout is {layout}: set it to null"
+        )
     min_size, max_size = OmegaConf.select(cfg, "model.min_size"), OmegaConf.select(cfg, "model.max_size")
     if min_size is not None and max_size is not None and min_size > max_size:
         raise ConfigError(

@@ -72,7 +72,9 @@ class RleAnnotation:
     rles: compressed RLEs (``counts`` bytes or str) of the instances (non-crowd, non-empty), labels their
     classes (1-based); crowd_rles: the crowd regions. image_id: the file's image id; coco_entries: the file's
     own annotation dicts of this image (crowd included), as COCO AP takes them; category_ids: the file's id of
-    each label (label k is ``category_ids[k - 1]``); annotation_ids: the file's id of each instance.
+    each label (label k is ``category_ids[k - 1]``); annotation_ids: the file's id of each instance;
+    image_entry: the file's image entry where a protocol needs more of it (LVIS: ``neg_category_ids``,
+    ``not_exhaustive_category_ids``), else None.
     """
 
     file_name: str
@@ -85,6 +87,7 @@ class RleAnnotation:
     coco_entries: list[dict[str, Any]] | None = None
     annotation_ids: list[int] = field(default_factory=list)
     category_ids: tuple[int, ...] = ()
+    image_entry: dict[str, Any] | None = None
 
     def __len__(self) -> int:
         return len(self.rles)

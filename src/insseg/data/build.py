@@ -12,9 +12,11 @@ from insseg.data.cityscapes import CityscapesReader
 from insseg.data.coco import CocoReader
 from insseg.data.dataset import InstanceSegmentationDataset
 from insseg.data.download import download_and_extract
+from insseg.data.lvis import LvisReader
 from insseg.data.readers import InstanceReader, PennFudanReader, VOCReader
 from insseg.data.synthetic import generate_coco, generate_pennfudan, generate_voc
 from insseg.data.synthetic_cityscapes import generate_cityscapes
+from insseg.data.synthetic_lvis import generate_lvis
 from insseg.data.transforms import RandomHorizontalFlip
 from insseg.errors import DatasetError
 from insseg.utils.logging import log
@@ -31,7 +33,7 @@ def ensure_dataset(data_cfg: Any) -> Path:
         return root
     if data_cfg.name == "synthetic":
         return _generate_synthetic(data_cfg, root)
-    if data_cfg.layout == "coco":
+    if data_cfg.layout in ("coco", "lvis"):
         return root  # the annotation files may be given by absolute paths; coco_paths names what is missing
     if data_cfg.layout == "cityscapes":  # behind a login: no download
         raise DatasetError(
@@ -55,12 +57,14 @@ def ensure_dataset(data_cfg: Any) -> Path:
 
 def _generate_synthetic(data_cfg: Any, root: Path) -> Path:
     s = data_cfg.synthetic
-    generate = {
+    generators = {
         "pennfudan": generate_pennfudan,
         "voc": generate_voc,
         "coco": generate_coco,
+        "lvis": generate_lvis,
         "cityscapes": generate_cityscapes,
-    }[data_cfg.layout]
+    }
+    generate = generators[data_cfg.layout]
     root.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{root.name}.", dir=root.parent) as tmp:
         generate(
@@ -87,8 +91,8 @@ def build_reader(data_cfg: Any, split: str) -> tuple[InstanceReader, list[int]]:
 def open_reader(data_cfg: Any, split: str) -> tuple[InstanceReader, list[int]]:
     """:func:`build_reader` without the check (``insseg.data.check`` runs the full one)."""
     root = ensure_dataset(data_cfg)
-    if data_cfg.layout == "coco":
-        reader: InstanceReader = CocoReader(*coco_paths(data_cfg, split))
+    if data_cfg.layout in ("coco", "lvis"):
+        reader: InstanceReader = (LvisReader if data_cfg.layout == "lvis" else CocoReader)(*coco_paths(data_cfg, split))
         indices = list(range(len(reader)))
     elif data_cfg.layout == "voc":
         reader = VOCReader(root, data_cfg.train_split if split == "train" else data_cfg.eval_split)

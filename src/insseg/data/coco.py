@@ -152,11 +152,15 @@ class CocoReader:
     def __init__(self, json_path: str | Path, images_dir: str | Path) -> None:
         self.json_path = Path(json_path)
         self.root = Path(images_dir)
-        self.index = index_coco(load_coco_json(self.json_path), self.json_path)
+        self.index = index_coco(self._read_json(), self.json_path)
         self.class_names: tuple[str, ...] = tuple(self.index.class_names)
         self.category_ids: tuple[int, ...] = tuple(self.index.category_ids)
         self._label_of = {cid: k for k, cid in enumerate(self.category_ids, start=1)}
         self._warned_empty = False
+
+    def _read_json(self) -> dict[str, Any]:
+        """The parsed file (a subclass for a COCO dialect, such as LVIS, completes it here before indexing)."""
+        return load_coco_json(self.json_path)
 
     def __len__(self) -> int:
         return len(self.index.images)

@@ -7,7 +7,11 @@ evaluation split (PennFudanPed: the seeded split of ``data.num_test``/``data.spl
 ``area`` their pixel count and ``bbox`` pycocotools' ``toBbox``, so ``evaluate.py data=coco data.root=<dir>``
 scores the same numbers as the original dataset (PennFudanPed). VOC's void band has no COCO counterpart: it
 becomes background (a warning says so), so VOC scores change slightly. COCO-format input keeps its image and
-category ids and its crowd regions.
+category ids and its crowd regions. Ids: :mod:`insseg.data.coco_ids` (the ids a COCO results list of this
+dataset must use).
+category ids and its crowd regions; LVIS input keeps its image lists and category frequencies (each image gets a
+``file_name``, so ``data=lvis data.eval_json=annotations/instances_val2017.json data.eval_images=val2017`` reads
+the export with the LVIS protocol).
 """
 
 from __future__ import annotations
@@ -22,12 +26,16 @@ from pycocotools import mask as mask_utils
 
 from insseg.data.build import build_reader
 from insseg.data.check import compose_data_config, split_out
+from insseg.data.coco_ids import coco_category_ids, coco_image_id
+from insseg.data.lvis import LvisReader
 from insseg.errors import ConfigError, InssegError
 from insseg.io.rle import encode_masks
 from insseg.utils.atomic import atomic_write_json
 from insseg.utils.logging import ensure_console_logging, log
 
 SPLIT_NAMES = {"train": "train2017", "eval": "val2017"}
+# LVIS input keeps what its protocol reads (and its categories' frequency): the export is still an LVIS file.
+LVIS_IMAGE_KEYS = ("neg_category_ids", "not_exhaustive_category_ids", "coco_url")
 
 
 def _entries(
@@ -56,17 +64,19 @@ def _text(counts: str | bytes) -> str:
 def export_split(reader: Any, indices: Sequence[int], out: Path, split: str) -> Path:
     """Copy the images of ``indices`` into ``out/<split>2017/`` and write their annotation file; returns it."""
     images_dir, name = out / SPLIT_NAMES[split], SPLIT_NAMES[split]
-    ids = list(getattr(reader, "category_ids", range(1, len(reader.class_names) + 1)))
+    ids = coco_category_ids(reader)
     images: list[dict[str, Any]] = []
     annotations: list[dict[str, Any]] = []
     voids = 0
     for i in indices:
         ann = reader.annotation(i)
-        image_id = ann.image_id if ann.image_id is not None else i + 1
+        image_id = coco_image_id(reader, i)
         target = images_dir / reader.file_name(i)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(reader.image_path(i), target)
-        images.append({"id": image_id, "file_name": reader.file_name(i), "height": ann.height, "width": ann.width})
+        entry = {"id": image_id, "file_name": reader.file_name(i), "height": ann.height, "width": ann.width}
+        extra = getattr(ann, "image_entry", None) or {}
+        images.append({**entry, **{k: v for k, v in extra.items() if k in LVIS_IMAGE_KEYS}})
         if ann.coco_entries is None:
             voids += bool(ann.void().any())
             rles, crowd = encode_masks(ann.masks()), []
@@ -83,6 +93,8 @@ def export_split(reader: Any, indices: Sequence[int], out: Path, split: str) -> 
         )
     path = out / "annotations" / f"instances_{name}.json"
     categories = [{"id": int(c), "name": n} for c, n in zip(ids, reader.class_names)]
+    if isinstance(reader, LvisReader):
+        categories = reader.categories
     atomic_write_json(
         path,
         {

@@ -8,13 +8,15 @@ from typing import Any
 
 import torch
 from omegaconf import DictConfig
-from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Sampler
 
 from insseg.data import collate
+from insseg.data.repeat_factor import RepeatFactorSampler, image_categories, repeat_factors
 from insseg.engine.amp import optimizer_step, train_autocast
 from insseg.engine.loggers.base import RunLogger
 from insseg.errors import InssegError
 from insseg.utils.distributed import DistInfo, reduce_mean
+from insseg.utils.logging import log
 from insseg.utils.progress import MetricLogger
 
 
@@ -25,13 +27,21 @@ class TrainingDiverged(InssegError):
 def build_train_loader(
     cfg: DictConfig, train_set: Any, device: torch.device, dist_info: DistInfo
 ) -> tuple[DataLoader, torch.Generator]:
-    """Shuffled batches of ``train_set``: a DistributedSampler under torchrun; the generator seeds each epoch."""
+    """Shuffled batches of ``train_set``: a DistributedSampler under torchrun; the generator seeds each epoch.
+    With ``data.repeat_factor_threshold`` (LVIS) a :class:`RepeatFactorSampler` draws the images instead."""
     generator = torch.Generator()
-    sampler = (
+    sampler: Sampler = (
         DistributedSampler(train_set, shuffle=True, seed=cfg.seed)
         if dist_info.enabled
         else RandomSampler(train_set, generator=generator)
     )
+    if cfg.data.get("repeat_factor_threshold") is not None:  # LVIS: rare categories seen more often
+        factors = repeat_factors(
+            image_categories(train_set.reader, train_set.indices), cfg.data.repeat_factor_threshold
+        )
+        sampler = RepeatFactorSampler(factors, cfg.seed, dist_info.world_size, dist_info.rank)
+        if dist_info.is_main:
+            log.info(f"repeat-factor sampling: {len(sampler)} draws per epoch from {len(factors)} images")
     loader = DataLoader(
         train_set,
         batch_size=cfg.train.batch_size,

@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, DistributedSampler
 
 from insseg.data import build_dataset
+from insseg.data.repeat_factor import RepeatFactorSampler
 from insseg.engine.amp import training_amp
 from insseg.engine.loggers.base import RunLogger, flatten
 from insseg.engine.loggers.factory import build_run_logger
@@ -40,7 +41,11 @@ from insseg.utils.seed import seed_everything
 
 # The best epoch's report pictures are drawn here during an evaluation, then published or discarded.
 REPORT_STAGING = ".report_staging"
-METRIC_KEYS = ("segm_AP", "segm_AP50", "segm_AP75", "bbox_AP", "bbox_AP50", "bbox_AP75")
+# Logged as val/<key> each evaluated epoch when present (boundary_*: with eval.boundary on).
+METRIC_KEYS = (
+    *("segm_AP", "segm_AP50", "segm_AP75", "bbox_AP", "bbox_AP50", "bbox_AP75"),
+    *("boundary_AP", "boundary_AP50", "boundary_AP75"),
+)
 
 
 @dataclass
@@ -182,7 +187,7 @@ def _fit(run: Run, state: TrainState) -> None:
         # Seeding per epoch keeps the data order and augmentation the same whether or not a run resumed.
         run.generator.manual_seed(cfg.seed + epoch)
         torch.manual_seed(cfg.seed + epoch + 1000 * run.dist.rank)
-        if isinstance(run.loader.sampler, DistributedSampler):
+        if isinstance(run.loader.sampler, (DistributedSampler, RepeatFactorSampler)):
             run.loader.sampler.set_epoch(epoch)
         epoch_values = train_one_epoch(
             run.train_model,

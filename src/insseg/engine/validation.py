@@ -13,11 +13,13 @@ from typing import Any, cast
 import torch
 
 from insseg.data.dataset import InstanceSegmentationDataset
+from insseg.data.lvis import LvisReader
 from insseg.evaluation.class_mapping import bridge_classes
 from insseg.evaluation.coco import CocoMetrics, CocoResults
-from insseg.evaluation.evaluator import Evaluators
+from insseg.evaluation.dataset_pass import coco_evaluation, score_records
+from insseg.evaluation.evaluator import Evaluators, needs_coco
+from insseg.evaluation.lvis_evaluator import LvisEvaluator
 from insseg.evaluation.matching import MatchingEvaluator
-from insseg.evaluation.pipeline import coco_evaluation, score_records
 from insseg.evaluation.reports import build_report_evaluators, dataset_image_loader
 from insseg.evaluation.sample import MatchSettings
 from insseg.inference.loop import InferenceLoop
@@ -61,8 +63,12 @@ def evaluate_coco(
         eval_cfg.reports, list(dataset.class_names), report_dir, dataset_image_loader(dataset)
     )
     matching = [MatchingEvaluator()] if report_dir is not None else []
+    protocol: Any = CocoMetrics()
+    if isinstance(dataset.reader, LvisReader):  # LVIS data: its own protocol (and per-class AP), as evaluate.py
+        protocol = LvisEvaluator(dataset.reader.categories, eval_cfg.reports.per_class)
+        reports = [e for e in reports if not needs_coco(e)]
     evaluators = Evaluators(
-        [CocoMetrics(), *matching, *reports],
+        [protocol, *matching, *reports],
         MatchSettings.from_config(eval_cfg),
         coco_evaluation(eval_cfg, list(dataset.class_names)),
     )

@@ -3,9 +3,10 @@
 The evaluator is the backend's own segm COCOeval (so ``params.iouType`` reads ``"segm"``: pycocotools knows no
 other mask type) whose ``computeIoU`` takes, for each non-crowd ground truth, the smaller of the mask IoU and
 the Boundary IoU, as the official ``computeBoundaryIoU`` does; crowd columns keep the mask IoU. Each
-annotation's boundary is computed once (:func:`insseg.evaluation.boundary_rle.boundary_rles`, from its RLE,
-within its bounding box), and the boundary IoUs come from pycocotools' ``mask.iou`` on the boundary RLEs, as
-in the official API.
+annotation's boundary is computed once, from its RLE and within its bounding box, for all the annotations of an
+image that need one at once (:func:`insseg.evaluation.boundary_rle.boundary_boxes`); the boundary IoUs are the
+exact pixel counts of those boxes, the same numbers as the official API's ``mask.iou`` of boundary RLEs. Only
+the last images' boundaries are kept, so memory stays flat over a dataset.
 
 Only where it can change a match: a pair whose mask IoU is below the lowest IoU threshold (0.5) can match at
 no threshold whatever its boundary IoU (``evaluateImg`` pairs only IoUs >= the threshold), so its entry in
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import threading
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -36,6 +38,8 @@ from insseg.evaluation.boundary_rle import (
 )
 from insseg.evaluation.coco_backend import DEFAULT_BACKEND, coco_classes
 
+_IMAGES_KEPT = 64  # boundaries kept for this many images at most
+
 
 class _BoundaryIoU:
     """Mixin over a backend's COCOeval: ``computeIoU`` = min(mask IoU, Boundary IoU) for non-crowd ground
@@ -46,8 +50,8 @@ class _BoundaryIoU:
 
     def _boundary_init(self, dilation_ratio: float) -> None:
         self.dilation_ratio = float(dilation_ratio)
-        self._boundaries: dict[int, BoundaryBox] = {}  # id(annotation) -> its boundary
-        self._images_done: set[int] = set()
+        # image id -> {id(annotation): its boundary}, the images computeIoU met last (it goes image by image)
+        self._boundaries: OrderedDict[int, dict[int, BoundaryBox]] = OrderedDict()
         self._lock = threading.Lock()  # faster-coco-eval runs computeIoU in threads
 
     def _image_groups(self, img_id: int) -> tuple[list[tuple[list[dict], list[dict]]], str]:
@@ -76,8 +80,12 @@ class _BoundaryIoU:
         in one batch: the pair's boxes overlap and min(area) / max(area) >= that threshold (IoU is at most
         that ratio). computeIoU computes any other boundary it needs on its own."""
         with self._lock:
-            if img_id in self._images_done:
+            if img_id in self._boundaries:
+                self._boundaries.move_to_end(img_id)
                 return
+            self._boundaries[img_id] = {}
+            while len(self._boundaries) > _IMAGES_KEPT:  # memory stays flat over a dataset
+                self._boundaries.popitem(last=False)
             floor = min(self.params.iouThrs)  # type: ignore[attr-defined]
             groups, key = self._image_groups(img_id)
             todo: list[dict] = []
@@ -86,8 +94,7 @@ class _BoundaryIoU:
                 if gt:
                     rows, cols = _candidates([d[key] for d in dt], [g[key] for g in gt], floor)
                     todo += [dt[i] for i in rows] + [gt[j] for j in cols]
-            self._boundaries_of(todo, key)
-            self._images_done.add(img_id)
+            self._boundaries_of(img_id, todo, key)
 
     def _pair(self, img_id: int, cat_id: int) -> tuple[list[dict], list[dict], str]:
         """Ground truth and detections of one (image, category) in the order of the backend's IoU matrix, and
@@ -108,14 +115,17 @@ class _BoundaryIoU:
         order = np.argsort([-d["score"] for d in dt], kind="mergesort")
         return list(gt), [dt[i] for i in order[: p.maxDets[-1]]], key
 
-    def _boundaries_of(self, anns: list[dict], key: str) -> list[BoundaryBox]:
-        todo = list({id(a): a for a in anns if id(a) not in self._boundaries}.values())
+    def _boundaries_of(self, img_id: int, anns: list[dict], key: str) -> list[BoundaryBox]:
+        known = self._boundaries.get(img_id)
+        if known is None:  # dropped already (threads far apart): computed again
+            known = {}
+        todo = list({id(a): a for a in anns if id(a) not in known}.values())
         if todo:  # all of one image
             h, w = (int(v) for v in todo[0][key]["size"])
             dilation = boundary_dilation(h, w, self.dilation_ratio)
             for ann, found in zip(todo, boundary_boxes([a[key] for a in todo], dilation)):
-                self._boundaries[id(ann)] = found
-        return [self._boundaries[id(a)] for a in anns]
+                known[id(ann)] = found
+        return [known[id(a)] for a in anns]
 
     def computeIoU(self, imgId: int, catId: int) -> Any:  # noqa: N802, N803 (COCOeval's names)
         ious = super().computeIoU(imgId, catId)  # type: ignore[misc]
@@ -130,8 +140,8 @@ class _BoundaryIoU:
         rows, cols = np.flatnonzero(live.any(axis=1)), np.flatnonzero(live.any(axis=0))
         if not rows.size:
             return ious
-        g_b = self._boundaries_of([gt[j] for j in cols], key)
-        d_b = self._boundaries_of([dt[i] for i in rows], key)
+        g_b = self._boundaries_of(imgId, [gt[j] for j in cols], key)
+        d_b = self._boundaries_of(imgId, [dt[i] for i in rows], key)
         b_ious = box_ious(d_b, g_b)
         block = np.ix_(rows, cols)
         ious[block] = np.minimum(ious[block], b_ious)
@@ -139,15 +149,17 @@ class _BoundaryIoU:
 
 
 def _candidates(dt: list[dict], gt: list[dict], floor: float) -> tuple[np.ndarray, np.ndarray]:
-    """Detections and ground truth (RLEs) of the pairs that can reach mask IoU ``floor``."""
+    """Detections and ground truth (RLEs) of the pairs that can reach mask IoU ``floor``: IoU is at most
+    min(box intersection, smaller area) / larger area (each mask lies in its box)."""
     da, ga = mask_utils.area(dt).astype(np.float64), mask_utils.area(gt).astype(np.float64)
     db, gb = mask_utils.toBbox(dt), mask_utils.toBbox(gt)
-    ratio = np.minimum(da[:, None], ga[None]) / np.maximum(np.maximum(da[:, None], ga[None]), 1)
-    meet = ratio >= floor * (1 - 1e-9)
-    for a in (0, 1):  # the boxes overlap along x and along y
-        meet &= (db[:, None, a] < gb[None, :, a] + gb[None, :, a + 2]) & (
-            gb[None, :, a] < db[:, None, a] + db[:, None, a + 2]
-        )
+    inter = np.ones((len(dt), len(gt)))
+    for a in (0, 1):  # the boxes' overlap along x, then y
+        lo = np.maximum(db[:, None, a], gb[None, :, a])
+        hi = np.minimum(db[:, None, a] + db[:, None, a + 2], gb[None, :, a] + gb[None, :, a + 2])
+        inter *= np.maximum(hi - lo, 0)
+    bound = np.minimum(inter, np.minimum(da[:, None], ga[None])) / np.maximum(np.maximum(da[:, None], ga[None]), 1)
+    meet = bound >= floor * (1 - 1e-9)
     return np.flatnonzero(meet.any(axis=1)), np.flatnonzero(meet.any(axis=0))
 
 

@@ -1,5 +1,6 @@
-"""COCO bbox and segm AP with pycocotools (or faster-coco-eval: ``backend``): the dataset-level COCO evaluation,
-fed one image at a time.
+"""COCO bbox and segm AP with pycocotools (or faster-coco-eval: ``backend``), and Boundary AP
+(:mod:`insseg.evaluation.boundary`, with ``eval.boundary`` on): the dataset-level COCO evaluation, fed one image
+at a time.
 
 :class:`CocoEvaluator` collects ground truth and detections and scores them once; the evaluation pass
 (:class:`~insseg.evaluation.evaluator.Evaluators`) runs one and hands its :class:`CocoResults` (the evaluated
@@ -35,11 +36,14 @@ from pycocotools import mask as mask_utils
 
 from insseg.data.annotations import Annotation
 from insseg.errors import InssegError
+from insseg.evaluation.boundary_cocoeval import boundary_cocoeval
 from insseg.evaluation.coco_backend import DEFAULT_BACKEND, coco_classes
 from insseg.evaluation.sample import ImageSample
 from insseg.predictions import ImagePrediction, encode_masks, xyxy_to_xywh
 
 IOU_TYPES = ("segm", "bbox")
+BOUNDARY = "boundary"  # Boundary AP (insseg.evaluation.boundary), when a dilation ratio is given
+ALL_IOU_TYPES = (*IOU_TYPES, BOUNDARY)
 # pycocotools' 12 summary numbers, in its order.
 STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
 
@@ -76,15 +80,23 @@ class CocoEvaluator:
     ``class_names``: the dataset's classes; label k is category id ``category_ids[k - 1]``: 1..K, or the file's
     own ids, which COCO-format ground truth brings along. ``backend``: which COCO
     implementation scores (:mod:`insseg.evaluation.coco_backend`); kept in :attr:`backend`.
+    ``boundary_dilation_ratio``: also Boundary AP (``boundary_AP`` ...: the official boundary-iou-api's COCOeval
+    with ``iouType="boundary"``, on the segm detections) at this ratio of the image diagonal; None: not.
     """
 
     def __init__(
-        self, class_names: Sequence[str], void_as_background: bool = False, backend: str = DEFAULT_BACKEND
+        self,
+        class_names: Sequence[str],
+        void_as_background: bool = False,
+        backend: str = DEFAULT_BACKEND,
+        boundary_dilation_ratio: float | None = None,
     ) -> None:
         self.class_names = list(class_names)
         self.category_ids = list(range(1, len(self.class_names) + 1))
         self.void_as_background = void_as_background
         self.backend = backend
+        self.boundary_dilation_ratio = boundary_dilation_ratio
+        self.iou_types = IOU_TYPES + ((BOUNDARY,) if boundary_dilation_ratio is not None else ())
         self._coco, self._cocoeval = coco_classes(backend)
         self.reset()
 
@@ -179,7 +191,7 @@ class CocoEvaluator:
                 "score": d["score"],
                 "iscrowd": 0,
             }
-            if iou_type == "segm":
+            if iou_type != "bbox":  # segm and boundary: the mask, its area
                 ann["segmentation"] = d["segmentation"]
                 ann["area"] = float(mask_utils.area(d["segmentation"]))
                 ann["bbox"] = d["bbox"]
@@ -194,16 +206,19 @@ class CocoEvaluator:
         return dt
 
     def summarize(self) -> dict[str, float]:
-        """``segm_AP``, ``segm_AP50``, ..., ``bbox_ARl`` (0..1; NaN where COCO leaves it undefined, e.g. no
-        ground truth of that size). pycocotools' printed tables are kept in :attr:`tables`."""
+        """``segm_AP``, ``segm_AP50``, ..., ``bbox_ARl`` (and ``boundary_*``; 0..1; NaN where COCO leaves it
+        undefined, e.g. no ground truth of that size). pycocotools' printed tables are kept in :attr:`tables`."""
         results: dict[str, float] = {}
         if not self.images:
-            self.stats = {f"{t}_{s}": math.nan for t in IOU_TYPES for s in STAT_NAMES}
+            self.stats = {f"{t}_{s}": math.nan for t in self.iou_types for s in STAT_NAMES}
             return dict(self.stats)
         gt = self._coco_gt()
-        for iou_type in IOU_TYPES:
+        for iou_type in self.iou_types:
             dt = self._coco_dt(gt, iou_type)
-            ev = self._cocoeval(gt, dt, iouType=iou_type)
+            if iou_type == BOUNDARY and self.boundary_dilation_ratio is not None:
+                ev = boundary_cocoeval(gt, dt, self.boundary_dilation_ratio, backend=self.backend)
+            else:
+                ev = self._cocoeval(gt, dt, iouType=iou_type)
             buf = io.StringIO()
             with contextlib.redirect_stdout(buf):
                 ev.evaluate()

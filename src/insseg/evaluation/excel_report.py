@@ -1,5 +1,8 @@
 """metrics.xlsx: the per-object table of the original RefineMask-on-VOC harness, plus images, summary, config.
 
+The ``objects`` sheet has the harness's twelve columns, then (with ``eval.boundary`` on) ``boundary iou`` and
+``boundary f1-score`` of each object with its matched prediction (0 when unmatched, as ``iou``).
+
 Rows are streamed into a write-only workbook as images are evaluated, so the report costs no memory per image;
 the file is written atomically at the end.
 """
@@ -12,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Font
@@ -37,6 +41,7 @@ OBJECT_COLUMNS = (
     "bg f1-score",
     "mean f1-score with bg",
 )
+BOUNDARY_COLUMNS = ("boundary iou", "boundary f1-score")
 IMAGE_COLUMNS = (
     "image name",
     "height",
@@ -82,9 +87,11 @@ def flatten(d: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
 
 class ExcelReport:
     """Evaluator streaming a row per object and per image (from the sample's one-to-one match), then ``write``
-    once with the merged metrics."""
+    once with the merged metrics. ``boundary``: add the :data:`BOUNDARY_COLUMNS` (from the sample's boundary
+    scores)."""
 
-    def __init__(self) -> None:
+    def __init__(self, boundary: bool = False) -> None:
+        self.boundary = boundary
         self.wb: Workbook | None = None
         self.reset()
 
@@ -93,12 +100,13 @@ class ExcelReport:
             self.discard()
         self.wb = Workbook(write_only=True)
         self.sheets = {name: self.wb.create_sheet(name) for name in SHEETS}
-        self._header("objects", OBJECT_COLUMNS)
+        self._header("objects", OBJECT_COLUMNS + (BOUNDARY_COLUMNS if self.boundary else ()))
         self._header("images", IMAGE_COLUMNS)
         self.num_object_rows = 0
 
     def process(self, sample: ImageSample) -> None:
-        self.add_image(sample.match, sample.gt.height, sample.gt.width, sample.pred.timing)
+        boundary = sample.boundary if self.boundary else None
+        self.add_image(sample.match, sample.gt.height, sample.gt.width, sample.pred.timing, boundary)
 
     def evaluate(self, coco: object = None) -> dict[str, Any]:
         return {}
@@ -116,9 +124,17 @@ class ExcelReport:
             row.append(cell)
         ws.append(row)
 
-    def add_image(self, match: ImageMatch, height: int, width: int, timing: ImageTiming | None = None) -> None:
+    def add_image(
+        self,
+        match: ImageMatch,
+        height: int,
+        width: int,
+        timing: ImageTiming | None = None,
+        boundary: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> None:
         """One row per ground-truth object in ``objects``; one row in ``images``. Times in seconds per object
-        (``mean inference time for each object``) and milliseconds in ``images``."""
+        (``mean inference time for each object``) and milliseconds in ``images``. ``boundary``: each object's
+        boundary IoU and F1 (the two last columns of a report made with ``boundary=True``)."""
         n = match.num_objects
         name = Path(match.file_name).stem  # as the original harness wrote it
         per_obj = per_object_ms(timing, n)
@@ -138,6 +154,7 @@ class ExcelReport:
                     match.mean_iou_with_bg,
                     match.bg_f1,
                     match.mean_f1_with_bg,
+                    *(() if boundary is None else (float(boundary[0][k]), float(boundary[1][k]))),
                 ]
             )
         self.num_object_rows += n

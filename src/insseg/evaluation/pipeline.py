@@ -1,12 +1,14 @@
 """The evaluation pipeline behind ``evaluate.py``: ``run_evaluation(cfg) -> metrics``, usable without Hydra.
 
-1. Records (:class:`~insseg.predictions.ImagePrediction`): from ``eval.predictions`` (a predictions.json),
+1. Records (:class:`~insseg.predictions.ImagePrediction`): from ``eval.predictions`` (a predictions.json or a COCO
+   results list),
    the prediction cache, or the inference loop (every detection above the model's floor, float32 unless
    ``device.amp=true``).
 2. One pass (:func:`score_records`, :class:`~insseg.evaluation.evaluator.Evaluators`): each record meets its
    image's ground truth; the pass matches it once and hands the sample to every evaluator (matching, timing,
    metrics.xlsx rows, mask PNGs, the reports of ``eval.reports``), then scores COCO once and hands the results
-   to each (COCO AP, per-class AP, PR curves).
+   to each (COCO segm / bbox / boundary AP, per-class AP, PR curves). The pass and the evaluators a config asks
+   for: :mod:`insseg.evaluation.dataset_pass`.
 3. Files in ``cfg.paths.output_dir``: predictions.json, metrics.json, metrics.xlsx, masks/, pr_curves/,
    confusion_matrix.png, gallery/ and, last, report.html.
 """
@@ -15,28 +17,24 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterable, Iterator, Sequence, Sized
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, cast
 
 from omegaconf import DictConfig, OmegaConf
 
 from insseg.data.dataset import InstanceSegmentationDataset
-from insseg.errors import InssegError
+from insseg.data.lvis import LvisReader
 from insseg.evaluation.cityscapes_eval import benchmark_evaluators
 from insseg.evaluation.class_mapping import ClassBridge, bridge_classes
-from insseg.evaluation.coco import CocoEvaluator, CocoMetrics
+from insseg.evaluation.dataset_pass import PRINT_FREQ, build_evaluators, score_records
 from insseg.evaluation.evaluator import Evaluators
 from insseg.evaluation.excel_report import ExcelReport
-from insseg.evaluation.mask_export import MaskExporter
-from insseg.evaluation.matching import MatchingEvaluator
+from insseg.evaluation.lvis_evaluator import LvisEvaluator
 from insseg.evaluation.prediction_cache import PredictionCache, cache_key_info
 from insseg.evaluation.prediction_file import records_for_split
-from insseg.evaluation.reports import build_report_evaluators, dataset_image_loader, report_sheets, write_html_report
-from insseg.evaluation.reports.gallery import ImageLoader
-from insseg.evaluation.sample import MatchSettings
+from insseg.evaluation.reports import dataset_image_loader, report_sheets, write_html_report
 from insseg.evaluation.split import eval_dataset, warn_if_split_differs
-from insseg.evaluation.timing import TimingEvaluator
 from insseg.inference.sharding import ShardSource, gather_in_order, shard_indices
 from insseg.models.factory import check_weights_available
 from insseg.predictions import ImagePrediction, PredictionSet
@@ -56,8 +54,12 @@ HEADLINE = (
     "bbox_AP",
     "bbox_AP50",
     "bbox_AP75",
+    "boundary_AP",
+    "boundary_AP50",
+    "boundary_AP75",
     "mean_iou",
     "mean_f1",
+    "mean_boundary_iou",
     "mean_iou_with_bg",
     "mean_f1_with_bg",
     "instance_precision",
@@ -67,57 +69,6 @@ HEADLINE = (
     "num_objects",
     "num_predictions",
 )
-PRINT_FREQ = 20
-
-
-def build_evaluators(
-    eval_cfg: Any,
-    dataset_classes: list[str],
-    out_dir: Path | None,
-    load_image: ImageLoader | None = None,
-    benchmark: Sequence[Any] = (),
-) -> Evaluators:
-    """evaluate.py's pass and evaluators; ``out_dir=None`` leaves out the ones that write files. The gallery
-    needs ``load_image``. ``benchmark``: the dataset's own protocol (:func:`benchmark_evaluators`), beside COCO AP."""
-    evaluators: list[Any] = [CocoMetrics(), MatchingEvaluator(), TimingEvaluator()]
-    if out_dir is not None:
-        evaluators.append(ExcelReport())
-        if eval_cfg.save_masks:
-            evaluators.append(MaskExporter(out_dir / "masks"))
-    evaluators += build_report_evaluators(eval_cfg.reports, dataset_classes, out_dir, load_image)
-    evaluators += benchmark
-    return Evaluators(evaluators, MatchSettings.from_config(eval_cfg), coco_evaluation(eval_cfg, dataset_classes))
-
-
-def coco_evaluation(eval_cfg: Any, dataset_classes: Sequence[str]) -> CocoEvaluator:
-    """The pass's COCO evaluation with ``eval_cfg``'s void handling and backend."""
-    return CocoEvaluator(dataset_classes, eval_cfg.void_as_background, eval_cfg.coco_backend)
-
-
-def score_records(
-    dataset: InstanceSegmentationDataset,
-    records: Iterable[ImagePrediction],
-    evaluators: Evaluators,
-    bridge: ClassBridge,
-    header: str = "evaluate",
-    print_freq: int = PRINT_FREQ,
-) -> dict[str, Any]:
-    """The one pass: every record meets its image's ground truth and every evaluator; returns their metrics."""
-    position = {dataset.file_name(i): i for i in range(len(dataset))}
-    evaluators.reset()
-    total = len(records) if isinstance(records, Sized) else len(dataset)
-    for rec in MetricLogger().log_every(records, print_freq, header=header, total=total):
-        i = position[rec.file_name]
-        gt = dataset.annotation(i)
-        if gt.image_id is not None:  # COCO-format data: predictions.json carries the file's own image ids
-            rec.image_id = gt.image_id
-        if (rec.height, rec.width) != (gt.height, gt.width):
-            raise InssegError(
-                f"predictions for {rec.file_name} are {rec.width}x{rec.height} but the image is "
-                f"{gt.width}x{gt.height}; predictions must be at the image's original size"
-            )
-        evaluators.process(gt, bridge.to_dataset(rec))
-    return evaluators.evaluate()
 
 
 def file_category_ids(bridge: ClassBridge, dataset_ids: Sequence[int]) -> list[int]:
@@ -179,9 +130,13 @@ def _evaluate(cfg: DictConfig, dist_info: DistInfo) -> dict[str, Any]:
             predictions.class_names, list(dataset.class_names), keep_unmapped=cfg.eval.keep_unmapped
         )
         log_bridge(bridge, cfg.eval.keep_unmapped)
-        benchmark = benchmark_evaluators(dataset, out_dir)
         evaluators = build_evaluators(
-            cfg.eval, list(dataset.class_names), out_dir, dataset_image_loader(dataset), benchmark
+            cfg.eval,
+            list(dataset.class_names),
+            out_dir,
+            dataset_image_loader(dataset),
+            lvis_categories=dataset.reader.categories if isinstance(dataset.reader, LvisReader) else None,
+            benchmark=benchmark_evaluators(dataset, out_dir),
         )
         report = evaluators.get(ExcelReport)
         try:
@@ -198,7 +153,7 @@ def _evaluate(cfg: DictConfig, dist_info: DistInfo) -> dict[str, Any]:
         out_dir / "metrics.xlsx",
         metrics,
         OmegaConf.to_container(cfg, resolve=True),
-        coco_tables=evaluators.coco.tables if evaluators.coco is not None else None,
+        coco_tables=_protocol_tables(evaluators),
         notes=_notes(cfg, dataset, split, source),
         extra_sheets=report_sheets(evaluators, metrics),
     )
@@ -206,6 +161,14 @@ def _evaluate(cfg: DictConfig, dist_info: DistInfo) -> dict[str, Any]:
         write_html_report(out_dir, metrics, cast(dict, OmegaConf.to_container(cfg, resolve=True)))
     log.info(_summary_line(metrics, out_dir, time.perf_counter() - start))
     return metrics
+
+
+def _protocol_tables(evaluators: Evaluators) -> dict[str, str] | None:
+    """The printed summary tables of the AP protocol that ran (pycocotools', or lvis-api's on LVIS data)."""
+    lvis = evaluators.get(LvisEvaluator)
+    if lvis is not None:
+        return lvis.tables
+    return evaluators.coco.tables if evaluators.coco is not None else None
 
 
 def _finish_metrics(

@@ -1,13 +1,17 @@
-"""``eval.predictions=<file>``: a predictions.json read back and lined up with the evaluated split."""
+"""``eval.predictions=<file>``: a predictions.json, or a COCO results list (:mod:`insseg.results_list`), read
+back and lined up with the evaluated split."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+from insseg.data.coco_ids import coco_category_ids, coco_image_id
 from insseg.data.dataset import InstanceSegmentationDataset
 from insseg.errors import InssegError
+from insseg.io.images import image_size
 from insseg.predictions import PredictionSet, read_predictions
+from insseg.results_list import ImageRef, is_results_list_file, read_results_list, results_to_predictions
 from insseg.utils.logging import log
 
 
@@ -21,8 +25,10 @@ def records_for_split(path: str | Path, dataset: InstanceSegmentationDataset, mo
     Images of the file that the split does not hold are ignored with a warning (so ``predict.py`` on a whole
     folder followed by ``evaluate.py eval.predictions=`` works); images of the split missing from the file are
     an error. A file whose detections were cut above the model's floor gets a warning: COCO AP ranks every
-    detection, so a cut biases it low.
+    detection, so a cut biases it low. A results list (a JSON array) goes to :func:`results_list_for_split`.
     """
+    if is_results_list_file(path):
+        return results_list_for_split(path, dataset)
     predictions = read_predictions(path)
     by_name = {rec.file_name: rec for rec in predictions.images}
     split_names = [dataset.file_name(i) for i in range(len(dataset))]
@@ -54,3 +60,27 @@ def _warn_if_cut(path: str | Path, predictions: PredictionSet, model_cfg: Any) -
         "biased low. Write the file with predict.py predict.score_threshold=0 for unbiased AP; metrics.json "
         "records the lowest score present"
     )
+
+
+def results_list_for_split(path: str | Path, dataset: InstanceSegmentationDataset) -> PredictionSet:
+    """A COCO results list's records of the split's images, in split order, by the dataset's COCO ids (the
+    file's own for COCO-format data, else those of ``python -m insseg.data.export_coco``); an image without an
+    entry has no detection. Items of the dataset's other images are ignored with a warning."""
+    items = read_results_list(path)
+    reader = dataset.reader
+    refs = [_image_ref(reader, j) for j in dataset.indices]
+    split_ids = {ref.image_id for ref in refs}
+    others = {coco_image_id(reader, j) for j in range(len(reader))} - split_ids
+    predictions = results_to_predictions(
+        items, str(path), refs, coco_category_ids(reader), list(dataset.class_names), others
+    )
+    outside = sum(1 for item in items if item.get("image_id") in others)
+    if outside:
+        log.warning(f"results file {path}: ignoring {outside} item(s) of images outside the evaluation split")
+    return predictions
+
+
+def _image_ref(reader: Any, index: int) -> ImageRef:
+    entry = reader.image_entry(index) if hasattr(reader, "image_entry") else None
+    h, w = (int(entry["height"]), int(entry["width"])) if entry else image_size(reader.image_path(index))
+    return ImageRef(coco_image_id(reader, index), reader.file_name(index), h, w)

@@ -19,7 +19,7 @@ SPLIT_KEYS = ("name", "split_seed", "num_test")
 def eval_dataset(cfg: DictConfig) -> tuple[InstanceSegmentationDataset, str]:
     """The dataset to evaluate and its split's name: ``eval.split`` or the dataset's evaluation split."""
     split = cfg.eval.split
-    if cfg.data.layout == "coco":  # data.train_json or data.eval_json
+    if cfg.data.layout in ("coco", "lvis"):  # data.train_json or data.eval_json
         if split not in (None, "train", "val", "eval"):
             raise ConfigError(f"config key 'eval.split' is '{split}'; for COCO-format data use train or val (or null)")
         return (
@@ -48,7 +48,7 @@ def split_differences(training_config: Any, data_cfg: Any) -> list[str]:
     training run and this evaluation differ, as ``key: trained X, evaluated Y``. Only for seeded splits."""
     trained = (training_config or {}).get("data") or {}
     if (
-        data_cfg.layout in ("voc", "coco", "cityscapes")
+        data_cfg.layout in ("voc", "coco", "lvis", "cityscapes")
         or not trained
         or trained.get("layout", data_cfg.layout) != data_cfg.layout
     ):

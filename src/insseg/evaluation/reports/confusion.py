@@ -23,9 +23,11 @@ import numpy as np
 from insseg.evaluation.matching import TP_IOU, ImageMatch, match_image
 from insseg.evaluation.reports.plotting import pyplot, save_figure
 from insseg.evaluation.sample import ImageSample
+from insseg.utils.logging import log
 
 FILE_NAME = "confusion_matrix.png"
 MISSED, BACKGROUND, UNMAPPED = "missed", "background", "unmapped"
+MAX_DRAWN_CLASSES = 100  # beyond this (LVIS) the PNG is not drawn: 0.32 inch a cell would make it gigapixels
 
 
 def confusion_counts(match: ImageMatch, gt_labels: np.ndarray, pred_labels: np.ndarray, num_classes: int) -> np.ndarray:
@@ -140,6 +142,12 @@ class ConfusionEvaluator:
         self.matrix.add(confusion_counts(match, gt.labels, kept.labels, len(self.class_names)))
 
     def evaluate(self, coco: object = None) -> dict[str, Any]:
+        if len(self.class_names) > MAX_DRAWN_CLASSES:  # LVIS's 1,203: a picture of gigapixels nobody can read
+            log.info(
+                f"confusion matrix of {len(self.class_names)} classes not drawn (more than {MAX_DRAWN_CLASSES}); "
+                "its counts are in metrics.xlsx"
+            )
+            return {}
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.matrix.plot(self.out_dir / FILE_NAME)
         return {}

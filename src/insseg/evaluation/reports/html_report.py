@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from insseg.evaluation.coco import IOU_TYPES
+from insseg.evaluation.coco import ALL_IOU_TYPES
 from insseg.evaluation.reports.confusion import FILE_NAME as CONFUSION_PNG
 from insseg.evaluation.reports.gallery import DIR_NAME as GALLERY_DIR
 from insseg.evaluation.reports.per_class import per_class_keys
@@ -27,13 +27,17 @@ from insseg.utils.html import esc, fmt, href, img, page, table
 FILE_NAME = "report.html"
 HEADLINE = (
     "segm_AP",
+    "boundary_AP",
     "segm_AP50",
     "segm_AP75",
+    "boundary_AP50",
+    "boundary_AP75",
     "bbox_AP",
     "bbox_AP50",
     "bbox_AP75",
     "mean_iou",
     "mean_f1",
+    "mean_boundary_iou",
     "mean_iou_with_bg",
     "instance_precision",
     "instance_recall",
@@ -55,19 +59,44 @@ def _headline(metrics: Mapping[str, Any]) -> str:
     return body
 
 
-def _per_class(per_class: Mapping[str, Any]) -> str:
+def _per_class(per_class: Mapping[str, Any], metrics: Mapping[str, Any] | None = None) -> str:
     keys = per_class_keys(per_class)
     header = ("class", *keys)
-    rows = [(name, *((row or {}).get(k) for k in keys)) for name, row in per_class.items()]
-    shade = [False] + [k.split("_", 1)[0] in IOU_TYPES for k in keys]
-    note = "<p>AP from pycocotools' precision arrays (all areas, 100 detections); - : no ground truth.</p>"
-    return note + table(header, rows, shade)
+    shade = [False] + [k.split("_", 1)[0] in ALL_IOU_TYPES for k in keys]
+    groups = _frequency_groups(per_class)
+    if groups is None:
+        rows = [(name, *((row or {}).get(k) for k in keys)) for name, row in per_class.items()]
+        note = "<p>AP from pycocotools' precision arrays (all areas, 100 detections); - : no ground truth.</p>"
+        return note + table(header, rows, shade)
+    out = [
+        "<p>AP from lvis-api's precision arrays (all areas, 300 detections), grouped by category frequency; "
+        "- : no ground truth in the evaluated images.</p>"
+    ]
+    for letter, title in (("r", "Rare"), ("c", "Common"), ("f", "Frequent")):
+        names = groups.get(letter, [])
+        summary = f"AP{letter} {fmt((metrics or {}).get(f'segm_AP{letter}'))} (segm)"
+        rows = [(n, *((per_class[n] or {}).get(k) for k in keys)) for n in names]
+        out.append(f"<h3>{esc(title)}: {len(names)} classes with ground truth, {esc(summary)}</h3>")
+        out.append(table(header, rows, shade) if rows else "<p>none</p>")
+    return "\n".join(out)
+
+
+def _frequency_groups(per_class: Mapping[str, Any]) -> dict[str, list[str]] | None:
+    """Class names by frequency (r/c/f) when the rows carry one (LVIS), else None; classes without ground
+    truth (no row) are left out of the groups."""
+    if not any(row and "frequency" in row for row in per_class.values()):
+        return None
+    groups: dict[str, list[str]] = {}
+    for name, row in per_class.items():
+        if row:
+            groups.setdefault(str(row.get("frequency")), []).append(name)
+    return groups
 
 
 def _pr_curves(run_dir: Path) -> str:
     parts = [
         img(f"{PR_DIR}/{name}.png", f"{name} PR curves")
-        for t in IOU_TYPES
+        for t in ALL_IOU_TYPES
         for name in (t, f"{t}_per_class")
         if (run_dir / PR_DIR / f"{name}.png").is_file()
     ]
@@ -117,7 +146,7 @@ def sections(run_dir: Path, metrics: Mapping[str, Any], config: Mapping[str, Any
     """(title, body) of each section this run has files for."""
     out = [("Headline metrics", _headline(metrics))]
     if isinstance(metrics.get("per_class"), Mapping):
-        out.append(("Per-class AP", _per_class(metrics["per_class"])))
+        out.append(("Per-class AP", _per_class(metrics["per_class"], metrics)))
     if (run_dir / PR_DIR).is_dir():
         out.append(("Precision-recall curves", _pr_curves(run_dir)))
     if (run_dir / CONFUSION_PNG).is_file():

@@ -1,10 +1,10 @@
 """Per-class AP: metrics.json's ``per_class`` block, read from pycocotools' own precision arrays.
 
-For class k and IoU type t, ``{t}_AP`` is the mean of ``eval["precision"][:, :, k, all areas, 100 dets]``
-over its entries that are not -1, exactly as ``COCOeval.summarize`` averages over all classes; ``AP50`` and
-``AP75`` take the one IoU threshold. A class without ground truth has only -1 entries: its block is null.
-``num_gt`` counts its ground-truth instances, ``num_predictions`` the detections COCO AP saw (every one above
-the model's floor).
+For class k and IoU type t (segm, bbox, and boundary when ``eval.boundary`` is on), ``{t}_AP`` is the mean of
+``eval["precision"][:, :, k, all areas, 100 dets]`` over its entries that are not -1, exactly as
+``COCOeval.summarize`` averages over all classes; ``AP50`` and ``AP75`` take the one IoU threshold. A class
+without ground truth has only -1 entries: its block is null. ``num_gt`` counts its ground-truth instances,
+``num_predictions`` the detections COCO AP saw (every one above the model's floor).
 """
 
 from __future__ import annotations
@@ -22,6 +22,18 @@ from insseg.utils.logging import log
 
 AP_KEYS = ("AP", "AP50", "AP75")
 PER_CLASS_KEYS = tuple(f"{t}_{k}" for t in IOU_TYPES for k in AP_KEYS) + ("num_gt", "num_predictions")
+BOUNDARY_KEYS = tuple(f"boundary_{k}" for k in AP_KEYS)
+
+
+def per_class_keys(per_class: Mapping[str, Mapping[str, Any] | None]) -> tuple[str, ...]:
+    """The columns of a ``per_class`` block: ``frequency`` first where the protocol gives one (LVIS: r, c, f),
+    segm and bbox AP, boundary AP when it was scored, the counts, then any column a benchmark's evaluator added
+    to the rows (Cityscapes: ``cityscapes_AP``, ``cityscapes_AP50``)."""
+    has_frequency = any(row and "frequency" in row for row in per_class.values())
+    scored = any(row and BOUNDARY_KEYS[0] in row for row in per_class.values())
+    keys = PER_CLASS_KEYS[:-2] + (BOUNDARY_KEYS if scored else ()) + PER_CLASS_KEYS[-2:]
+    keys = (("frequency",) if has_frequency else ()) + keys
+    return keys + tuple(dict.fromkeys(k for row in per_class.values() for k in (row or {}) if k not in keys))
 
 
 def precision_slice(ev: COCOeval, iou: float | None = None) -> np.ndarray:
@@ -66,12 +78,6 @@ def per_class_metrics(coco: CocoResults | CocoEvaluator) -> dict[str, dict[str, 
         row["num_predictions"] = num_dt[cat_id]
         out[name] = row
     return out
-
-
-def per_class_keys(per_class: Mapping[str, Mapping[str, Any] | None]) -> tuple[str, ...]:
-    """COCO's columns, then those a benchmark's evaluator added to the rows (``cityscapes_AP``...)."""
-    extra = dict.fromkeys(k for row in per_class.values() for k in (row or {}) if k not in PER_CLASS_KEYS)
-    return PER_CLASS_KEYS + tuple(extra)
 
 
 def per_class_rows(per_class: Mapping[str, Mapping[str, Any] | None]) -> list[list[Any]]:

@@ -5,8 +5,9 @@ precision at 101 recall points (``params.recThrs``). A curve here is that row at
 "all classes" averages the classes that have ground truth at each recall point, "0.50:0.95" also averages the
 ten IoU thresholds, so the mean of a curve is exactly the AP that ``summarize`` (and ``per_class``) reports.
 
-Files: ``{segm,bbox}.png`` (all classes, IoU 0.50, 0.75 and 0.50:0.95), ``{segm,bbox}_per_class.png`` (one
-panel per class) and ``pr_curves.json`` (the arrays, to overlay two runs).
+Files: ``{segm,bbox,boundary}.png`` (all classes, IoU 0.50, 0.75 and 0.50:0.95; boundary when ``eval.boundary``
+is on), ``{segm,bbox,boundary}_per_class.png`` (one panel per class) and ``pr_curves.json`` (the arrays, to
+overlay two runs).
 """
 
 from __future__ import annotations

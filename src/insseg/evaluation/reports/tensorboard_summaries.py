@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from insseg.evaluation.coco import IOU_TYPES, CocoEvaluator, CocoResults, as_results
+from insseg.evaluation.coco import ALL_IOU_TYPES, CocoEvaluator, CocoResults, as_results
 from insseg.evaluation.reports.per_class import AP_KEYS
 from insseg.evaluation.reports.pr_curves import pr_curve
 
@@ -20,7 +20,7 @@ def tensorboard_per_class(writer: Any, per_class: Mapping[str, Mapping[str, Any]
     how many were written."""
     written = 0
     for name, row in per_class.items():
-        for key in (f"{t}_{k}" for t in IOU_TYPES for k in AP_KEYS):
+        for key in (f"{t}_{k}" for t in ALL_IOU_TYPES for k in AP_KEYS):
             value = None if row is None else row.get(key)
             if value is not None:
                 writer.add_scalar(f"per_class/{key}/{name}", value, step)
