@@ -10,7 +10,7 @@ LVIS_API := lvis==0.5.3
 # on Python 3, and packages its instance evaluation never imports (see pyproject.toml).
 CITYSCAPES_SCRIPTS := cityscapesscripts==2.3.0
 
-.PHONY: setup quickstart lint format test test-all bench clean
+.PHONY: setup quickstart lint format test test-all bench gpu-check clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,12 @@ test-all: setup
 
 bench: setup
 	$(PY) -m benchmarks all
+
+# On a machine with a CUDA device: the cuda tests and the GPU benchmarks in at most 8 minutes, gpu_check/gpu_check.json.
+# Without one it says so and exits 3 before anything else (no setup either: it uses the venv when there is one).
+GPU_PY := $(if $(wildcard $(PY)),$(PY),$(PYTHON))
+gpu-check:
+	$(GPU_PY) -m benchmarks.gpu_check
 
 clean:
 	rm -rf outputs/* multirun .pytest_cache

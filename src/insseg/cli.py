@@ -20,3 +20,12 @@ def run_entry(fn: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
     except InssegError as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         sys.exit(2)
+
+
+def command_line_overrides() -> list[str]:
+    """The overrides typed on the command line of this Hydra run (not the experiment's defaults); [] outside Hydra."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return []
+    return list(HydraConfig.get().overrides.task)

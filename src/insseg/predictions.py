@@ -196,8 +196,11 @@ class PredictionSet:
         return min(scores) if scores else None
 
 
-def read_predictions(path: str | Path) -> PredictionSet:
-    """Read and validate a predictions file; errors name the file and the problem."""
+def read_predictions(path: str | Path, check: str | None = "strict") -> PredictionSet:
+    """Read and validate a predictions file; errors name the file and the problem.
+
+    ``check``: strict | lenient | None, how :mod:`insseg.predictions_check` treats a bad entry (None: not checked,
+    for the project's own cache files)."""
     path = Path(path)
     if not path.is_file():
         raise InssegError(f"predictions file {path} does not exist")
@@ -205,16 +208,21 @@ def read_predictions(path: str | Path) -> PredictionSet:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise InssegError(f"predictions file {path} is not valid JSON: {e}") from None
-    return predictions_from_dict(data, str(path))
+    return predictions_from_dict(data, str(path), check)
 
 
-def predictions_from_dict(data: Any, source: str) -> PredictionSet:
-    """The :class:`PredictionSet` of a predictions.json payload (``source`` names it in errors)."""
+def predictions_from_dict(data: Any, source: str, check: str | None = None) -> PredictionSet:
+    """The :class:`PredictionSet` of a predictions.json payload (``source`` names it in errors), its entries
+    checked first when ``check`` is strict or lenient."""
     for key in ("images", "annotations", "categories"):
         if not isinstance(data, dict) or not isinstance(data.get(key), list):
             raise InssegError(
                 f"predictions file {source} has no '{key}' list; expected keys images, annotations, categories"
             )
+    if check is not None:
+        from insseg.predictions_check import check_predictions_json
+
+        check_predictions_json(data, source, check)
     categories = sorted(data["categories"], key=lambda c: c["id"])
     label_of = {int(c["id"]): k for k, c in enumerate(categories, start=1)}
     names = [str(c["name"]) for c in categories]
@@ -242,7 +250,7 @@ def _record(
 ) -> ImagePrediction:
     anns = sorted(anns, key=lambda a: -a["score"])
     boxes = _xyxy_from_text(np.array([a["bbox"] for a in anns], dtype=np.float64).reshape(-1, 4))
-    rles = [{"size": list(a["segmentation"]["size"]), "counts": _counts_str(a["segmentation"]["counts"])} for a in anns]
+    rles = [_rle(a["segmentation"], int(im["height"]), int(im["width"])) for a in anns]
     return ImagePrediction(
         file_name=im["file_name"],
         height=int(im["height"]),
@@ -256,5 +264,12 @@ def _record(
     )
 
 
-def _counts_str(counts: str | bytes) -> str:
-    return counts.decode("ascii") if isinstance(counts, bytes) else counts
+def _rle(seg: Any, height: int, width: int) -> dict[str, Any]:
+    """A compressed RLE (counts as str) of a segmentation: an RLE as it is, polygons or uncompressed runs encoded
+    at the image's size."""
+    if isinstance(seg, dict) and isinstance(seg["counts"], (str, bytes)):
+        counts = seg["counts"]
+        return {"size": list(seg["size"]), "counts": counts.decode("ascii") if isinstance(counts, bytes) else counts}
+    rle = mask_utils.frPyObjects(seg, height, width)
+    rle = mask_utils.merge(rle) if isinstance(rle, list) else rle
+    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}

@@ -201,6 +201,9 @@ class EvalConfig:
     save_masks: bool = True
     # Path to a predictions.json to evaluate without running a model.
     predictions: str | None = None
+    # How a predictions file's entries are checked (insseg.predictions_check): strict refuses a NaN score, a box
+    # outside its image, an RLE not of its image's size...; lenient scores such a file with one warning per kind.
+    predictions_check: str = "strict"
     void_as_background: bool = False
     class_aware_matching: bool = False
     keep_unmapped: bool = False

@@ -18,6 +18,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.bbox_loss": ("l1", "smooth_l1"),
     "device.type": ("auto", "cpu", "cuda"),
     "device.amp_dtype": ("float16", "bfloat16"),
+    "eval.predictions_check": ("strict", "lenient"),  # = insseg.predictions_check.MODES
     "eval.coco_backend": ("pycocotools", "faster_coco_eval"),  # = insseg.evaluation.coco_backend.BACKENDS
     "train.lr_schedule": ("step", "multistep", "cosine"),
     "logger.name": ("tensorboard", "mlflow", "csv"),

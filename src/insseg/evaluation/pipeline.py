@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -36,6 +36,7 @@ from insseg.evaluation.prediction_file import records_for_split
 from insseg.evaluation.reports import dataset_image_loader, report_sheets, write_html_report
 from insseg.evaluation.split import eval_dataset, warn_if_split_differs
 from insseg.inference.sharding import ShardSource, gather_in_order, shard_indices
+from insseg.models.checkpoint_settings import with_checkpoint_model
 from insseg.models.factory import check_weights_available
 from insseg.predictions import ImagePrediction, PredictionSet
 from insseg.utils.atomic import atomic_write_json
@@ -96,15 +97,18 @@ def log_bridge(bridge: ClassBridge, keep_unmapped: bool) -> None:
     )
 
 
-def run_evaluation(cfg: DictConfig) -> dict[str, Any]:
+def run_evaluation(cfg: DictConfig, explicit_model_keys: Collection[str] = ()) -> dict[str, Any]:
     """Evaluate and write predictions.json, metrics.json, metrics.xlsx, masks/ and the reports (report.html, ...)
     into ``cfg.paths.output_dir``.
 
     Returns the metrics as written to metrics.json (undefined COCO values are None there and here). Under
     torchrun every rank runs the model on its shard of the images and rank 0 scores and writes; the other
-    ranks return an empty dict.
+    ranks return an empty dict. A project checkpoint in ``model.weights`` runs with the model settings it was
+    trained with, except ``explicit_model_keys`` (``min_size``, ...: given on the command line).
     """
     ensure_console_logging()
+    if not cfg.eval.predictions:
+        cfg = with_checkpoint_model(cfg, explicit_model_keys)
     dist_info = DistInfo() if cfg.eval.predictions else init_distributed(resolve_device(cfg.device))
     try:
         return _evaluate(cfg, dist_info)
@@ -200,7 +204,7 @@ def _records(
     ranks get ``(None, [], ...)``."""
     if cfg.eval.predictions:
         log.info(f"evaluating predictions file {cfg.eval.predictions}")
-        predictions = records_for_split(cfg.eval.predictions, dataset, cfg.model)
+        predictions = records_for_split(cfg.eval.predictions, dataset, cfg.model, cfg.eval.predictions_check)
         yield predictions, predictions.images, "file"
         return
     device = resolve_device(cfg.device)

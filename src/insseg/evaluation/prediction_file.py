@@ -11,6 +11,7 @@ from insseg.data.dataset import InstanceSegmentationDataset
 from insseg.errors import InssegError
 from insseg.io.images import image_size
 from insseg.predictions import PredictionSet, read_predictions
+from insseg.predictions_check import ImageEntry, check_results_list
 from insseg.results_list import ImageRef, is_results_list_file, read_results_list, results_to_predictions
 from insseg.utils.logging import log
 
@@ -19,17 +20,20 @@ def _shown(names: list[str], limit: int = 5) -> str:
     return ", ".join(names[:limit]) + (f", ... ({len(names)} in all)" if len(names) > limit else "")
 
 
-def records_for_split(path: str | Path, dataset: InstanceSegmentationDataset, model_cfg: Any = None) -> PredictionSet:
+def records_for_split(
+    path: str | Path, dataset: InstanceSegmentationDataset, model_cfg: Any = None, check: str = "strict"
+) -> PredictionSet:
     """The file's records of the split's images, in split order.
 
     Images of the file that the split does not hold are ignored with a warning (so ``predict.py`` on a whole
     folder followed by ``evaluate.py eval.predictions=`` works); images of the split missing from the file are
     an error. A file whose detections were cut above the model's floor gets a warning: COCO AP ranks every
     detection, so a cut biases it low. A results list (a JSON array) goes to :func:`results_list_for_split`.
+    ``check``: eval.predictions_check (strict | lenient), how :mod:`insseg.predictions_check` treats a bad entry.
     """
     if is_results_list_file(path):
-        return results_list_for_split(path, dataset)
-    predictions = read_predictions(path)
+        return results_list_for_split(path, dataset, check)
+    predictions = read_predictions(path, check)
     by_name = {rec.file_name: rec for rec in predictions.images}
     split_names = [dataset.file_name(i) for i in range(len(dataset))]
     missing = [n for n in split_names if n not in by_name]
@@ -62,7 +66,9 @@ def _warn_if_cut(path: str | Path, predictions: PredictionSet, model_cfg: Any) -
     )
 
 
-def results_list_for_split(path: str | Path, dataset: InstanceSegmentationDataset) -> PredictionSet:
+def results_list_for_split(
+    path: str | Path, dataset: InstanceSegmentationDataset, check: str = "strict"
+) -> PredictionSet:
     """A COCO results list's records of the split's images, in split order, by the dataset's COCO ids (the
     file's own for COCO-format data, else those of ``python -m insseg.data.export_coco``); an image without an
     entry has no detection. Items of the dataset's other images are ignored with a warning."""
@@ -71,6 +77,8 @@ def results_list_for_split(path: str | Path, dataset: InstanceSegmentationDatase
     refs = [_image_ref(reader, j) for j in dataset.indices]
     split_ids = {ref.image_id for ref in refs}
     others = {coco_image_id(reader, j) for j in range(len(reader))} - split_ids
+    table = {ref.image_id: ImageEntry(ref.file_name, ref.height, ref.width) for ref in refs}
+    check_results_list(items, table, coco_category_ids(reader), str(path), check, ignored_image_ids=others)
     predictions = results_to_predictions(
         items, str(path), refs, coco_category_ids(reader), list(dataset.class_names), others
     )

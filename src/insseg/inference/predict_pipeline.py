@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -100,19 +100,20 @@ def _folder_note(input: str) -> str | None:
     return f"note: skipped {len(others)} file(s) in {folder} without an image suffix ({shown})"
 
 
-def run_prediction(cfg: Any) -> dict[str, Any]:
+def run_prediction(cfg: Any, explicit_model_keys: Collection[str] = ()) -> dict[str, Any]:
     """Segment every image of ``cfg.predict.input``; see the module docstring for what is written. Under
     torchrun each rank segments its shard of the inputs and writes its overlays and masks; rank 0 gathers the
-    records and writes predictions.json and failures.txt (the other ranks return their shard's counts)."""
+    records and writes predictions.json and failures.txt (the other ranks return their shard's counts).
+    A project checkpoint runs with the model settings it was trained with, except ``explicit_model_keys``."""
     ensure_console_logging()
     dist_info = init_distributed(resolve_device(cfg.device))
     try:
-        return _predict(cfg, dist_info)
+        return _predict(cfg, dist_info, explicit_model_keys)
     finally:
         cleanup(dist_info)
 
 
-def _predict(cfg: Any, dist_info: DistInfo) -> dict[str, Any]:
+def _predict(cfg: Any, dist_info: DistInfo, explicit_model_keys: Collection[str]) -> dict[str, Any]:
     pcfg = cfg.predict
     paths = expand_inputs(pcfg.input)
     names = relative_names(paths, input_root(pcfg.input))
@@ -123,7 +124,7 @@ def _predict(cfg: Any, dist_info: DistInfo) -> dict[str, Any]:
         _log_notes(pcfg.input, names, stems)
     t0 = time.perf_counter()
     seed_everything(cfg.seed)  # a model.weights=null dry run gives the same random model every time
-    segmenter = Segmenter.from_config(cfg)
+    segmenter = Segmenter.from_config(cfg, explicit_model_keys=explicit_model_keys)
     build_s = time.perf_counter() - t0
     if dist_info.is_main:
         log.info(

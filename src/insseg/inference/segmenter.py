@@ -13,7 +13,7 @@ original RefineMask wrapper did).
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import torch
@@ -88,19 +88,32 @@ class Segmenter:
 
     @classmethod
     def from_config(
-        cls, config: Any = None, *, output_dir: str | os.PathLike | None = None, **kwargs: Any
+        cls,
+        config: Any = None,
+        *,
+        output_dir: str | os.PathLike | None = None,
+        explicit_model_keys: Collection[str] | None = None,
+        **kwargs: Any,
     ) -> Segmenter:
         """A Segmenter from the composed ``predict`` config, or from a list of overrides composed here
         (``["model=maskrcnn", "model.weights=best.pt", "device=cpu"]``). Keyword arguments override what the
-        config says (``score_threshold=0.3``, ``device='cpu'``, ...)."""
+        config says (``score_threshold=0.3``, ``device='cpu'``, ...).
+
+        A project checkpoint rebuilds the model it was trained with; only the model keys given explicitly win
+        (``explicit_model_keys``; by default those named in the list of overrides)."""
         from insseg.config import compose_config
         from insseg.models import build_model
+        from insseg.models.checkpoint_settings import explicit_model_keys as keys_of
+        from insseg.models.checkpoint_settings import with_checkpoint_model
         from insseg.utils.device import amp_enabled, configure_runtime, resolve_device
 
         if config is None or isinstance(config, (list, tuple)):
             cfg = compose_config("predict", list(config or ()), output_dir=output_dir)
+            if explicit_model_keys is None:
+                explicit_model_keys = keys_of(config or ())
         else:
             cfg = config
+        cfg = with_checkpoint_model(cfg, explicit_model_keys or ())
         device = _as_device(kwargs["device"]) if "device" in kwargs else resolve_device(cfg.device)
         configure_runtime(cfg.device, device)
         model = build_model(cfg.model, dataset_classes=untrained_class_names(cfg), fit_to_dataset=False)
