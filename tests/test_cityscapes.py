@@ -298,7 +298,7 @@ def test_check_and_export_coco_read_the_layout(tmp_path: Path) -> None:
 
 def test_export_coco_ids_score_the_same_predictions(tmp_path: Path) -> None:
     """predictions.json of a Cityscapes run carries export_coco's ids: evaluating it as data=coco on the export
-    gives the same COCO numbers."""
+    gives the same COCO numbers, and a COCO results list with those ids gives the same numbers on data=cityscapes."""
     from insseg.data.export_coco import main as export_main
     from insseg.evaluation.pipeline import run_evaluation
 
@@ -328,6 +328,25 @@ def test_export_coco_ids_score_the_same_predictions(tmp_path: Path) -> None:
     assert 0 < cs["segm_AP"] < 1 and 0 <= cs["cityscapes_AP"] < 1
     for key in ("segm_AP", "segm_AP50", "segm_AP75", "bbox_AP", "mean_iou", "instance_f1"):
         assert coco[key] == cs[key], key
+    # A COCO results list (no file names) with export_coco's ids scores the same, Cityscapes AP included.
+    exported = json.loads((tmp_path / "coco" / "annotations" / "instances_val2017.json").read_text())
+    ids = {im["file_name"]: im["id"] for im in exported["images"]}
+    written = json.loads((tmp_path / "cs_run" / "predictions.json").read_text())
+    names = {im["id"]: im["file_name"] for im in written["images"]}
+    results = [
+        {k: a[k] for k in ("category_id", "segmentation", "score")} | {"image_id": ids[names[a["image_id"]]]}
+        for a in written["annotations"]
+    ]
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    listed = run_evaluation(
+        compose_config(
+            "evaluate",
+            ["data=cityscapes", f"data.root={root}", f"eval.predictions={tmp_path / 'results.json'}", *quiet],
+            output_dir=tmp_path / "list_run",
+        )
+    )
+    for key in ("segm_AP", "segm_AP50", "cityscapes_AP", "cityscapes_AP50", "mean_iou", "instance_f1"):
+        assert listed[key] == cs[key], key
 
 
 @pytest.mark.slow
