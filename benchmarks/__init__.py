@@ -21,6 +21,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "boundary_scoring": ("benchmarks.boundary_scoring", "cpu"),
     "reports": ("benchmarks.reports_overhead", "cpu"),
     "coco_data": ("benchmarks.coco_data", "cpu"),
+    "compare_bootstrap": ("benchmarks.compare_bootstrap", "cpu"),
     "gpu_inference": ("benchmarks.gpu_inference", "cuda"),
     "gpu_training": ("benchmarks.gpu_training", "cuda"),
     "gpu_refinemask": ("benchmarks.gpu_refinemask", "cuda"),

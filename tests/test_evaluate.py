@@ -378,6 +378,10 @@ def test_threshold_sweep_runs_the_model_once_and_summarises(tmp_path):
     # Both jobs scored the same predictions: AP does not depend on the threshold.
     assert table[0]["segm_AP"] == table[1]["segm_AP"]
     assert table[0]["num_predictions"] >= table[1]["num_predictions"]
+    # The sweep compares its jobs by itself (insseg.compare.sweep): the swept threshold is the difference.
+    compared = json.loads((sweep_dir / "compare.json").read_text())
+    assert compared["settings_differ"] == ["eval.score_threshold 0.3 in 0 vs 0.6 in 1"]
+    assert compared["metrics"]["segm_AP"]["delta"] in (0.0, None)
 
 
 @pytest.mark.slow
