@@ -6,6 +6,9 @@ TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 # The official LVIS API, without its dependencies: it requires opencv-python, which would install a second cv2
 # over opencv-python-headless; everything it imports is already a dependency (see pyproject.toml).
 LVIS_API := lvis==0.5.3
+# The official Cityscapes evaluation, without its declared dependencies: they include the `typing` backport, harmful
+# on Python 3, and packages its instance evaluation never imports (see pyproject.toml).
+CITYSCAPES_SCRIPTS := cityscapesscripts==2.3.0
 
 .PHONY: setup quickstart lint format test test-all bench gpu-check clean
 
@@ -15,6 +18,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet $(TORCH_PINS)
 	$(PY) -m pip install --quiet -e ".[dev]"
 	$(PY) -m pip install --quiet --no-deps $(LVIS_API)
+	$(PY) -m pip install --quiet --no-deps $(CITYSCAPES_SCRIPTS)
 	touch $@
 
 setup: $(VENV)/.installed

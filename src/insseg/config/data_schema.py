@@ -20,9 +20,10 @@ class SyntheticConfig:
 
 @dataclass
 class DataConfig:
-    name: str = "synthetic"  # pennfudan | voc | coco | lvis | synthetic
-    # Which reader: pennfudan (PNGImages/ + PedMasks/), voc (VOC2012 layout), coco (COCO-format JSON + images)
-    # or lvis (an LVIS v1 JSON + the COCO 2017 image folders; scored with the LVIS protocol).
+    name: str = "synthetic"  # pennfudan | voc | coco | lvis | cityscapes | synthetic
+    # Which reader: pennfudan (PNGImages/ + PedMasks/), voc (VOC2012 layout), coco (COCO-format JSON + images),
+    # lvis (an LVIS v1 JSON + the COCO 2017 image folders; scored with the LVIS protocol) or cityscapes
+    # (leftImg8bit/ + gtFine/; scored with cityscapesScripts' AP beside COCO AP).
     layout: str = "pennfudan"
     root: str = "${paths.data_dir}/synthetic"
     # Missing root: download (pennfudan), generate (synthetic) or fail with instructions (voc).
@@ -32,7 +33,7 @@ class DataConfig:
     # PennFudanPed has no official split: a seeded permutation holds out ``num_test`` images.
     num_test: int = 50
     split_seed: int = 0
-    # VOC: ImageSets/Segmentation/<name>.txt
+    # VOC: ImageSets/Segmentation/<name>.txt; Cityscapes: leftImg8bit/<name>/ (train | val | test)
     train_split: str = "train"
     eval_split: str = "val"
     # COCO layout: instance JSON and the folder its file_names are relative to, per split (relative to root,

@@ -11,8 +11,8 @@ from insseg.config.eval_boundary import boundary_dilation_ratio
 from insseg.errors import ConfigError
 
 CHOICES: dict[str, tuple[str, ...]] = {
-    "data.name": ("pennfudan", "voc", "coco", "lvis", "synthetic"),
-    "data.layout": ("pennfudan", "voc", "coco", "lvis"),
+    "data.name": ("pennfudan", "voc", "coco", "lvis", "cityscapes", "synthetic"),
+    "data.layout": ("pennfudan", "voc", "coco", "lvis", "cityscapes"),
     "model.name": ("maskrcnn", "refinemask"),
     "model.backbone": ("resnet50", "resnet18"),
     "model.bbox_loss": ("l1", "smooth_l1"),

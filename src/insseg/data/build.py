@@ -9,18 +9,21 @@ from typing import Any
 import numpy as np
 
 from insseg.data.augment import build_augment
+from insseg.data.cityscapes import CityscapesReader
 from insseg.data.coco import CocoReader
 from insseg.data.dataset import InstanceSegmentationDataset
 from insseg.data.download import download_and_extract
 from insseg.data.lvis import LvisReader
 from insseg.data.readers import InstanceReader, PennFudanReader, VOCReader
 from insseg.data.synthetic import generate_coco, generate_pennfudan, generate_voc
+from insseg.data.synthetic_cityscapes import generate_cityscapes
 from insseg.data.synthetic_lvis import generate_lvis
 from insseg.errors import DatasetError
 from insseg.utils.logging import log
 
 PENNFUDAN_EXPECTED = ("PNGImages", "PedMasks")
 VOC_EXPECTED = ("JPEGImages", "SegmentationObject", "SegmentationClass", "ImageSets/Segmentation")
+CITYSCAPES_EXPECTED = ("leftImg8bit", "gtFine")
 
 
 def ensure_dataset(data_cfg: Any) -> Path:
@@ -32,6 +35,13 @@ def ensure_dataset(data_cfg: Any) -> Path:
         return _generate_synthetic(data_cfg, root)
     if data_cfg.layout in ("coco", "lvis"):
         return root  # the annotation files may be given by absolute paths; coco_paths names what is missing
+    if data_cfg.layout == "cityscapes":  # behind a login: no download
+        raise DatasetError(
+            f"dataset folder {root} does not exist. Download leftImg8bit_trainvaltest.zip and "
+            f"gtFine_trainvaltest.zip from {data_cfg.url or 'https://www.cityscapes-dataset.com/downloads/'} (it "
+            f"needs a login) and unzip both into {root}, so that it holds {' and '.join(CITYSCAPES_EXPECTED)}, or "
+            "set data.root=<folder>."
+        )
     expected = PENNFUDAN_EXPECTED if data_cfg.layout == "pennfudan" else VOC_EXPECTED
     if data_cfg.download and data_cfg.url:
         log.info(f"dataset {data_cfg.name} not found at {root}; downloading {data_cfg.url}")
@@ -47,7 +57,13 @@ def ensure_dataset(data_cfg: Any) -> Path:
 
 def _generate_synthetic(data_cfg: Any, root: Path) -> Path:
     s = data_cfg.synthetic
-    generators = {"pennfudan": generate_pennfudan, "voc": generate_voc, "coco": generate_coco, "lvis": generate_lvis}
+    generators = {
+        "pennfudan": generate_pennfudan,
+        "voc": generate_voc,
+        "coco": generate_coco,
+        "lvis": generate_lvis,
+        "cityscapes": generate_cityscapes,
+    }
     generate = generators[data_cfg.layout]
     root.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{root.name}.", dir=root.parent) as tmp:
@@ -80,6 +96,9 @@ def open_reader(data_cfg: Any, split: str) -> tuple[InstanceReader, list[int]]:
         indices = list(range(len(reader)))
     elif data_cfg.layout == "voc":
         reader = VOCReader(root, data_cfg.train_split if split == "train" else data_cfg.eval_split)
+        indices = list(range(len(reader)))
+    elif data_cfg.layout == "cityscapes":
+        reader = CityscapesReader(root, data_cfg.train_split if split == "train" else data_cfg.eval_split)
         indices = list(range(len(reader)))
     else:
         reader = PennFudanReader(root)

@@ -13,6 +13,15 @@ from insseg.errors import DatasetError
 
 def read_index_png(path: Path) -> np.ndarray:
     """The raw indices of a label PNG (palette or grayscale), uint8 [H, W]; never converted to RGB."""
+    arr = read_id_png(path)
+    if arr.max(initial=0) > 255:
+        raise DatasetError(f"mask {path} has ids above 255; expected 8-bit instance ids")
+    return arr.astype(np.uint8)
+
+
+def read_id_png(path: Path) -> np.ndarray:
+    """The raw ids of a label PNG of any depth (8 or 16 bit, palette or grayscale: Cityscapes' instanceIds
+    hold class id x 1000 + k), int32 [H, W]."""
     try:
         with Image.open(path) as im:
             if im.mode not in ("P", "L", "I", "I;16"):
@@ -24,6 +33,4 @@ def read_index_png(path: Path) -> np.ndarray:
         raise
     except (OSError, UnidentifiedImageError, ValueError) as e:
         raise DatasetError(f"cannot read mask {path}: {e}") from None
-    if arr.max(initial=0) > 255:
-        raise DatasetError(f"mask {path} has ids above 255; expected 8-bit instance ids")
-    return arr.astype(np.uint8)
+    return arr.astype(np.int32)

@@ -38,11 +38,13 @@ def build_evaluators(
     out_dir: Path | None,
     load_image: ImageLoader | None = None,
     lvis_categories: list[dict[str, Any]] | None = None,
+    benchmark: Sequence[Any] = (),
 ) -> Evaluators:
     """evaluate.py's pass and evaluators; ``out_dir=None`` leaves out the ones that write files. The gallery
     needs ``load_image``. ``lvis_categories`` (LVIS data: the file's categories): the LVIS protocol replaces COCO
     AP, and the reports drawn from COCO's arrays (per-class AP, PR curves) are left out (it gives its own
-    per-class AP)."""
+    per-class AP). ``benchmark``: a protocol scored beside COCO AP (Cityscapes:
+    :func:`~insseg.evaluation.cityscapes_eval.benchmark_evaluators`)."""
     settings = MatchSettings.from_config(eval_cfg)
     boundary = settings.boundary_dilation_ratio is not None
     protocol: Any = (
@@ -56,6 +58,7 @@ def build_evaluators(
             evaluators.append(MaskExporter(out_dir / "masks"))
     reports = build_report_evaluators(eval_cfg.reports, dataset_classes, out_dir, load_image)
     evaluators += [e for e in reports if lvis_categories is None or not needs_coco(e)]
+    evaluators += benchmark
     return Evaluators(evaluators, settings, coco_evaluation(eval_cfg, dataset_classes))
 
 

@@ -8,13 +8,14 @@ and returns its metrics from ``evaluate(coco)``. ``coco`` is the dataset-level C
 by the pass after the last image when some evaluator says ``needs_coco = True``, else None.
 
 No evaluator reads another's state: any subset in any order gives the same numbers. :class:`Evaluators`
-merges their metrics; a key produced twice is an error naming the key and both evaluators. A new evaluator
+merges their metrics; a key produced twice is an error naming the key and both evaluators (blocks that are
+mappings on both sides, such as ``per_class``, merge key by key). A new evaluator
 plugs in by being put in the list; the loop does not change.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 from insseg.data.annotations import Annotation
@@ -78,11 +79,7 @@ class Evaluators:
         merged: dict[str, Any] = {}
         owner: dict[str, str] = {}
         for e in self.evaluators:
-            name = type(e).__name__
-            for k, v in e.evaluate(results).items():
-                if k in merged:
-                    raise ValueError(f"metric key {k!r} is produced by both {owner[k]} and {name}")
-                merged[k], owner[k] = v, name
+            merge_metrics(merged, owner, e.evaluate(results), type(e).__name__)
         return merged
 
     def get(self, kind: type) -> Any:
@@ -91,3 +88,21 @@ class Evaluators:
 
     def __iter__(self) -> Iterator[Evaluator]:
         return iter(self.evaluators)
+
+
+def merge_metrics(
+    merged: dict[str, Any], owner: dict[str, str], new: Mapping[str, Any], name: str, path: str = ""
+) -> None:
+    """Add evaluator ``name``'s metrics ``new`` to ``merged`` (``owner``: who produced each key). A block that is
+    a mapping on both sides (``per_class``: COCO's columns and a benchmark's) merges key by key, a None row
+    (nothing to report) giving way to the other side's; any other key produced twice is a ValueError."""
+    for k, v in new.items():
+        key = f"{path}{k}"
+        old = merged.get(k)
+        if k not in merged or (old is None and isinstance(v, Mapping)):
+            merged[k], owner[key] = (dict(v) if isinstance(v, Mapping) else v), name
+        elif isinstance(old, Mapping) and isinstance(v, Mapping):
+            merged[k] = dict(old)
+            merge_metrics(merged[k], owner, v, name, f"{key}.")
+        elif not (v is None and isinstance(old, Mapping)):
+            raise ValueError(f"metric key {key!r} is produced by both {owner.get(key, '?')} and {name}")

@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from insseg.data.dataset import InstanceSegmentationDataset
 from insseg.data.lvis import LvisReader
+from insseg.evaluation.cityscapes_eval import benchmark_evaluators
 from insseg.evaluation.class_mapping import ClassBridge, bridge_classes
 from insseg.evaluation.dataset_pass import PRINT_FREQ, build_evaluators, score_records
 from insseg.evaluation.evaluator import Evaluators
@@ -139,6 +140,7 @@ def _evaluate(cfg: DictConfig, dist_info: DistInfo) -> dict[str, Any]:
             out_dir,
             dataset_image_loader(dataset),
             lvis_categories=dataset.reader.categories if isinstance(dataset.reader, LvisReader) else None,
+            benchmark=benchmark_evaluators(dataset, out_dir),
         )
         report = evaluators.get(ExcelReport)
         try:
@@ -294,8 +296,9 @@ def _summary_line(m: dict[str, Any], out_dir: Path, seconds: float) -> str:
     def f(v: Any) -> str:
         return "n/a" if v is None else f"{v:.4f}"
 
+    benchmark = f"Cityscapes AP {f(m['cityscapes_AP'])}  " if "cityscapes_AP" in m else ""
     return (
-        f"segm AP {f(m['segm_AP'])}  bbox AP {f(m['bbox_AP'])}  mean IoU {f(m['mean_iou'])}  mean F1 "
+        f"segm AP {f(m['segm_AP'])}  bbox AP {f(m['bbox_AP'])}  {benchmark}mean IoU {f(m['mean_iou'])}  mean F1 "
         f"{f(m['mean_f1'])}  instance P/R/F1 {f(m['instance_precision'])}/{f(m['instance_recall'])}/"
         f"{f(m['instance_f1'])}  ({m['num_images']} images, {m['num_objects']} objects, {seconds:.1f} s)\n"
         f"results in {out_dir}"

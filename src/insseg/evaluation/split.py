@@ -27,7 +27,7 @@ def eval_dataset(cfg: DictConfig) -> tuple[InstanceSegmentationDataset, str]:
             if split == "train"
             else (build_dataset(cfg.data, "eval"), "val")
         )
-    if cfg.data.layout == "voc":
+    if cfg.data.layout in ("voc", "cityscapes"):  # named splits: data.eval_split, or eval.split
         data_cfg = cfg.data
         if split is not None:
             data_cfg = OmegaConf.create(OmegaConf.to_container(cfg.data, resolve=True))
@@ -48,7 +48,7 @@ def split_differences(training_config: Any, data_cfg: Any) -> list[str]:
     training run and this evaluation differ, as ``key: trained X, evaluated Y``. Only for seeded splits."""
     trained = (training_config or {}).get("data") or {}
     if (
-        data_cfg.layout in ("voc", "coco", "lvis")
+        data_cfg.layout in ("voc", "coco", "lvis", "cityscapes")
         or not trained
         or trained.get("layout", data_cfg.layout) != data_cfg.layout
     ):

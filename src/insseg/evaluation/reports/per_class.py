@@ -27,11 +27,13 @@ BOUNDARY_KEYS = tuple(f"boundary_{k}" for k in AP_KEYS)
 
 def per_class_keys(per_class: Mapping[str, Mapping[str, Any] | None]) -> tuple[str, ...]:
     """The columns of a ``per_class`` block: ``frequency`` first where the protocol gives one (LVIS: r, c, f),
-    segm and bbox AP, boundary AP when it was scored, the counts."""
+    segm and bbox AP, boundary AP when it was scored, the counts, then any column a benchmark's evaluator added
+    to the rows (Cityscapes: ``cityscapes_AP``, ``cityscapes_AP50``)."""
     has_frequency = any(row and "frequency" in row for row in per_class.values())
     scored = any(row and BOUNDARY_KEYS[0] in row for row in per_class.values())
     keys = PER_CLASS_KEYS[:-2] + (BOUNDARY_KEYS if scored else ()) + PER_CLASS_KEYS[-2:]
-    return (("frequency",) if has_frequency else ()) + keys
+    keys = (("frequency",) if has_frequency else ()) + keys
+    return keys + tuple(dict.fromkeys(k for row in per_class.values() for k in (row or {}) if k not in keys))
 
 
 def precision_slice(ev: COCOeval, iou: float | None = None) -> np.ndarray:
