@@ -1,5 +1,5 @@
 """Overlay labels and lines grow with the image: readable at 300 px and at 4,000 px (predict.py overlays, the
-gallery and the contact sheet all draw through insseg.inference.overlay.draw_overlay)."""
+gallery and the contact sheet all draw through insseg.utils.overlay.draw_overlay)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import functools
 import numpy as np
 import pytest
 
-from insseg.inference.overlay import draw_overlay
+from insseg.utils.overlay import draw_overlay
 
 
 @functools.lru_cache

@@ -24,11 +24,9 @@ from insseg.data.augment import AugmentPipeline
 from insseg.data.build import build_dataset
 from insseg.data.check import compose_data_config, split_out
 from insseg.errors import ConfigError, InssegError
-
-# The one overlay drawer; this tool sits on top of the stack (pyproject's import-linter contract names the exception).
-from insseg.inference.overlay import draw_overlay
 from insseg.io.rle import encode_masks
 from insseg.utils.atomic import atomic_path, atomic_write_json
+from insseg.utils.overlay import draw_overlay
 
 
 def preview_samples(cfg: Any, num: int, seed: int = 0) -> list[tuple[np.ndarray, dict[str, Any]]]:

@@ -2,7 +2,7 @@
 predict.py."""
 
 from insseg.inference.loop import InferenceLoop
-from insseg.inference.overlay import draw_overlay, instance_colors
 from insseg.inference.segmenter import Segmenter
+from insseg.utils.overlay import draw_overlay, instance_colors
 
 __all__ = ["InferenceLoop", "Segmenter", "draw_overlay", "instance_colors"]

@@ -37,7 +37,6 @@ from tqdm import tqdm
 from insseg.inference.contact_sheet import write_contact_sheet
 from insseg.inference.loop import InferenceLoop
 from insseg.inference.output_names import output_stems, relative_names
-from insseg.inference.overlay import draw_overlay
 from insseg.inference.segmenter import Segmenter
 from insseg.inference.sharding import ShardSource, gather_in_order, shard_indices
 from insseg.inference.sources import FileSource
@@ -47,6 +46,7 @@ from insseg.utils.atomic import atomic_write_text
 from insseg.utils.device import resolve_device
 from insseg.utils.distributed import DistInfo, cleanup, init_distributed
 from insseg.utils.logging import ensure_console_logging, log
+from insseg.utils.overlay import draw_overlay
 from insseg.utils.seed import seed_everything
 
 STAGES = ("data", "model", "postprocess", "write")
@@ -162,14 +162,7 @@ def _predict(cfg: Any, dist_info: DistInfo, explicit_model_keys: Collection[str]
     predictions.write(out_dir / "predictions.json")
     _write_failures(out_dir / "failures.txt", failures)
     if pcfg.report and pcfg.save_overlays:
-        stem_of = dict(zip(names, stems))
-        write_contact_sheet(
-            out_dir / "contact_sheet.html",
-            [
-                (out_dir / "overlays" / f"{stem_of[r.file_name]}.png", f"{r.file_name}: {len(r)} instance(s)")
-                for r in predictions.images
-            ],
-        )
+        _write_contact_sheet(out_dir, predictions, dict(zip(names, stems)))
     result.update(
         {
             "num_images": len(predictions.images),
@@ -181,6 +174,15 @@ def _predict(cfg: Any, dist_info: DistInfo, explicit_model_keys: Collection[str]
     )
     log.info(_closing_line(result, timing, segmenter.score_threshold, out_dir / "failures.txt"))
     return result
+
+
+def _write_contact_sheet(out_dir: Path, predictions: PredictionSet, stem_of: dict[str, str]) -> None:
+    """``predict.report=true``: one page of every overlay (overlays/<stem>.png) with its instance count."""
+    items = [
+        (out_dir / "overlays" / f"{stem_of[r.file_name]}.png", f"{r.file_name}: {len(r)} instance(s)")
+        for r in predictions.images
+    ]
+    write_contact_sheet(out_dir / "contact_sheet.html", items)
 
 
 def _gather(

@@ -12,8 +12,8 @@ from torch.utils.tensorboard import SummaryWriter
 
 from insseg.engine.loggers.base import RunLogger
 from insseg.evaluation.reports.tensorboard_summaries import tensorboard_per_class, tensorboard_pr_curves
-from insseg.inference.overlay import draw_overlay
 from insseg.predictions import ImagePrediction, class_name
+from insseg.utils.overlay import draw_overlay
 
 
 class TensorBoardLogger(RunLogger):
@@ -49,7 +49,7 @@ class TensorBoardLogger(RunLogger):
 
 
 def render_overlay(image: torch.Tensor, pred: ImagePrediction, class_names: Sequence[str]) -> torch.Tensor:
-    """uint8 [3, H, W]: the predict.py overlay (:func:`insseg.inference.overlay.draw_overlay`) of a float
+    """uint8 [3, H, W]: the predict.py overlay (:func:`insseg.utils.overlay.draw_overlay`) of a float
     [3, H, W] image."""
     rgb = (image.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
     labels = [f"{class_name(class_names, int(k))} {s:.2f}" for k, s in zip(pred.labels, pred.scores)]

@@ -30,9 +30,9 @@ from insseg.data.annotations import Annotation
 from insseg.errors import InssegError
 from insseg.evaluation.matching import TP_IOU, ImageMatch, iou_f1_matrices
 from insseg.evaluation.sample import ImageSample
-from insseg.inference.overlay import draw_overlay
 from insseg.predictions import ImagePrediction, class_name
 from insseg.utils.atomic import atomic_path, atomic_write_json
+from insseg.utils.overlay import draw_overlay
 
 DIR_NAME = "gallery"
 # Okabe-Ito colours (told apart with the common colour-vision deficiencies).
