@@ -170,6 +170,24 @@ def test_boundary_boxes_hold_the_official_boundary():
         assert np.array_equal(got, want) and b.pixels == want.sum()
 
 
+def test_boundary_boxes_join_runs_that_touch():
+    """An RLE may hold an empty background run inside a run (a 7-pixel run of a column given as 3, 0, 4): the
+    boundary is the whole run's, as the official decodes it."""
+    mask = np.zeros((10, 8), bool)
+    mask[2:9, 1:6] = True
+    counts = _uncompressed(mask)["counts"]
+    k = 5  # the run of column 3 (counts: background, then a run of 7 per column from column 1 on)
+    assert counts[k] == 7
+    counts[k : k + 1] = [3, 0, 4]
+    rle = mask_utils.frPyObjects({"size": [10, 8], "counts": counts}, 10, 8)
+    assert np.array_equal(mask_utils.decode(rle).astype(bool), mask)
+    for dilation in (1, 2):
+        (b,) = boundary_boxes([rle], dilation)
+        got = np.zeros_like(mask)
+        got[b.y0 : b.y0 + b.box.shape[1], b.x0 : b.x0 + b.box.shape[0]] = b.box.T
+        assert np.array_equal(got, official_mask_to_boundary(mask, dilation))
+
+
 # --- the official figures --------------------------------------------------------------------------------------
 
 

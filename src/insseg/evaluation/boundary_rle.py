@@ -3,10 +3,12 @@
 A mask's boundary (the official ``mask_to_boundary``: the mask minus its erosion by a (2d+1)-pixel square,
 with zero padding at the image border) lies inside the mask's bounding box, and the erosion of a pixel in the
 box only looks at pixels within ``d`` of it: the ones outside the box are 0, as are the ones outside the
-image. So eroding the box alone, padded with one pixel of zeros, gives exactly the official boundary (the pad
-stands for every 0 beyond the box). Here the box is cut straight from the RLE's runs (the compressed string is
-decoded with numpy, no full-image decode), eroded with OpenCV in column-major layout (the square kernel is
-symmetric, so the transposed box erodes the same), and the boundary's runs go back into an RLE: per mask a few
+image. So eroding the box alone, with zeros beyond it, gives exactly the official boundary (the zeros stand
+for every 0 beyond the box and for the official one-pixel pad). The erosion by a square is an erosion along
+the columns, then along the rows (``d`` iterations of a 3x3 square = one (2d+1) square); along a column it is
+exact on the RLE's runs themselves (each run loses ``d`` pixels at both ends), so only the erosion along the
+rows is left to OpenCV. The compressed strings are decoded with numpy, all the masks of a call at once, and
+their boxes (column-major, as the RLE runs) filled with ``np.repeat`` of the alternating runs: per mask a few
 small arrays the size of its box, instead of two passes over the whole image.
 """
 
@@ -141,7 +143,8 @@ def _all_counts(rles: Sequence[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]
 
 
 def _foreground_pieces(rles: Sequence[dict[str, Any]]) -> tuple[np.ndarray, ...]:
-    """Every foreground run of every RLE, cut at column ends: its RLE, column, first row and last row + 1."""
+    """Every foreground run of every RLE, cut at column ends: its RLE, column, first row and last row + 1, in
+    the RLEs' order; two runs of one column never touch."""
     counts, per_rle = _all_counts(rles)
     heights = np.array([int(r["size"][0]) for r in rles], np.int64)
     ends = _segment_cumsum(counts, per_rle)
@@ -151,6 +154,11 @@ def _foreground_pieces(rles: Sequence[dict[str, Any]]) -> tuple[np.ndarray, ...]
     start, end, owner = ends[odd - 1], ends[odd], owner[odd]
     filled = end > start
     start, end, owner = start[filled], end[filled], owner[filled]
+    touch = (start[1:] == end[:-1]) & (owner[1:] == owner[:-1])
+    if touch.any():  # an empty background run between two runs: one run (the erosion needs whole runs)
+        first = np.flatnonzero(np.concatenate([[True], ~touch]))
+        last = np.append(first[1:], start.size) - 1
+        start, end, owner = start[first], end[last], owner[first]
     height = heights[owner]
     col, last = start // height, (end - 1) // height
     if (last > col).any():  # runs that go on into the next column(s): one piece per column
@@ -162,9 +170,18 @@ def _foreground_pieces(rles: Sequence[dict[str, Any]]) -> tuple[np.ndarray, ...]
     return owner, col, start - col * height, end - col * height
 
 
+def _fill(starts: np.ndarray, ends: np.ndarray, total: int) -> np.ndarray:
+    """uint8 [total]: 1 on each [starts[i], ends[i]) (sorted, disjoint), 0 elsewhere."""
+    edges = np.empty(2 * starts.size + 2, np.int64)
+    edges[0], edges[-1] = 0, total
+    edges[1:-1:2], edges[2:-1:2] = starts, ends
+    return np.repeat((np.arange(edges.size - 1) & 1).astype(np.uint8), np.diff(edges))
+
+
 def boundary_boxes(rles: Sequence[dict[str, Any]], dilation: int) -> list[BoundaryBox]:
     """:class:`BoundaryBox` of each of ``rles`` (RLEs with their ``size``), eroded ``dilation`` times: the
-    strings decoded and the boxes filled for all masks at once, then each box eroded (module docstring)."""
+    strings decoded and the boxes filled for all masks at once, the masks and their erosions along the columns
+    from the runs, then each box eroded along its rows (module docstring)."""
     out = [BoundaryBox.empty() for _ in rles]
     if not rles:
         return out
@@ -174,16 +191,18 @@ def boundary_boxes(rles: Sequence[dict[str, Any]], dilation: int) -> list[Bounda
     present, first = np.unique(owner, return_index=True)
     x0, x1 = col[first], np.maximum.reduceat(col, first) + 1
     y0, y1 = np.minimum.reduceat(row0, first), np.maximum.reduceat(row1, first)
-    stride, cols = y1 - y0 + 1, x1 - x0
-    size = stride * cols
+    width, height = x1 - x0, y1 - y0
+    size = width * height
     offset = np.cumsum(size) - size
     k = np.repeat(np.arange(present.size), np.diff(np.append(first, owner.size)))
-    base = offset[k] + (col - x0[k]) * stride[k] - y0[k]
-    delta = np.zeros(int(size.sum()), np.int8)
-    delta[base + row0] = 1
-    delta[base + row1] -= 1  # 0 where a run ends as the next starts (an empty background run between)
-    filled = np.cumsum(delta, dtype=np.int8).view(np.uint8)
+    base = offset[k] + (col - x0[k]) * height[k] - y0[k]  # each box [width, height], one after another
+    total = int(size.sum())
+    masks = _fill(base + row0, base + row1, total)
+    thick = row1 - row0 > 2 * dilation  # the runs that keep pixels when eroded along their column
+    cores = _fill((base + row0 + dilation)[thick], (base + row1 - dilation)[thick], total)
+    kernel = np.ones((2 * dilation + 1, 1), np.uint8)  # along the rows: axis 0 of the transposed box
     for i, r in enumerate(present.tolist()):
-        box = filled[offset[i] : offset[i] + size[i]].reshape(int(cols[i]), int(stride[i]))[:, :-1]
-        out[r] = BoundaryBox.of_box(erode_boundary(np.ascontiguousarray(box), dilation), int(x0[i]), int(y0[i]))
+        shape, part = (int(width[i]), int(height[i])), slice(int(offset[i]), int(offset[i] + size[i]))
+        eroded = cv2.erode(cores[part].reshape(shape), kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+        out[r] = BoundaryBox.of_box(cv2.subtract(masks[part].reshape(shape), eroded), int(x0[i]), int(y0[i]))
     return out
