@@ -29,8 +29,10 @@ def test_boundary_ap_agrees_with_the_reference_on_the_generated_set():
 
 
 @pytest.mark.parametrize("backend", ["pycocotools", "faster_coco_eval"])
-def test_other_params_agree_with_the_reference(backend):
-    """useCats=0, a stricter lowest IoU threshold and other maxDets: the same evalImgs as the reference."""
+@pytest.mark.parametrize("evaluated_before", [False, True])
+def test_other_params_agree_with_the_reference(backend, evaluated_before):
+    """useCats=0, a stricter lowest IoU threshold and other maxDets: the same evalImgs as the reference; also
+    when the evaluator ran with the default parameters before (nothing of that run is reused)."""
     import contextlib
     import io
 
@@ -39,7 +41,7 @@ def test_other_params_agree_with_the_reference(backend):
 
     data = make_dataset(num_images=5, detections=15, seed=9)
 
-    def run(make, coco_cls):
+    def run(make, coco_cls, before=False):
         with contextlib.redirect_stdout(io.StringIO()):
             cocos = []
             for anns in ([dict(a) for a in data["gt"]], [dict(a) for a in data["dt"]]):
@@ -48,6 +50,8 @@ def test_other_params_agree_with_the_reference(backend):
                 coco.createIndex()
                 cocos.append(coco)
             ev = make(*cocos)
+            if before:
+                ev.evaluate()
             ev.params.useCats = 0
             ev.params.iouThrs = np.array([0.6, 0.7, 0.8])
             ev.params.maxDets = [1, 4, 8]
@@ -59,7 +63,7 @@ def test_other_params_agree_with_the_reference(backend):
     from pycocotools.coco import COCO
 
     ref = run(boundary_scoring._reference_class(), COCO)
-    ours = run(lambda g, d: boundary_cocoeval(g, d, backend=backend), coco_classes(backend)[0])
+    ours = run(lambda g, d: boundary_cocoeval(g, d, backend=backend), coco_classes(backend)[0], evaluated_before)
     np.testing.assert_allclose(ours.eval["recall"], ref.eval["recall"], rtol=0, atol=0)
     np.testing.assert_allclose(ours.eval["precision"], ref.eval["precision"], rtol=0, atol=1e-15)
     assert ((ref.eval["precision"] > 0) & (ref.eval["precision"] < 1)).any()  # non-trivial

@@ -2,11 +2,12 @@
 
 The evaluator is the backend's own segm COCOeval (so ``params.iouType`` reads ``"segm"``: pycocotools knows no
 other mask type) whose ``computeIoU`` takes, for each non-crowd ground truth, the smaller of the mask IoU and
-the Boundary IoU, as the official ``computeBoundaryIoU`` does; crowd columns keep the mask IoU. Each
-annotation's boundary is computed once, from its RLE and within its bounding box, for all the annotations of an
-image that need one at once (:func:`insseg.evaluation.boundary_rle.boundary_boxes`); the boundary IoUs are the
-exact pixel counts of those boxes, the same numbers as the official API's ``mask.iou`` of boundary RLEs. Only
-the last images' boundaries are kept, so memory stays flat over a dataset.
+the Boundary IoU, as the official ``computeBoundaryIoU`` does; crowd columns keep the mask IoU. COCOeval asks
+for the IoUs image by image; at an image's first request, the IoUs of all its categories are made at once: the
+backend's own mask IoU of each category, then the boundaries of all the annotations that need one in one batch
+(:func:`insseg.evaluation.boundary_rle.boundary_boxes`: from the RLE, within the bounding box), then the
+boundary IoUs as exact pixel counts of those boxes (the same numbers as the official API's ``mask.iou`` of
+boundary RLEs). Only the last images' IoUs are kept, so memory stays flat over a dataset.
 
 Only where it can change a match: a pair whose mask IoU is below the lowest IoU threshold (0.5) can match at
 no threshold whatever its boundary IoU (``evaluateImg`` pairs only IoUs >= the threshold), so its entry in
@@ -27,18 +28,11 @@ from collections import OrderedDict
 from typing import Any
 
 import numpy as np
-from pycocotools import mask as mask_utils
 
-from insseg.evaluation.boundary_rle import (
-    DEFAULT_DILATION_RATIO,
-    BoundaryBox,
-    boundary_boxes,
-    boundary_dilation,
-    box_ious,
-)
+from insseg.evaluation.boundary_rle import DEFAULT_DILATION_RATIO, boundary_boxes, boundary_dilation, box_ious
 from insseg.evaluation.coco_backend import DEFAULT_BACKEND, coco_classes
 
-_IMAGES_KEPT = 64  # boundaries kept for this many images at most
+_IMAGES_KEPT = 64  # IoUs kept for this many images at most
 
 
 class _BoundaryIoU:
@@ -50,117 +44,82 @@ class _BoundaryIoU:
 
     def _boundary_init(self, dilation_ratio: float) -> None:
         self.dilation_ratio = float(dilation_ratio)
-        # image id -> {id(annotation): its boundary}, the images computeIoU met last (it goes image by image)
-        self._boundaries: OrderedDict[int, dict[int, BoundaryBox]] = OrderedDict()
+        # image id -> {category id: its IoUs}, the images computeIoU met last (it goes image by image)
+        self._image_ious: OrderedDict[int, dict[int, Any]] = OrderedDict()
         self._lock = threading.Lock()  # faster-coco-eval runs computeIoU in threads
 
-    def _image_groups(self, img_id: int) -> tuple[list[tuple[list[dict], list[dict]]], str]:
-        """(ground truth, detections) of each category of one image, as ``_pair`` gives them."""
-        p = self.params  # type: ignore[attr-defined]
-        if not p.useCats:
-            gt, dt, key = self._pair(img_id, -1)
-            return [(gt, dt)], key
-        if hasattr(self, "gt_dataset"):  # one call for all categories
-            gts = self.gt_dataset.get_instances([img_id], p.catIds, True)[0]
-            dts = self.dt_dataset.get_instances([img_id], p.catIds, True)[0]  # type: ignore[attr-defined]
-            key = "rle"
-        else:
-            gts = [self._gts.get((img_id, c), []) for c in p.catIds]  # type: ignore[attr-defined]
-            dts = [self._dts.get((img_id, c), []) for c in p.catIds]  # type: ignore[attr-defined]
-            key = "segmentation"
-        groups = []
-        for gt, dt in zip(gts, dts):
-            if gt and dt:
-                order = np.argsort([-d["score"] for d in dt], kind="mergesort")
-                groups.append((list(gt), [dt[i] for i in order[: p.maxDets[-1]]]))
-        return groups, key
-
-    def _prepare_image(self, img_id: int) -> None:
-        """Boundaries of every annotation of the image that may meet one at mask IoU >= the lowest threshold,
-        in one batch: the pair's boxes overlap and min(area) / max(area) >= that threshold (IoU is at most
-        that ratio). computeIoU computes any other boundary it needs on its own."""
+    def evaluate(self) -> None:
         with self._lock:
-            if img_id in self._boundaries:
-                self._boundaries.move_to_end(img_id)
-                return
-            self._boundaries[img_id] = {}
-            while len(self._boundaries) > _IMAGES_KEPT:  # memory stays flat over a dataset
-                self._boundaries.popitem(last=False)
-            floor = min(self.params.iouThrs)  # type: ignore[attr-defined]
-            groups, key = self._image_groups(img_id)
-            todo: list[dict] = []
-            for gt, dt in groups:
-                gt = [g for g in gt if not int(g.get("iscrowd", 0))]
-                if gt:
-                    rows, cols = _candidates([d[key] for d in dt], [g[key] for g in gt], floor)
-                    todo += [dt[i] for i in rows] + [gt[j] for j in cols]
-            self._boundaries_of(img_id, todo, key)
-
-    def _pair(self, img_id: int, cat_id: int) -> tuple[list[dict], list[dict], str]:
-        """Ground truth and detections of one (image, category) in the order of the backend's IoU matrix, and
-        the annotation key holding the RLE."""
-        p = self.params  # type: ignore[attr-defined]
-        if hasattr(self, "gt_dataset"):  # faster-coco-eval
-            cats = [cat_id] if p.useCats else p.catIds
-            gt = self.gt_dataset.get_instances([img_id], cats, bool(p.useCats))[0][0]
-            dt = self.dt_dataset.get_instances([img_id], cats, bool(p.useCats))[0][0]  # type: ignore[attr-defined]
-            key = "rle"
-        else:
-            if p.useCats:
-                gt, dt = self._gts[img_id, cat_id], self._dts[img_id, cat_id]  # type: ignore[attr-defined]
-            else:
-                gt = [g for c in p.catIds for g in self._gts[img_id, c]]  # type: ignore[attr-defined]
-                dt = [d for c in p.catIds for d in self._dts[img_id, c]]  # type: ignore[attr-defined]
-            key = "segmentation"
-        order = np.argsort([-d["score"] for d in dt], kind="mergesort")
-        return list(gt), [dt[i] for i in order[: p.maxDets[-1]]], key
-
-    def _boundaries_of(self, img_id: int, anns: list[dict], key: str) -> list[BoundaryBox]:
-        known = self._boundaries.get(img_id)
-        if known is None:  # dropped already (threads far apart): computed again
-            known = {}
-        todo = list({id(a): a for a in anns if id(a) not in known}.values())
-        if todo:  # all of one image
-            h, w = (int(v) for v in todo[0][key]["size"])
-            dilation = boundary_dilation(h, w, self.dilation_ratio)
-            for ann, found in zip(todo, boundary_boxes([a[key] for a in todo], dilation)):
-                known[id(ann)] = found
-        return [known[id(a)] for a in anns]
+            self._image_ious.clear()  # the parameters may have changed since the last evaluate()
+        super().evaluate()  # type: ignore[misc]
 
     def computeIoU(self, imgId: int, catId: int) -> Any:  # noqa: N802, N803 (COCOeval's names)
-        ious = super().computeIoU(imgId, catId)  # type: ignore[misc]
-        if len(ious) == 0:
-            return ious
-        self._prepare_image(imgId)
-        gt, dt, key = self._pair(imgId, catId)
-        ious = np.array(ious, np.float64)
-        crowd = np.array([bool(int(g.get("iscrowd", 0))) for g in gt])
-        # Only pairs that can still match need the boundary (module docstring).
-        live = (ious >= min(self.params.iouThrs)) & ~crowd[None, :]  # type: ignore[attr-defined]
-        rows, cols = np.flatnonzero(live.any(axis=1)), np.flatnonzero(live.any(axis=0))
-        if not rows.size:
-            return ious
-        g_b = self._boundaries_of(imgId, [gt[j] for j in cols], key)
-        d_b = self._boundaries_of(imgId, [dt[i] for i in rows], key)
-        b_ious = box_ious(d_b, g_b)
-        block = np.ix_(rows, cols)
-        ious[block] = np.minimum(ious[block], b_ious)
-        return ious
+        found = self._image_ious.get(imgId)
+        if found is None:
+            found = self._prepare_image(imgId)
+        ious = found.get(catId)  # None: no ground truth or no detection there
+        return super().computeIoU(imgId, catId) if ious is None else ious  # type: ignore[misc]
 
+    def _prepare_image(self, img_id: int) -> dict[int, Any]:
+        """The IoUs of every category of the image with ground truth and detections (module docstring)."""
+        with self._lock:
+            found = self._image_ious.get(img_id)
+            if found is None:
+                found = self._image_ious[img_id] = self._boundary_ious(img_id)
+                while len(self._image_ious) > _IMAGES_KEPT:  # memory stays flat over a dataset
+                    self._image_ious.popitem(last=False)
+            return found
 
-def _candidates(dt: list[dict], gt: list[dict], floor: float) -> tuple[np.ndarray, np.ndarray]:
-    """Detections and ground truth (RLEs) of the pairs that can reach mask IoU ``floor``: IoU is at most
-    min(box intersection, smaller area) / larger area (each mask lies in its box)."""
-    da, ga = mask_utils.area(dt).astype(np.float64), mask_utils.area(gt).astype(np.float64)
-    db, gb = mask_utils.toBbox(dt), mask_utils.toBbox(gt)
-    inter = np.ones((len(dt), len(gt)))
-    for a in (0, 1):  # the boxes' overlap along x, then y
-        lo = np.maximum(db[:, None, a], gb[None, :, a])
-        hi = np.minimum(db[:, None, a] + db[:, None, a + 2], gb[None, :, a] + gb[None, :, a + 2])
-        inter *= np.maximum(hi - lo, 0)
-    bound = np.minimum(inter, np.minimum(da[:, None], ga[None])) / np.maximum(np.maximum(da[:, None], ga[None]), 1)
-    meet = bound >= floor * (1 - 1e-9)
-    return np.flatnonzero(meet.any(axis=1)), np.flatnonzero(meet.any(axis=0))
+    def _boundary_ious(self, img_id: int) -> dict[int, Any]:
+        floor = min(self.params.iouThrs)  # type: ignore[attr-defined]
+        groups, key = self._image_groups(img_id)
+        out: dict[int, Any] = {}
+        blocks, todo = [], []
+        for cat_id, gt, dt in groups:
+            ious = out[cat_id] = super().computeIoU(img_id, cat_id)  # type: ignore[misc]
+            if len(ious) == 0:
+                continue
+            ious = out[cat_id] = np.array(ious, np.float64)
+            crowd = np.array([bool(int(g.get("iscrowd", 0))) for g in gt])
+            # Only pairs that can still match need the boundary (module docstring).
+            live = (ious >= floor) & ~crowd[None, :]
+            rows, cols = np.flatnonzero(live.any(axis=1)), np.flatnonzero(live.any(axis=0))
+            if rows.size:
+                blocks.append((ious, rows, cols, len(todo)))
+                todo += [dt[i][key] for i in rows] + [gt[j][key] for j in cols]
+        if todo:  # all of one image
+            h, w = (int(v) for v in todo[0]["size"])
+            boxes = boundary_boxes(todo, boundary_dilation(h, w, self.dilation_ratio))
+            for ious, rows, cols, start in blocks:
+                middle = start + rows.size
+                block = np.ix_(rows, cols)
+                ious[block] = np.minimum(ious[block], box_ious(boxes[start:middle], boxes[middle : middle + cols.size]))
+        return out
+
+    def _image_groups(self, img_id: int) -> tuple[list[tuple[int, list[dict], list[dict]]], str]:
+        """(category id, ground truth, detections) of each category of the image with both, in the order of
+        the backend's IoU matrix (detections by score, at most ``maxDets[-1]``), and the annotation key holding
+        the RLE. Without categories, one group of id -1."""
+        p = self.params  # type: ignore[attr-defined]
+        cat_ids = p.catIds if p.useCats else [-1]
+        if hasattr(self, "gt_dataset"):  # faster-coco-eval: one list per category, or one for all
+            gts = self.gt_dataset.get_instances([img_id], p.catIds, bool(p.useCats))[0]  # type: ignore[attr-defined]
+            dts = self.dt_dataset.get_instances([img_id], p.catIds, bool(p.useCats))[0]  # type: ignore[attr-defined]
+            key = "rle"
+        elif p.useCats:
+            gts = [self._gts.get((img_id, c), []) for c in cat_ids]  # type: ignore[attr-defined]
+            dts = [self._dts.get((img_id, c), []) for c in cat_ids]  # type: ignore[attr-defined]
+            key = "segmentation"
+        else:
+            gts = [[g for c in p.catIds for g in self._gts.get((img_id, c), [])]]  # type: ignore[attr-defined]
+            dts = [[d for c in p.catIds for d in self._dts.get((img_id, c), [])]]  # type: ignore[attr-defined]
+            key = "segmentation"
+        groups = []
+        for cat_id, gt, dt in zip(cat_ids, gts, dts):
+            if gt and dt:
+                order = np.argsort([-d["score"] for d in dt], kind="mergesort")
+                groups.append((cat_id, list(gt), [dt[i] for i in order[: p.maxDets[-1]]]))
+        return groups, key
 
 
 @functools.cache
