@@ -74,7 +74,8 @@ class _BoundaryIoU:
         floor = min(self.params.iouThrs)  # type: ignore[attr-defined]
         groups, key = self._image_groups(img_id)
         out: dict[int, Any] = {}
-        blocks, todo = [], []
+        blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray, int]] = []
+        todo: list[dict] = []  # the RLEs that need a boundary
         for cat_id, gt, dt in groups:
             ious = out[cat_id] = super().computeIoU(img_id, cat_id)  # type: ignore[misc]
             if len(ious) == 0:
@@ -103,7 +104,7 @@ class _BoundaryIoU:
         p = self.params  # type: ignore[attr-defined]
         cat_ids = p.catIds if p.useCats else [-1]
         if hasattr(self, "gt_dataset"):  # faster-coco-eval: one list per category, or one for all
-            gts = self.gt_dataset.get_instances([img_id], p.catIds, bool(p.useCats))[0]  # type: ignore[attr-defined]
+            gts = self.gt_dataset.get_instances([img_id], p.catIds, bool(p.useCats))[0]
             dts = self.dt_dataset.get_instances([img_id], p.catIds, bool(p.useCats))[0]  # type: ignore[attr-defined]
             key = "rle"
         elif p.useCats:
