@@ -132,17 +132,7 @@ def _predict(cfg: Any, dist_info: DistInfo, explicit_model_keys: Collection[str]
             f"batch {segmenter.batch_size}, score > {segmenter.score_threshold}, {dist_info.world_size} process(es)"
         )
     positions = shard_indices(len(paths), dist_info)
-    loop = InferenceLoop(
-        segmenter.model,
-        ShardSource(FileSource(paths, names), positions),
-        segmenter.device,
-        segmenter.precision,
-        segmenter.batch_size,
-        pcfg.warmup_iters,
-        segmenter.score_threshold,
-        skip_failures=True,
-        keep_masks=True,
-    )
+    loop = _inference_loop(segmenter, ShardSource(FileSource(paths, names), positions), pcfg.warmup_iters)
     info = {"score_threshold": segmenter.score_threshold, "precision": segmenter.precision, "model": cfg.model.name}
     predictions = PredictionSet(segmenter.class_names, info=info)
     timing = _Timing()
@@ -174,6 +164,22 @@ def _predict(cfg: Any, dist_info: DistInfo, explicit_model_keys: Collection[str]
     )
     log.info(_closing_line(result, timing, segmenter.score_threshold, out_dir / "failures.txt"))
     return result
+
+
+def _inference_loop(segmenter: Segmenter, source: ShardSource, warmup_iters: int) -> InferenceLoop:
+    """The one inference loop with the Segmenter's model and settings; unreadable images are skipped and
+    reported, masks are kept for the overlays."""
+    return InferenceLoop(
+        segmenter.model,
+        source,
+        segmenter.device,
+        segmenter.precision,
+        segmenter.batch_size,
+        warmup_iters,
+        segmenter.score_threshold,
+        skip_failures=True,
+        keep_masks=True,
+    )
 
 
 def _write_contact_sheet(out_dir: Path, predictions: PredictionSet, stem_of: dict[str, str]) -> None:

@@ -72,30 +72,7 @@ def detect_batch(
         cls_scores, bbox_preds = model.rpn_head(feats)
         anchors = model.rpn_head.anchors_for(feats)
         proposals = model.rpn_head.get_proposals(cls_scores, bbox_preds, metas, anchors)
-        rois = torch.cat(
-            [
-                torch.cat([p["boxes"].new_full((p["boxes"].shape[0], 1), float(i)), p["boxes"]], 1)
-                for i, p in enumerate(proposals)
-            ]
-        )
-        cls_score, bbox_pred = model.roi_head.bbox_head.forward_rois(feats, rois)
-        dets = []
-        start = 0
-        for i, meta in enumerate(metas):
-            n = proposals[i]["boxes"].shape[0]
-            sl = slice(start, start + n)
-            start += n
-            dets.append(
-                model.roi_head.bbox_head.get_detections(
-                    rois[sl],
-                    cls_score[sl],
-                    bbox_pred[sl],
-                    meta,
-                    score_thr=model.score_thresh,
-                    nms_thr=model.nms_thresh,
-                    max_per_img=model.detections_per_img,
-                )
-            )
+        rois, dets = _detections(model, feats, proposals, metas)
         if debug is not None:
             debug.update(img_tensor=x, feats=feats, proposals=proposals, dets=dets)
         masks: list[Tensor | None] = [None] * len(metas)
@@ -112,14 +89,43 @@ def detect_batch(
             masks = cast("list[Tensor | None]", mask_out[0] if debug is not None else mask_out)
             if debug is not None:
                 debug["mask_debug"] = mask_out[1]
-    out = []
-    for (boxes, scores, labels), m in zip(dets, masks):
-        r = {
-            "boxes": boxes.to(torch.float32),
-            "labels": labels.to(torch.int64) + 1,
-            "scores": scores.to(torch.float32),
-        }
-        if m is not None:
-            r["masks"] = m.to(torch.float32).unsqueeze(1)
-        out.append(r)
-    return out
+    return [_result(d, m) for d, m in zip(dets, masks)]
+
+
+def _detections(
+    model: RefineMaskDetector, feats: Any, proposals: list[dict[str, Tensor]], metas: Any
+) -> tuple[Tensor, list[tuple[Tensor, Tensor, Tensor]]]:
+    """The bbox head over every image's proposals at once, then each image's boxes, scores and labels (NMS)."""
+    rois = torch.cat(
+        [
+            torch.cat([p["boxes"].new_full((p["boxes"].shape[0], 1), float(i)), p["boxes"]], 1)
+            for i, p in enumerate(proposals)
+        ]
+    )
+    cls_score, bbox_pred = model.roi_head.bbox_head.forward_rois(feats, rois)
+    dets = []
+    start = 0
+    for i, meta in enumerate(metas):
+        sl = slice(start, start + proposals[i]["boxes"].shape[0])
+        start = sl.stop
+        dets.append(
+            model.roi_head.bbox_head.get_detections(
+                rois[sl],
+                cls_score[sl],
+                bbox_pred[sl],
+                meta,
+                score_thr=model.score_thresh,
+                nms_thr=model.nms_thresh,
+                max_per_img=model.detections_per_img,
+            )
+        )
+    return rois, dets
+
+
+def _result(det: tuple[Tensor, Tensor, Tensor], mask: Tensor | None) -> dict[str, Tensor]:
+    """One image's detections in torchvision's output format (1-based labels; masks [N, 1, H, W])."""
+    boxes, scores, labels = det
+    r = {"boxes": boxes.to(torch.float32), "labels": labels.to(torch.int64) + 1, "scores": scores.to(torch.float32)}
+    if mask is not None:
+        r["masks"] = mask.to(torch.float32).unsqueeze(1)
+    return r

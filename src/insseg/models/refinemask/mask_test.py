@@ -119,21 +119,8 @@ def refine_mask_test_batch(
     counts = [int(b.shape[0]) for b in det_bboxes_list]
     n = rois.shape[0]
 
-    refined_chunks: list[Tensor] = []
-    stage_chunks: list[list[Tensor]] = []
     ctx = head.forward_semantic(p2) if n else None
-    for start in range(0, n, ROI_CHUNK):
-        sl = slice(start, start + ROI_CHUNK)
-        roi_feats = extract_roi_feats(feats, rois[sl])
-        assert ctx is not None  # computed when there are RoIs
-        preds = head.forward_instance(roi_feats, ctx, rois[sl], labels[sl])
-        refined_chunks.append(merge_stage_preds(preds))
-        if return_logits:
-            stage_chunks.append(preds)
-
-    refined = torch.cat(refined_chunks, 0) if n else p2.new_zeros((0, 1, 112, 112))
-    if refined.dtype not in (torch.float32, torch.float64):
-        refined = refined.float()  # AMP: threshold and paste in float32
+    refined, stage_chunks = _refined_logits(head, feats, rois, labels, ctx, return_logits)
     masks = _paste_per_image(refined.sigmoid(), boxes, sfs, counts, img_metas, mask_thr)
     if not return_logits:
         return masks
@@ -143,6 +130,27 @@ def refine_mask_test_batch(
     ]
     sem = ctx.pred if ctx is not None else None
     return masks, (stage_preds, refined, sem, rois)
+
+
+def _refined_logits(
+    head: RefineMaskHead, feats: Sequence[Tensor], rois: Tensor, labels: Tensor, ctx: Any, keep_stages: bool
+) -> tuple[Tensor, list[list[Tensor]]]:
+    """The head over the RoIs in chunks of ``ROI_CHUNK``: the merged 112x112 logits (float32 under AMP) and,
+    with ``keep_stages``, each chunk's raw stage logits."""
+    refined_chunks: list[Tensor] = []
+    stage_chunks: list[list[Tensor]] = []
+    for start in range(0, rois.shape[0], ROI_CHUNK):
+        sl = slice(start, start + ROI_CHUNK)
+        roi_feats = extract_roi_feats(feats, rois[sl])
+        assert ctx is not None  # computed when there are RoIs
+        preds = head.forward_instance(roi_feats, ctx, rois[sl], labels[sl])
+        refined_chunks.append(merge_stage_preds(preds))
+        if keep_stages:
+            stage_chunks.append(preds)
+    refined = torch.cat(refined_chunks, 0) if refined_chunks else feats[0].new_zeros((0, 1, 112, 112))
+    if refined.dtype not in (torch.float32, torch.float64):
+        refined = refined.float()  # AMP: threshold and paste in float32
+    return refined, stage_chunks
 
 
 def _paste_per_image(
