@@ -17,8 +17,8 @@ from insseg.config import compose_config
 from insseg.errors import InssegError
 from insseg.evaluation.coco import STAT_NAMES
 from insseg.evaluation.pipeline import run_evaluation
+from insseg.io.rle import segmentation_rle
 from insseg.predictions import encode_masks
-from insseg.results_list import segmentation_rle
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = Path(__file__).parent / "fixtures" / "boundary"

@@ -32,6 +32,7 @@ from pycocotools import mask as mask_utils
 
 from insseg.errors import InssegError
 from insseg.io.rle import encode_masks as encode_masks  # re-exported: a prediction record's mask encoding
+from insseg.io.rle import segmentation_rle
 from insseg.utils.atomic import atomic_write_json
 
 
@@ -250,7 +251,7 @@ def _record(
 ) -> ImagePrediction:
     anns = sorted(anns, key=lambda a: -a["score"])
     boxes = _xyxy_from_text(np.array([a["bbox"] for a in anns], dtype=np.float64).reshape(-1, 4))
-    rles = [_rle(a["segmentation"], int(im["height"]), int(im["width"])) for a in anns]
+    rles = [segmentation_rle(a["segmentation"], int(im["height"]), int(im["width"])) for a in anns]
     return ImagePrediction(
         file_name=im["file_name"],
         height=int(im["height"]),
@@ -262,14 +263,3 @@ def _record(
         class_names=names,
         image_id=int(im["id"]),
     )
-
-
-def _rle(seg: Any, height: int, width: int) -> dict[str, Any]:
-    """A compressed RLE (counts as str) of a segmentation: an RLE as it is, polygons or uncompressed runs encoded
-    at the image's size."""
-    if isinstance(seg, dict) and isinstance(seg["counts"], (str, bytes)):
-        counts = seg["counts"]
-        return {"size": list(seg["size"]), "counts": counts.decode("ascii") if isinstance(counts, bytes) else counts}
-    rle = mask_utils.frPyObjects(seg, height, width)
-    rle = mask_utils.merge(rle) if isinstance(rle, list) else rle
-    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}

@@ -24,6 +24,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from insseg.errors import InssegError
+from insseg.io.rle import segmentation_rle
 from insseg.predictions import ImagePrediction, PredictionSet, _xyxy_from_text
 
 FORMAT = "coco results list"
@@ -63,21 +64,6 @@ def read_results_list(path: str | Path) -> list[dict[str, Any]]:
             "still has nothing to score); check that the file is the one the model wrote"
         )
     return items
-
-
-def segmentation_rle(seg: Any, height: int, width: int) -> dict[str, Any]:
-    """A compressed RLE (``counts`` as str) of a results item's segmentation, as pycocotools' ``annToRLE``."""
-    if isinstance(seg, dict) and isinstance(seg.get("counts"), (str, bytes)):
-        counts = seg["counts"]
-        return {
-            "size": [int(s) for s in seg["size"]],
-            "counts": counts.decode("ascii") if isinstance(counts, bytes) else counts,
-        }
-    if isinstance(seg, dict):  # uncompressed RLE: runs at its own size
-        rle = mask_utils.frPyObjects(seg, *[int(s) for s in seg["size"]])
-    else:  # polygons at the image's size, merged into one mask
-        rle = mask_utils.merge(mask_utils.frPyObjects(seg, height, width))
-    return {"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode("ascii")}
 
 
 def results_to_predictions(

@@ -16,3 +16,19 @@ def encode_masks(masks: np.ndarray) -> list[dict[str, Any]]:
     for rle in rles:
         rle["counts"] = rle["counts"].decode("ascii")
     return rles
+
+
+def segmentation_rle(seg: Any, height: int, width: int) -> dict[str, Any]:
+    """A compressed RLE (``counts`` as str, ``size`` as ints) of a COCO segmentation, as pycocotools' ``annToRLE``:
+    a compressed RLE as it is, an uncompressed RLE at its own size, polygons merged at the image's size."""
+    if isinstance(seg, dict) and isinstance(seg.get("counts"), (str, bytes)):
+        counts = seg["counts"]
+        return {
+            "size": [int(s) for s in seg["size"]],
+            "counts": counts.decode("ascii") if isinstance(counts, bytes) else counts,
+        }
+    if isinstance(seg, dict):  # uncompressed RLE: runs at its own size
+        rle = mask_utils.frPyObjects(seg, *[int(s) for s in seg["size"]])
+    else:  # polygons at the image's size, merged into one mask
+        rle = mask_utils.merge(mask_utils.frPyObjects(seg, height, width))
+    return {"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode("ascii")}
