@@ -136,11 +136,7 @@ class CocoEvaluator:
         for rle, box, score, label in zip(
             rles, xyxy_to_xywh(pred.boxes).tolist(), pred.scores.tolist(), pred.labels.tolist()
         ):
-            if list(rle["size"]) != [h, w]:
-                raise InssegError(
-                    f"a predicted mask of {gt.file_name} is {rle['size'][1]}x{rle['size'][0]} but the image is "
-                    f"{w}x{h}; masks must be at the image's original size"
-                )
+            check_mask_size(rle, gt)
             self.dt.append(
                 {
                     "image_id": image_id,
@@ -251,6 +247,16 @@ class CocoMetrics:
     def evaluate(self, coco: CocoResults | None) -> dict[str, float]:
         assert coco is not None
         return dict(coco.stats)
+
+
+def check_mask_size(rle: dict[str, Any], gt: Annotation) -> None:
+    """Refuse a predicted mask that is not at the image's original size (COCO and LVIS score at that size)."""
+    h, w = int(gt.height), int(gt.width)
+    if list(rle["size"]) != [h, w]:
+        raise InssegError(
+            f"a predicted mask of {gt.file_name} is {rle['size'][1]}x{rle['size'][0]} but the image is "
+            f"{w}x{h}; masks must be at the image's original size"
+        )
 
 
 def ground_truth_entries(gt: Annotation, image_id: int, first_id: int) -> list[dict[str, Any]]:

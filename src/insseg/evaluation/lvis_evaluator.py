@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from insseg.errors import InssegError
-from insseg.evaluation.coco import IOU_TYPES, CocoResults, _clean
+from insseg.evaluation.coco import IOU_TYPES, CocoResults, _clean, check_mask_size
 from insseg.evaluation.lvis_protocol import MAX_DETS, run_lvis_eval
 from insseg.evaluation.sample import ImageSample
 from insseg.predictions import xyxy_to_xywh
@@ -74,11 +74,7 @@ class LvisEvaluator:
         boxes = xyxy_to_xywh(pred.boxes).tolist()
         for k in order.tolist():
             rle = pred.rles[k]
-            if list(rle["size"]) != [gt.height, gt.width]:
-                raise InssegError(
-                    f"a predicted mask of {gt.file_name} is {rle['size'][1]}x{rle['size'][0]} but the image is "
-                    f"{gt.width}x{gt.height}; masks must be at the image's original size"
-                )
+            check_mask_size(rle, gt)
             self.dt.append(
                 {
                     "image_id": int(entry["id"]),

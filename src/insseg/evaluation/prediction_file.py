@@ -78,10 +78,9 @@ def results_list_for_split(
     split_ids = {ref.image_id for ref in refs}
     others = {coco_image_id(reader, j) for j in range(len(reader))} - split_ids
     table = {ref.image_id: ImageEntry(ref.file_name, ref.height, ref.width) for ref in refs}
-    check_results_list(items, table, coco_category_ids(reader), str(path), check, ignored_image_ids=others)
-    predictions = results_to_predictions(
-        items, str(path), refs, coco_category_ids(reader), list(dataset.class_names), others
-    )
+    category_ids = coco_category_ids(reader)
+    check_results_list(items, table, category_ids, str(path), check, ignored_image_ids=others)
+    predictions = results_to_predictions(items, str(path), refs, category_ids, list(dataset.class_names), others)
     outside = sum(1 for item in items if item.get("image_id") in others)
     if outside:
         log.warning(f"results file {path}: ignoring {outside} item(s) of images outside the evaluation split")
