@@ -22,7 +22,7 @@ from PIL import Image
 
 from insseg.data.augment import AugmentPipeline
 from insseg.data.build import build_dataset
-from insseg.data.check import compose_data_config, split_out
+from insseg.data.check import compose_data_config, split_arg, split_out
 from insseg.errors import ConfigError, InssegError
 from insseg.io.rle import encode_masks
 from insseg.utils.atomic import atomic_path, atomic_write_json
@@ -82,14 +82,13 @@ def write_preview(cfg: Any, out: str | Path, num: int = 8, seed: int = 0) -> Pat
 
 def _int_arg(argv: list[str], key: str, default: int) -> tuple[int, list[str]]:
     """``key=N`` (ours, not a Hydra override) apart from the rest."""
-    values = [a.split("=", 1)[1] for a in argv if a.startswith(f"{key}=")]
-    rest = [a for a in argv if not a.startswith(f"{key}=")]
-    if not values:
+    text, rest = split_arg(argv, key)
+    if text is None:
         return default, rest
     try:
-        value = int(values[-1])
+        value = int(text)
     except ValueError:
-        raise ConfigError(f"{key}={values[-1]} is not a whole number") from None
+        raise ConfigError(f"{key}={text} is not a whole number") from None
     if value < (1 if key == "num" else 0):
         raise ConfigError(f"{key}={value} must be {'> 0' if key == 'num' else '>= 0'}")
     return value, rest
