@@ -162,10 +162,16 @@ def compose_data_config(overrides: Sequence[str]) -> Any:
         raise ConfigError(f"{e}".strip().splitlines()[0] + f" (overrides: {' '.join(overrides)})") from None
 
 
+def split_arg(argv: Sequence[str], key: str) -> tuple[str | None, list[str]]:
+    """The value of ``key=VALUE`` (ours, not a Hydra override; the last one given) apart from the rest."""
+    prefix = f"{key}="
+    values = [a[len(prefix) :] for a in argv if a.startswith(prefix)]
+    return (values[-1] if values else None), [a for a in argv if not a.startswith(prefix)]
+
+
 def split_out(argv: Sequence[str]) -> tuple[str | None, list[str]]:
     """``out=DIR`` (ours) apart from the Hydra overrides."""
-    out = [a.split("=", 1)[1] for a in argv if a.startswith("out=")]
-    return (out[-1] if out else None), [a for a in argv if not a.startswith("out=")]
+    return split_arg(argv, "out")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -3,29 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-from torchvision.ops import masks_to_boxes
 
 from insseg.data.annotations import Annotation
+from insseg.data.augment import mask_extents
 from insseg.data.readers import InstanceReader
 
 Transform = Callable[[torch.Tensor, dict], tuple[torch.Tensor, dict]]
 
 
-def target_from_annotation(ann: Annotation, image_id: int) -> dict[str, torch.Tensor]:
+def target_from_annotation(ann: Annotation, image_id: int) -> dict[str, Any]:
     """torchvision's target dict. Boxes follow pycocotools' convention (the mask's pixel extent: x2 is the last
     column + 1), the convention of COCO-trained weights and of the evaluation's ground truth."""
     masks = torch.from_numpy(ann.masks()).to(torch.uint8)
-    if len(ann) > 0:
-        boxes = masks_to_boxes(masks)
-        boxes[:, 2:] += 1
-    else:
-        boxes = torch.zeros((0, 4), dtype=torch.float32)
     return {
-        "boxes": boxes,
+        "boxes": mask_extents(masks),
         "labels": torch.as_tensor(ann.labels, dtype=torch.int64),
         "masks": masks,
         "image_id": image_id,

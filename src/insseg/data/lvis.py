@@ -85,8 +85,8 @@ class LvisReader(CocoReader):
         data = load_coco_json(self.json_path)
         self._lvis_problems = lvis_problems(data, self.json_path)
         for im in data["images"]:
-            if isinstance(im, dict) and "file_name" not in im and image_file_name(im) is not None:
-                im["file_name"] = image_file_name(im)
+            if isinstance(im, dict) and "file_name" not in im and (name := image_file_name(im)) is not None:
+                im["file_name"] = name
         self._categories = [c for c in data["categories"] if isinstance(c, dict)]
         return data
 

@@ -22,15 +22,16 @@ from PIL import Image
 
 from insseg.data.augment import AugmentPipeline
 from insseg.data.build import build_dataset
-from insseg.data.check import compose_data_config, split_out
+from insseg.data.check import compose_data_config, split_arg, split_out
 from insseg.errors import ConfigError, InssegError
 from insseg.io.rle import encode_masks
 from insseg.utils.atomic import atomic_path, atomic_write_json
 from insseg.utils.overlay import draw_overlay
 
 
-def preview_samples(cfg: Any, num: int, seed: int = 0) -> list[tuple[np.ndarray, dict[str, Any]]]:
-    """``num`` (uint8 image [H, W, 3], sample record) pairs of the training split of ``cfg`` (train.py's config)."""
+def preview_samples(cfg: Any, num: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray, dict[str, Any]]]:
+    """``num`` (uint8 image [H, W, 3], bool masks [N, H, W], sample record) of the training split of ``cfg``
+    (train.py's config); the record holds the masks as RLEs."""
     sizes = (cfg.model.get("min_size"), cfg.model.get("max_size"))
     dataset = build_dataset(cfg.data, "train", cfg.train.hflip_prob, sizes)
     pipeline = cast(AugmentPipeline | None, dataset.transforms)
@@ -56,7 +57,7 @@ def preview_samples(cfg: Any, num: int, seed: int = 0) -> list[tuple[np.ndarray,
             "masks": encode_masks(masks),
         }
         pixels = (image.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
-        out.append((pixels, record))
+        out.append((pixels, masks, record))
     return out
 
 
@@ -65,8 +66,7 @@ def write_preview(cfg: Any, out: str | Path, num: int = 8, seed: int = 0) -> Pat
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     records = []
-    for k, (pixels, record) in enumerate(preview_samples(cfg, num, seed)):
-        masks = np.stack([_decode(r) for r in record["masks"]]) if record["masks"] else np.zeros((0, *pixels.shape[:2]))
+    for k, (pixels, masks, record) in enumerate(preview_samples(cfg, num, seed)):
         drawn = draw_overlay(pixels, masks, np.asarray(record["boxes"]).reshape(-1, 4), record["classes"])
         record["overlay"] = f"{k:03d}_{Path(record['file_name']).stem}.png"
         with atomic_path(out / record["overlay"]) as tmp:
@@ -80,22 +80,15 @@ def write_preview(cfg: Any, out: str | Path, num: int = 8, seed: int = 0) -> Pat
     return path
 
 
-def _decode(rle: dict[str, Any]) -> np.ndarray:
-    from pycocotools import mask as mask_utils
-
-    return mask_utils.decode(rle).astype(bool)
-
-
 def _int_arg(argv: list[str], key: str, default: int) -> tuple[int, list[str]]:
     """``key=N`` (ours, not a Hydra override) apart from the rest."""
-    values = [a.split("=", 1)[1] for a in argv if a.startswith(f"{key}=")]
-    rest = [a for a in argv if not a.startswith(f"{key}=")]
-    if not values:
+    text, rest = split_arg(argv, key)
+    if text is None:
         return default, rest
     try:
-        value = int(values[-1])
+        value = int(text)
     except ValueError:
-        raise ConfigError(f"{key}={values[-1]} is not a whole number") from None
+        raise ConfigError(f"{key}={text} is not a whole number") from None
     if value < (1 if key == "num" else 0):
         raise ConfigError(f"{key}={value} must be {'> 0' if key == 'num' else '>= 0'}")
     return value, rest

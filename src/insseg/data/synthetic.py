@@ -226,6 +226,28 @@ def _save_coco_image(image: np.ndarray, path: Path, exif_rotated: bool) -> None:
     im.transpose(Image.Transpose.ROTATE_90).save(path, quality=95, exif=exif)
 
 
+def _coco_annotation(ann_id: int, image_id: int, ann: dict[str, Any]) -> dict[str, Any]:
+    """``ann`` (its ``rle`` taken out) as a file's annotation record, with the area and box of that RLE."""
+    rle = ann.pop("rle")
+    area, bbox = float(mask_utils.area(rle)), mask_utils.toBbox(rle).tolist()
+    return {"id": ann_id, "image_id": image_id, **ann, "area": area, "bbox": bbox}
+
+
+def _write_coco_json(
+    path: Path, description: str, licenses: list[dict[str, Any]], images: list, annotations: list, categories: list
+) -> None:
+    """A COCO-format annotation file (COCO and LVIS share it) at ``path``."""
+    data = {
+        "info": {"description": description},
+        "licenses": licenses,
+        "images": images,
+        "annotations": annotations,
+        "categories": categories,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+
+
 def _write_coco_split(root: Path, split: str, images: list[tuple[str, np.ndarray, list]], first_image_id: int) -> None:
     entries: list[dict[str, Any]] = []
     annotations: list[dict[str, Any]] = []
@@ -234,25 +256,10 @@ def _write_coco_split(root: Path, split: str, images: list[tuple[str, np.ndarray
         _save_coco_image(image, root / f"{split}2017" / file_name, exif_rotated=n == 1)
         entries.append({"id": image_id, "file_name": file_name, "height": image.shape[0], "width": image.shape[1]})
         for ann in anns:
-            rle = ann.pop("rle")
-            annotations.append(
-                {
-                    "id": 1000 + len(annotations) * 3,
-                    "image_id": image_id,
-                    **ann,
-                    "area": float(mask_utils.area(rle)),
-                    "bbox": mask_utils.toBbox(rle).tolist(),
-                }
-            )
-    data = {
-        "info": {"description": "insseg synthetic COCO-format data"},
-        "licenses": [],
-        "images": entries,
-        "annotations": annotations,
-        "categories": [dict(c) for c in COCO_CATEGORIES],
-    }
-    (root / "annotations").mkdir(parents=True, exist_ok=True)
-    (root / "annotations" / f"instances_{split}2017.json").write_text(json.dumps(data))
+            annotations.append(_coco_annotation(1000 + len(annotations) * 3, image_id, ann))
+    categories = [dict(c) for c in COCO_CATEGORIES]
+    path = root / "annotations" / f"instances_{split}2017.json"
+    _write_coco_json(path, "insseg synthetic COCO-format data", [], entries, annotations, categories)
 
 
 def generate_coco(

@@ -11,14 +11,18 @@ annotated), and some validation images taken from ``train2017/`` (LVIS v1 val dr
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pycocotools import mask as mask_utils
 
-from insseg.data.synthetic import COCO_CATEGORIES, _coco_image, _save_coco_image
+from insseg.data.synthetic import (
+    COCO_CATEGORIES,
+    _coco_annotation,
+    _coco_image,
+    _save_coco_image,
+    _write_coco_json,
+)
 
 LVIS_CATEGORIES = (
     {"id": 1, "name": "ellipse", "frequency": "f", "synset": "ellipse.n.01"},
@@ -72,30 +76,15 @@ def _write_split(root: Path, split: str, scenes: list[tuple[int, np.ndarray, lis
         lvis_anns = _lvis_annotations(i, anns)
         images.append(_image_entry(i, image_id, folder, image.shape[:2], lvis_anns))
         for ann in lvis_anns:
-            rle = ann.pop("rle")
-            annotations.append(
-                {
-                    "id": len(annotations) + 1,
-                    "image_id": image_id,
-                    **ann,
-                    "area": float(mask_utils.area(rle)),
-                    "bbox": mask_utils.toBbox(rle).tolist(),
-                }
-            )
+            annotations.append(_coco_annotation(len(annotations) + 1, image_id, ann))
     categories = []
     for c in LVIS_CATEGORIES:
         used = [a for a in annotations if a["category_id"] == c["id"]]
         count = len({a["image_id"] for a in used})
         categories.append({**c, "image_count": count, "instance_count": len(used), "synonyms": [c["name"]]})
-    data = {
-        "info": {"description": "insseg synthetic LVIS v1 data"},
-        "licenses": [{"id": 1, "name": "synthetic", "url": ""}],
-        "images": images,
-        "annotations": annotations,
-        "categories": categories,
-    }
-    (root / "annotations").mkdir(parents=True, exist_ok=True)
-    (root / "annotations" / f"lvis_v1_{split}.json").write_text(json.dumps(data))
+    licenses = [{"id": 1, "name": "synthetic", "url": ""}]
+    path = root / "annotations" / f"lvis_v1_{split}.json"
+    _write_coco_json(path, "insseg synthetic LVIS v1 data", licenses, images, annotations, categories)
 
 
 def generate_lvis(
