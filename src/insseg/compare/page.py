@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from insseg.compare.excel import comparisons
+from insseg.compare.excel import comparisons, run_labels
 from insseg.compare.result import excludes_zero
 from insseg.evaluation.reports.gallery import FN_COLOR, FP_COLOR, TP_COLOR
 from insseg.evaluation.reports.html_report import FILE_NAME as RUN_REPORT
@@ -102,7 +102,7 @@ def write_page(out_dir: Path, result: Mapping[str, Any], pictures: Mapping[str, 
     """compare.html from compare.json's content and the pictures written (``pictures``: ``pr_curves``, and
     per comparison ``per_class`` and ``gallery`` paths relative to ``out_dir``)."""
     runs = result["runs"]
-    names = ["A"] + [f"B{'' if k == 1 else k}" for k in range(1, len(runs))]
+    names = run_labels(len(runs))
     head = [f"<h1>Comparison of {len(runs)} runs</h1>", "<ul>"]
     head += [f"<li><strong>{n}</strong>: {_run_link(out_dir, r)}</li>" for n, r in zip(names, runs)]
     stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
