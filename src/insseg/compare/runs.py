@@ -14,6 +14,7 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +51,9 @@ class PreparedRun:
     predictions: PredictionSet
     metrics: dict[str, Any]
 
-    @property
+    @cached_property
     def file_names(self) -> list[str]:
+        """Read once: the checks, the rebuild and the result all ask for it."""
         return [self.dataset.file_name(i) for i in range(len(self.dataset))]
 
     @property
