@@ -64,7 +64,11 @@ def _evaluated(images: list, gt: list, dt: list) -> Any:
     cocos = []
     for anns in (gt, dt):
         c = COCO()
-        c.dataset = {"images": images, "annotations": anns, "categories": [{"id": k} for k in range(1, 21)]}
+        c.dataset = {
+            "images": images,
+            "annotations": anns,
+            "categories": [{"id": k} for k in range(1, NUM_CLASSES + 1)],
+        }
         with contextlib.redirect_stdout(io.StringIO()):
             c.createIndex()
         cocos.append(c)
