@@ -64,7 +64,11 @@ def _evaluated(images: list, gt: list, dt: list) -> Any:
     cocos = []
     for anns in (gt, dt):
         c = COCO()
-        c.dataset = {"images": images, "annotations": anns, "categories": [{"id": k} for k in range(1, 21)]}
+        c.dataset = {
+            "images": images,
+            "annotations": anns,
+            "categories": [{"id": k} for k in range(1, NUM_CLASSES + 1)],
+        }
         with contextlib.redirect_stdout(io.StringIO()):
             c.createIndex()
         cocos.append(c)
@@ -124,7 +128,7 @@ def run(quick: bool = False, out_dir: Path = Path("bench_results")) -> Any:
                 _baseline_precision(ev, w)
     baseline_s = (time.perf_counter() - start) * resamples / base_n
 
-    detections = int(runs[0][1]["segm"].tp.shape[1])
+    detections = runs[0][1]["segm"].num_detections
     result = BenchResult(
         "compare_bootstrap",
         f"paired bootstrap, {resamples} resamples x 2 runs x 3 COCO IoU types, {n} images x {NUM_CLASSES} classes",

@@ -18,6 +18,11 @@ IMAGE_HEADER = (
 )
 
 
+def run_labels(n: int) -> list[str]:
+    """The runs' short names: A, then B (two runs) or B, B2, B3, ..."""
+    return ["A"] + [f"B{'' if k == 1 else k}" for k in range(1, n)]
+
+
 def comparisons(result: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
     """(run B's path, its comparison with run A) for every run after the first."""
     yield result["runs"][1], result
@@ -61,7 +66,7 @@ def image_rows(result: Mapping[str, Any]) -> list[list[Any]]:
 
 def run_rows(result: Mapping[str, Any]) -> list[list[Any]]:
     rows: list[list[Any]] = [["run", "path"]]
-    rows += [["A" if k == 0 else f"B{'' if k == 1 else k}", p] for k, p in enumerate(result["runs"])]
+    rows += [[label, p] for label, p in zip(run_labels(len(result["runs"])), result["runs"])]
     rows += [[], ["images", result["num_images"]], ["resamples", result["resamples"]], ["seed", result["seed"]]]
     rows += [["settings that differ", d] for d in result.get("settings_differ", [])]
     return rows

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from insseg.compare.excel import comparisons
+from insseg.compare.excel import comparisons, run_labels
 from insseg.compare.result import excludes_zero
 from insseg.evaluation.reports.gallery import FN_COLOR, FP_COLOR, TP_COLOR
 from insseg.evaluation.reports.html_report import FILE_NAME as RUN_REPORT
@@ -39,13 +39,17 @@ def _interval(item: Mapping[str, Any]) -> str:
     return "-" if not ci else f"[{ci[0]:+.4f}, {ci[1]:+.4f}]"
 
 
+def _delta(item: Mapping[str, Any]) -> str | Raw:
+    """The signed delta, bold when its interval excludes 0."""
+    delta = "-" if item["delta"] is None else f"{item['delta']:+.4f}"
+    return Raw(f"<strong>{esc(delta)}</strong>") if excludes_zero(item) else delta
+
+
 def metrics_table(metrics: Mapping[str, Any]) -> str:
     rows = []
     for name, item in metrics.items():
-        delta = "-" if item["delta"] is None else f"{item['delta']:+.4f}"
-        bold = excludes_zero(item)
-        cell = Raw(f"<strong>{esc(delta)}</strong>") if bold else delta
-        rows.append((name, item["a"], item["b"], cell, _interval(item), "yes" if bold else "no"))
+        excludes = "yes" if excludes_zero(item) else "no"
+        rows.append((name, item["a"], item["b"], _delta(item), _interval(item), excludes))
     return table(("metric", "A", "B", "delta (B - A)", "95% interval", "excludes 0"), rows)
 
 
@@ -54,9 +58,7 @@ def per_class_section(per_class: Mapping[str, Any], chart: str | None) -> str:
     for name, row in per_class.items():
         for key, item in (row or {}).items():
             if isinstance(item, Mapping):
-                delta = "-" if item["delta"] is None else f"{item['delta']:+.4f}"
-                cell = Raw(f"<strong>{esc(delta)}</strong>") if excludes_zero(item) else delta
-                rows.append((name, key, item["a"], item["b"], cell, _interval(item), row["num_gt"]))
+                rows.append((name, key, item["a"], item["b"], _delta(item), _interval(item), row["num_gt"]))
     rows.sort(key=lambda r: (r[1], r[0]))
     note = (
         "<p>Per class, B - A with its 95% interval (the line): orange where B is higher, blue where A is; pale "
@@ -102,7 +104,7 @@ def write_page(out_dir: Path, result: Mapping[str, Any], pictures: Mapping[str, 
     """compare.html from compare.json's content and the pictures written (``pictures``: ``pr_curves``, and
     per comparison ``per_class`` and ``gallery`` paths relative to ``out_dir``)."""
     runs = result["runs"]
-    names = ["A"] + [f"B{'' if k == 1 else k}" for k in range(1, len(runs))]
+    names = run_labels(len(runs))
     head = [f"<h1>Comparison of {len(runs)} runs</h1>", "<ul>"]
     head += [f"<li><strong>{n}</strong>: {_run_link(out_dir, r)}</li>" for n, r in zip(names, runs)]
     stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")

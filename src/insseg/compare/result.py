@@ -149,7 +149,8 @@ def images_block(a: RunData, b: RunData, top: int = TOP_IMAGES) -> dict[str, Any
     has_gt = np.isfinite(iou_a) & np.isfinite(iou_b)
     diff = np.where(has_gt, iou_b - iou_a, 0.0)
     n = len(a.matches)
-    fp_diff = [abs(_counts(b, i)["false_positives"] - _counts(a, i)["false_positives"]) for i in range(n)]
+    counts_a, counts_b = [_counts(a, i) for i in range(n)], [_counts(b, i) for i in range(n)]
+    fp_diff = [abs(cb["false_positives"] - ca["false_positives"]) for ca, cb in zip(counts_a, counts_b)]
     order = sorted(range(n), key=lambda i: (-abs(diff[i]), -fp_diff[i], i))[:top]
     names = a.prepared.file_names
     out: dict[str, Any] = {"wins_by_mean_iou": _wins(iou_a, iou_b)}
@@ -160,8 +161,8 @@ def images_block(a: RunData, b: RunData, top: int = TOP_IMAGES) -> dict[str, Any
             "index": i,
             "image": names[i],
             "mean_iou_delta": float(diff[i]) if has_gt[i] else None,
-            "a": _counts(a, i),
-            "b": _counts(b, i),
+            "a": counts_a[i],
+            "b": counts_b[i],
         }
         for i in order
     ]

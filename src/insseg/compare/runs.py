@@ -14,6 +14,7 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +51,9 @@ class PreparedRun:
     predictions: PredictionSet
     metrics: dict[str, Any]
 
-    @property
+    @cached_property
     def file_names(self) -> list[str]:
+        """Read once: the checks, the rebuild and the result all ask for it."""
         return [self.dataset.file_name(i) for i in range(len(self.dataset))]
 
     @property
@@ -183,12 +185,12 @@ def _same(rebuilt: Any, recorded: Any, exact: bool) -> bool:
     return abs(float(rebuilt) - float(recorded)) <= MATCHING_TOLERANCE * max(1.0, abs(float(recorded)))
 
 
-def check_rebuilt(data: RunData, keys: tuple[str, ...] | None = None) -> None:
+def check_rebuilt(data: RunData) -> None:
     """An error naming the first metric the rebuild does not reproduce (the data, the predictions file or
     the code changed since the run)."""
     coco_keys = tuple(f"{t}_{s}" for t in (*IOU_TYPES, *data.tables) for s in ("AP", "AP50", "AP75"))
     matching_keys = ("mean_iou", "mean_f1", "mean_boundary_iou", "instance_precision", "instance_recall", "num_images")
-    for key in keys or coco_keys + matching_keys:
+    for key in coco_keys + matching_keys:
         if key not in data.metrics:
             continue
         if not _same(data.rebuilt.get(key), data.metrics[key], key in coco_keys or key.startswith("num_")):

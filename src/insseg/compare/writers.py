@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from insseg.compare.excel import comparisons, write_excel
+from insseg.compare.excel import comparisons, run_labels, write_excel
 from insseg.compare.figures import DIR_NAME, per_class_chart, pr_overlay, side_by_side
 from insseg.compare.page import write_page
 from insseg.compare.runs import RunData
@@ -18,7 +18,7 @@ from insseg.utils.logging import log
 def _pictures(out_dir: Path, result: Mapping[str, Any], runs: Sequence[RunData]) -> dict[str, Any]:
     files = out_dir / DIR_NAME
     files.mkdir(parents=True, exist_ok=True)
-    labels = ["A"] + [f"B{'' if k == 1 else k}" for k in range(1, len(runs))]
+    labels = run_labels(len(runs))
     pr = pr_overlay(files / "pr_curves.png", runs, labels)
     out: dict[str, Any] = {"pr_curves": f"{DIR_NAME}/pr_curves.png" if pr else None, "per_class": [], "gallery": []}
     for k, (_, comp) in enumerate(comparisons(result), start=1):
