@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from insseg.evaluation.coco import mean_valid
+
 EPS = np.spacing(1)  # what pycocotools adds to every precision denominator
 
 
@@ -214,12 +216,6 @@ def _min_counts(thresholds: np.ndarray, npig: np.ndarray) -> np.ndarray:
             break
         c = np.where(higher, c + 1, c)
     return c.astype(np.int64)
-
-
-def mean_valid(precision: np.ndarray) -> float:
-    """``summarize``'s mean: over the entries that are not -1; NaN when there are none."""
-    valid = precision[precision > -1]
-    return float(np.mean(valid)) if valid.size else float("nan")
 
 
 def ap_stats(precision: np.ndarray, iou_thrs: np.ndarray) -> tuple[float, float, float]:

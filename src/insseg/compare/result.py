@@ -14,10 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from insseg.compare.accumulate import mean_valid
 from insseg.compare.bootstrap import ImageSums, coco_distributions, interval
 from insseg.compare.runs import RunData
-from insseg.evaluation.coco import _clean
+from insseg.evaluation.coco import _clean, mean_valid
 from insseg.evaluation.reports.gallery import outcome
 
 # The metrics compared, in this order (those a run's metrics.json lacks are left out).

@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from pycocotools import mask as mask_utils
 
 from insseg.data.annotations import Annotation
@@ -52,6 +53,12 @@ def _clean(value: float) -> float:
     """NaN for pycocotools' -1 (undefined); rounded to 12 decimals, which removes the ``np.spacing(1)`` that
     pycocotools adds to every precision denominator (so perfect predictions score exactly 1.0)."""
     return math.nan if value < 0 else round(float(value), 12)
+
+
+def mean_valid(precision: np.ndarray) -> float:
+    """``COCOeval.summarize``'s mean of a precision array: over the entries that are not -1; NaN when none."""
+    valid = precision[precision > -1]
+    return float(np.mean(valid)) if valid.size else float("nan")
 
 
 @dataclass

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from pycocotools.cocoeval import COCOeval
 
-from insseg.evaluation.coco import IOU_TYPES, CocoEvaluator, CocoResults, _clean, as_results
+from insseg.evaluation.coco import IOU_TYPES, CocoEvaluator, CocoResults, _clean, as_results, mean_valid
 from insseg.evaluation.sample import ImageSample
 from insseg.utils.logging import log
 
@@ -51,11 +51,6 @@ def precision_slice(ev: COCOeval, iou: float | None = None) -> np.ndarray:
     return precision[t[0] : t[0] + 1]
 
 
-def _mean_valid(values: np.ndarray) -> float:
-    valid = values[values > -1]
-    return _clean(float(valid.mean())) if valid.size else math.nan
-
-
 def per_class_metrics(coco: CocoResults | CocoEvaluator) -> dict[str, dict[str, Any] | None]:
     """The ``per_class`` block (see the module docstring) of COCO results (or of a :class:`CocoEvaluator`,
     scored now if needed)."""
@@ -72,7 +67,7 @@ def per_class_metrics(coco: CocoResults | CocoEvaluator) -> dict[str, dict[str, 
             ev = coco.evals[iou_type]
             col = ev.params.catIds.index(cat_id)
             for key, iou in zip(AP_KEYS, (None, 0.5, 0.75)):
-                value = _mean_valid(precision_slice(ev, iou)[:, :, col])
+                value = _clean(mean_valid(precision_slice(ev, iou)[:, :, col]))
                 row[f"{iou_type}_{key}"] = None if math.isnan(value) else value
         row["num_gt"] = num_gt[cat_id]
         row["num_predictions"] = num_dt[cat_id]
