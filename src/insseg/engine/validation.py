@@ -22,7 +22,7 @@ from insseg.evaluation.lvis_evaluator import LvisEvaluator
 from insseg.evaluation.matching import MatchingEvaluator
 from insseg.evaluation.reports import build_report_evaluators, dataset_image_loader
 from insseg.evaluation.sample import MatchSettings
-from insseg.inference.loop import InferenceLoop
+from insseg.inference.loop import InferenceLoop, to_tensor
 from insseg.inference.sharding import ShardSource, gather_in_order, shard_indices
 from insseg.inference.sources import DatasetSource
 from insseg.predictions import ImagePrediction
@@ -85,6 +85,6 @@ def _keep_samples(
 ) -> Iterator[ImagePrediction]:
     for i, rec in enumerate(records):
         if i < limit:
-            image = torch.from_numpy(dataset.load_image(i)).permute(2, 0, 1).float().div_(255.0)
+            image = to_tensor(dataset.load_image(i), torch.device("cpu"))
             samples.append((image, rec))
         yield rec

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import yaml
 
 from insseg.errors import ConfigError
+from insseg.utils.atomic import atomic_write_json
 
 PARENT_FILE = "mlflow_parent.json"
 T = TypeVar("T")
@@ -69,8 +70,6 @@ def experiment_id(client: Any, name: str, artifact_location: str | None) -> str:
 
 
 def write_parent(sweep_dir: Path, run_id: str, swept: list[str]) -> None:
-    from insseg.utils.atomic import atomic_write_json
-
     atomic_write_json(sweep_dir / PARENT_FILE, {"run_id": run_id, "swept": swept})
 
 
